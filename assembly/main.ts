@@ -1,0 +1,64 @@
+// Firmware entry. The C platform layer calls `main` once the CPU is in long mode and the runtime
+// is up; `main` never returns. Unit tests in Node call `fw_init` and `fw_poll` instead, so they
+// can step the firmware against the simulated machine.
+import { clockHz, clockNs, platformExit } from "./platform/imports";
+import { LEVEL_ERROR, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "./platform/log";
+import { runtimeOption } from "./platform/options";
+import { pciScan } from "./pci/scan";
+import { vsockPoll, vsockStart } from "./vsock/stack";
+import { appsPoll, appsStart } from "./apps/index";
+import { selfTest } from "./platform/selftest";
+
+export * from "./vsock/api";
+
+const VERSION = "0.1.0";
+
+function banner(): void {
+  if (logBegin(LEVEL_INFO, "boot")) {
+    logStr("vsockfw ");
+    logStr(VERSION);
+    logKv("build", BUILD_ID);
+    logKv("tsc_hz", clockHz());
+    logKv("log_level", LOG_LEVEL);
+    logEnd();
+  }
+}
+
+// Brings up everything; false when there is no usable vsock device (the reason is logged).
+export function fw_init(): bool {
+  banner();
+  if (SELFTEST != 0) selfTest(SELFTEST);
+  pciScan();
+  if (!vsockStart()) return false;
+  appsStart();
+  return true;
+}
+
+// One round of progress: device queues, every connection, every service.
+export function fw_poll(): void {
+  vsockPoll();
+  appsPoll();
+}
+
+export function main(): void {
+  const ok = fw_init();
+  // Runtime switch for test runs: `-fw_cfg name=opt/vsockfw/exit,string=ready` ends the run
+  // through isa-debug-exit once boot is done (status 0 when the device came up, 1 when not).
+  if (runtimeOption("exit") == "ready") {
+    if (logBegin(LEVEL_INFO, "boot")) {
+      logStr("exit requested");
+      logKvStr("after", "ready");
+      logKv("uptime_us", clockNs() / 1000);
+      logEnd();
+    }
+    platformExit(ok ? 0 : 1);
+  }
+  if (!ok) {
+    if (logBegin(LEVEL_ERROR, "boot")) {
+      logStr("no vsock device: halting");
+      logEnd();
+    }
+    platformExit(1);
+  }
+  while (true) fw_poll();
+}
