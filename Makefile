@@ -1,5 +1,9 @@
 # vsockfw: AssemblyScript -> wasm (asc) -> C (wasm2c) -> clang -> ld.lld + nasm reset vector -> pflash image.
 # `make run` builds and boots it; `make test` runs every test. Both install what is missing first.
+#
+# Options (make VAR=value): FLASH_SIZE (2M, 4M), LOG_LEVEL (0 error .. 3 debug), TRACE (1: log every
+# vsock header), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
+# SELFTEST (1: CPU exception, 2: wasm trap; for the crash-report tests), BUILD (output directory).
 
 BUILD ?= build
 FLASH_SIZE ?= 2M
@@ -9,29 +13,107 @@ SELFTEST ?= 0
 MAX_CONNECTIONS ?= 64
 QUEUE_SIZE_MAX ?= 128
 LINEAR_MEMORY_MIB ?= 32
-BUILD_ID ?= $(shell date +%y%m%d%H%M)
+APP ?=
+BUILD_ID ?= $(shell git rev-parse --short=7 HEAD 2>/dev/null | tr -dc 0-9 | cut -c1-6 | sed 's/^$$/0/')
+
+LINEAR_MEMORY_BASE := 0x1000000
+LINEAR_PAGES := $(shell echo $$(( $(LINEAR_MEMORY_MIB) * 16 )))
+FLASH_BYTES := $(shell node -e 'const m=/^(\d+)([KM]?)$$/i.exec("$(FLASH_SIZE)");console.log(m?Number(m[1])*({K:1024,M:1048576}[m[2].toUpperCase()]||1):0)')
+FLASH_BASE := $(shell printf '0x%x' $$(( 0x100000000 - $(FLASH_BYTES) )))
 
 ASC := node_modules/.bin/asc
+TSX := node_modules/.bin/tsx
 AS_SOURCES := $(shell find assembly -name '*.ts')
 ASC_DEFINES = --use LOG_LEVEL=$(1) --use SELFTEST=$(SELFTEST) --use MAX_CONNECTIONS=$(MAX_CONNECTIONS) \
 	--use QUEUE_SIZE_MAX=$(QUEUE_SIZE_MAX) --use TRACE=$(TRACE) --use BUILD_ID=$(BUILD_ID)
-LINEAR_PAGES := $(shell echo $$(( $(LINEAR_MEMORY_MIB) * 16 )))
 
-.PHONY: all setup wasm unit-wasm
-all: wasm
+WASM2C_RUNTIME := /usr/src/wasm2c
+CLANG_RESOURCE := $(shell clang -print-resource-dir 2>/dev/null)
+CFLAGS := --target=x86_64-unknown-none-elf -std=c11 -O2 -Wall -Wno-unused-function \
+	-ffreestanding -nostdinc -isystem $(CLANG_RESOURCE)/include -Ifirmware/libc -Ifirmware/include -Ifirmware \
+	-I$(BUILD) -I$(WASM2C_RUNTIME) \
+	-mgeneral-regs-only -mno-red-zone -fno-pic -fno-pie -fno-stack-protector -fcf-protection=none \
+	-fno-asynchronous-unwind-tables -ffunction-sections -fdata-sections \
+	-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0 -DWASM_RT_USE_STACK_DEPTH_COUNT=1 -DWASM_RT_MAX_CALL_STACK_DEPTH=1000 \
+	-DLINEAR_MEMORY_BASE=$(LINEAR_MEMORY_BASE) -DLINEAR_MEMORY_PAGES=$(LINEAR_PAGES)
+# The generated code is correct but noisy under -Wall.
+GENERATED_CFLAGS := -Wno-unused-variable -Wno-unused-but-set-variable -Wno-unused-label -Wno-parentheses-equality
+
+C_SOURCES := $(wildcard firmware/*.c)
+ASM_SOURCES := $(wildcard reset-vector/*.asm)
+OBJ := $(BUILD)/obj
+OBJECTS := $(patsubst firmware/%.c,$(OBJ)/%.o,$(C_SOURCES)) $(patsubst reset-vector/%.asm,$(OBJ)/%.o,$(ASM_SOURCES)) \
+	$(OBJ)/fw.o
+ifneq ($(APP),)
+CFLAGS += -DFW_APP=1
+OBJECTS += $(OBJ)/app.o
+else
+OBJECTS := $(filter-out $(OBJ)/vsock-api.o,$(OBJECTS))
+endif
+
+# Options a rebuild must notice: a change of any of them re-runs the whole chain.
+CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
+
+.PHONY: all setup image wasm unit-wasm run test test-unit test-boot test-e2e bench clean
+.DELETE_ON_ERROR:
+
+all: image
 
 setup:
 	@tools/setup.sh
 
-# The firmware's wasm, and the one the unit tests load (debug log level, same code).
+image: setup
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+
+$(CONFIG_STAMP):
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/config-*
+	@touch $@
+
+# 1. AssemblyScript -> wasm
 wasm: $(BUILD)/firmware.wasm
-$(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json
+$(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json $(CONFIG_STAMP)
 	@mkdir -p $(BUILD)
 	$(ASC) assembly/main.ts --config asconfig.json --target firmware $(call ASC_DEFINES,$(LOG_LEVEL)) \
 		--maximumMemory $(LINEAR_PAGES) -o $@ -t $(BUILD)/firmware.wat
+	@if grep -q 'f32\.\|f64\.' $(BUILD)/firmware.wat; then echo "error: floating point in the firmware's wasm" >&2; rm -f $@; exit 1; fi
 
+# The wasm the unit tests load: debug log level, same code.
 unit-wasm: build/unit/firmware.wasm
 build/unit/firmware.wasm: $(AS_SOURCES) asconfig.json
 	@mkdir -p build/unit
 	$(ASC) assembly/main.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
 		--maximumMemory $(LINEAR_PAGES) -o $@
+
+# 2. wasm -> C
+$(BUILD)/fw.c $(BUILD)/fw.h: $(BUILD)/firmware.wasm
+	wasm2c $< -n fw -o $(BUILD)/fw.c
+
+# 3. C -> objects (freestanding, integer-only)
+$(OBJ)/fw.o: $(BUILD)/fw.c
+	@mkdir -p $(OBJ)
+	clang $(CFLAGS) $(GENERATED_CFLAGS) -c $< -o $@
+$(OBJ)/%.o: firmware/%.c $(wildcard firmware/*.h firmware/include/*.h) $(BUILD)/fw.h $(CONFIG_STAMP)
+	@mkdir -p $(OBJ)
+	clang $(CFLAGS) -c $< -o $@
+$(OBJ)/app.o: $(APP) $(BUILD)/fw.h $(CONFIG_STAMP)
+	@mkdir -p $(OBJ)
+	clang $(CFLAGS) -c $< -o $@
+$(OBJ)/%.o: reset-vector/%.asm reset-vector/layout.inc
+	@mkdir -p $(OBJ)
+	nasm -f elf64 -Ireset-vector/ -o $@ $<
+
+# 4. link, 5. flash image
+$(BUILD)/linker.ld: firmware/linker.ld.in $(CONFIG_STAMP)
+	sed -e 's/@FLASH_BASE@/$(FLASH_BASE)/g' -e 's/@LINEAR_MEMORY_BASE@/$(LINEAR_MEMORY_BASE)/g' \
+		-e 's/@LINEAR_MEMORY_PAGES@/$(LINEAR_PAGES)/g' $< > $@
+$(BUILD)/firmware.elf: $(OBJECTS) $(BUILD)/linker.ld
+	ld.lld -nostdlib -static --no-pie --gc-sections -T $(BUILD)/linker.ld -o $@ $(OBJECTS)
+$(BUILD)/firmware.bin: $(BUILD)/firmware.elf tools/image/main.ts tools/image/elf.ts tools/image/flash-layout.ts
+	$(TSX) tools/image/main.ts $< $@ --flash-size $(FLASH_SIZE)
+
+run: image
+	@qemu/run.sh $(BUILD)/firmware.bin
+
+clean:
+	rm -rf build

@@ -1,0 +1,15 @@
+/* Monotonic clock: the TSC, calibrated once at boot against the PIT. */
+#ifndef FW_CLOCK_H
+#define FW_CLOCK_H
+
+#include <stdint.h>
+
+/* Measures the TSC frequency; returns it (also kept for clock_ns/clock_hz). */
+uint64_t clock_calibrate(void);
+/* Nanoseconds since reset (the TSC counts from reset), 0 before calibration. */
+uint64_t clock_ns(void);
+uint64_t clock_hz(void);
+/* True when calibration had to fall back to an assumed frequency. */
+int clock_is_estimated(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* x86-64 instructions the platform layer needs, as inline functions. Nothing else lives here. */
+#ifndef FW_CPU_H
+#define FW_CPU_H
+
+#include <stdint.h>
+
+static inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" ::"a"(value), "Nd"(port)); }
+static inline void outw(uint16_t port, uint16_t value) { __asm__ volatile("outw %0, %1" ::"a"(value), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" ::"a"(value), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port) {
+  uint8_t value;
+  __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+  return value;
+}
+static inline uint16_t inw(uint16_t port) {
+  uint16_t value;
+  __asm__ volatile("inw %1, %0" : "=a"(value) : "Nd"(port));
+  return value;
+}
+static inline uint32_t inl(uint16_t port) {
+  uint32_t value;
+  __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+  return value;
+}
+
+/* One string-I/O instruction for a whole buffer: under KVM that is one exit, not one per byte. */
+static inline void outsb(uint16_t port, const void *data, uint64_t count) {
+  __asm__ volatile("rep outsb" : "+S"(data), "+c"(count) : "d"(port) : "memory");
+}
+
+static inline uint64_t rdtsc(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+  return ((uint64_t)hi << 32) | lo;
+}
+
+static inline uint64_t read_cr2(void) {
+  uint64_t value;
+  __asm__ volatile("mov %%cr2, %0" : "=r"(value));
+  return value;
+}
+
+/* A full fence that is also a compiler barrier: ring updates are never reordered across it. */
+static inline void memory_fence(void) { __asm__ volatile("mfence" ::: "memory"); }
+
+static inline void cpu_pause(void) { __asm__ volatile("pause"); }
+
+__attribute__((noreturn)) static inline void halt_forever(void) {
+  for (;;) __asm__ volatile("cli; hlt");
+}
+
+#endif

@@ -1,0 +1,18 @@
+/* The debug console (QEMU isa-debugcon at port 0x402): the firmware's only output. */
+#ifndef FW_DEBUGCON_H
+#define FW_DEBUGCON_H
+
+#include <stdint.h>
+
+#define DEBUGCON_PORT 0x402
+
+void debugcon_write(const void *data, uint64_t length);
+void debugcon_str(const char *text);
+void debugcon_dec(uint64_t value);
+void debugcon_hex(uint64_t value, int width);
+/* "[s.micros] <level> <subsystem>: " with the same clock and shape as the AssemblyScript logger. */
+void debugcon_line_start(const char *level, const char *subsystem);
+/* Re-emits the last complete line the firmware logged (context for crash reports). */
+void debugcon_replay_last_line(void);
+
+#endif

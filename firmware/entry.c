@@ -1,0 +1,49 @@
+/* C entry, called by the reset vector in long mode with the RAM image copied and .bss zeroed.
+ * Calibrates the clock, brings up the wasm runtime and hands over to AssemblyScript. */
+#include <stdint.h>
+
+#include "clock.h"
+#include "cpu.h"
+#include "debugcon.h"
+#include "runtime.h"
+
+Z_fw_instance_t fw_instance;
+
+#ifdef FW_APP
+/* `make image APP=app.c`: a C application runs instead of the default services. */
+int app_main(void);
+#endif
+
+void fw_entry(void) {
+  uint64_t hz = clock_calibrate();
+  debugcon_line_start("info", "boot");
+  debugcon_str("long mode tsc_hz=");
+  debugcon_dec(hz);
+  debugcon_str(clock_is_estimated() ? " (estimated: no PIT answer)" : "");
+  debugcon_str("\n");
+
+  wasm_rt_init();
+  Z_fw_init_module();
+  Z_fw_instantiate(&fw_instance, 0);
+  debugcon_line_start("info", "boot");
+  debugcon_str("runtime up memory_base=0x");
+  debugcon_hex((uint64_t)(uintptr_t)fw_memory(), 1);
+  debugcon_str(" memory_bytes=");
+  debugcon_dec(fw_memory_size());
+  debugcon_str(" max_pages=");
+  debugcon_dec(LINEAR_MEMORY_PAGES);
+  debugcon_str("\n");
+
+#ifdef FW_APP
+  if (!Z_fwZ_fw_init(&fw_instance)) fw_exit(FW_EXIT_NO_DEVICE);
+  int status = app_main();
+  debugcon_line_start("info", "app");
+  debugcon_str("app_main returned ");
+  debugcon_dec((uint64_t)(uint32_t)status);
+  debugcon_str("\n");
+  fw_exit(status == 0 ? FW_EXIT_OK : FW_EXIT_NO_DEVICE);
+#else
+  Z_fwZ_main(&fw_instance);
+  fw_exit(FW_EXIT_OK); /* main never returns; stop cleanly if it ever does */
+#endif
+}

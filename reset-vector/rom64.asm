@@ -1,0 +1,42 @@
+; 64-bit long mode, still in flash: stack, copy the RAM image out of flash, zero .bss, install the
+; IDT, call the C entry. Absolute addresses are loaded with 64-bit immediates: the flash sits at
+; 0xFFFFxxxx, which 32-bit sign-extended (small code model) addressing cannot express.
+BITS 64
+%include "layout.inc"
+
+extern __ram_image_start, __ram_image_lma, __ram_image_bytes
+extern __bss_start, __bss_bytes, __stack_top
+extern idt_install, fw_entry
+global rom64_entry
+
+section .rom64 progbits alloc exec nowrite align=16
+rom64_entry:
+    mov     ax, DATA_SELECTOR
+    mov     ds, ax
+    mov     es, ax
+    mov     ss, ax
+    xor     eax, eax
+    mov     fs, ax
+    mov     gs, ax
+    mov     rsp, __stack_top
+
+    ; Code and data run from RAM: the linker gave them RAM addresses and flash load addresses.
+    mov     rsi, __ram_image_lma
+    mov     rdi, __ram_image_start
+    mov     rcx, __ram_image_bytes
+    cld
+    rep movsb
+
+    mov     rdi, __bss_start
+    mov     rcx, __bss_bytes
+    xor     eax, eax
+    rep stosb
+
+    mov     rax, idt_install         ; from here on a CPU exception is reported, not a triple fault
+    call    rax
+    mov     rax, fw_entry
+    call    rax
+.halt:
+    cli
+    hlt
+    jmp     .halt
