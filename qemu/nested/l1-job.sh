@@ -1,0 +1,101 @@
+#!/bin/bash
+# Runs on the vhost-vsock host (inside L1, chrooted into this machine's root; or directly on a
+# machine with /dev/vhost-vsock): optional background --pre command, the inner QEMU with the
+# firmware (or the Linux stand-in), wait for the ready line, the command, then cleanup by PID.
+# $1 = job.env written by qemu/vsock-host.sh. Writes the command's exit status to $RESULTS/.status.
+set -u
+# shellcheck disable=SC1090
+. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CMD=(...)
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+log() { echo "vsock-host: $*"; }
+
+mkdir -p "$RUNDIR"
+qemu_pid= pre_pid= cmd_pid=
+status=125
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+stop_pid() {  # TERM, then KILL after 3 s; only the given PID
+  alive "$1" || return 0
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 30); do alive "$1" || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+}
+cleanup() {
+  stop_pid "$cmd_pid"
+  stop_pid "$qemu_pid"
+  stop_pid "$(cat "$RUNDIR/inner.pid" 2>/dev/null)"
+  stop_pid "$pre_pid"
+  echo "$status" >"$RESULTS/.status"
+}
+trap 'status=130; cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+cd "$REPO" || exit 125
+[ "$RUNDIR" = /run/vsockfw ] && log "L1 boot (kernel start -> job start): $(cut -d' ' -f1 /proc/uptime) s"
+export VSOCK_CID=33 FW_LOG=$RESULTS/debug.log RESULTS
+rm -f "$FW_LOG" "$RESULTS/pre.ready"
+
+if [ -n "$PRE" ]; then
+  PRE_READY=$RESULTS/pre.ready bash -c "$PRE" >"$RESULTS/pre.log" 2>&1 &
+  pre_pid=$!
+  # The pre command may touch $PRE_READY once it listens; do not wait long for one that does not.
+  for _ in $(seq 50); do [ -e "$RESULTS/pre.ready" ] && break; alive "$pre_pid" || break; sleep 0.1; done
+fi
+
+start_qemu() {  # $1 = kvm|tcg
+  local cpu=host guest
+  [ "$1" = tcg ] && cpu=max
+  if [ "$GUEST" = linux ]; then
+    guest=(-m 512M -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initrd.gz"
+      -append "console=ttyS0 quiet loglevel=3 rdinit=/init-l2 vsockfw.repo=$REPO"
+      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+      -serial "file:$RESULTS/guest-console.log")
+  else
+    guest=(-m 256M -drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
+  fi
+  rm -f "$RUNDIR/inner.pid"
+  timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -machine q35 -nodefaults -nic none \
+    -display none -no-reboot "${guest[@]}" -device vhost-vsock-pci,guest-cid=33 \
+    -debugcon "file:$FW_LOG" -global isa-debugcon.iobase=0x402 \
+    -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$RUNDIR/inner.pid" \
+    </dev/null >"$RESULTS/inner-qemu.log" 2>&1 &
+  qemu_pid=$!
+}
+
+wait_ready() {  # 0 ready, 1 inner QEMU died, 2 deadline
+  local deadline=$(( $(date +%s) + READY_TIMEOUT ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    grep -qE "$READY" "$FW_LOG" 2>/dev/null && return 0
+    alive "$qemu_pid" || return 1
+    sleep 0.1
+  done
+  return 2
+}
+
+accels=$INNER_ACCEL
+[ "$accels" = auto ] && { if [ -c /dev/kvm ]; then accels="kvm tcg"; else accels=tcg; fi; }
+ready=1
+for accel in $accels; do
+  t0=$(now)
+  start_qemu "$accel"
+  wait_ready; ready=$?
+  [ $ready = 1 ] && { log "inner QEMU with -accel $accel exited: $(tail -n 3 "$RESULTS/inner-qemu.log" | tr '\n' ' ')"; continue; }
+  break
+done
+if [ $ready != 0 ]; then
+  [ $ready = 2 ] && log "no line matching '$READY' in $FW_LOG after ${READY_TIMEOUT} s"
+  log "firmware log tail:"; tail -n 20 "$FW_LOG" 2>/dev/null | sed 's/^/  | /'
+  status=124
+  exit 124
+fi
+log "inner QEMU (-accel $accel) start -> ready: $(since "$t0") s"
+
+t1=$(now)
+env VSOCK_CID=33 FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
+cmd_pid=$!
+wait "$cmd_pid"; status=$?
+cmd_pid=
+log "command exited with status $status after $(since "$t1") s"
+exit "$status"

@@ -1,0 +1,143 @@
+"""The Linux stand-in's services: the same ports and behaviour as the firmware's apps.
+
+echo 1234 (echo until EOF, then close), sink 1235 (read to EOF, answer "<bytes> <crc32-hex>\\n"),
+source 1236 (read a decimal count and a newline, send that many bytes of
+byte[i] = (i * 7 + (i >> 8)) & 0xff, close), greeting to CID 2 port 4050 at boot (retried).
+Log lines go to the debugcon port 0x402 in the firmware's format, including `vsock: conns=<n>`.
+Runs only inside the stand-in guest (started by its /init-l2).
+"""
+import fcntl
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+
+DEBUGCON_PORT = 0x402
+GREETING = b"Hello, Host! This is a message from the VM.\n"
+IOCTL_VM_SOCKETS_GET_LOCAL_CID = 0x7B9
+HOST_CID = 2
+PATTERN_PERIOD = 65536  # (i >> 8) & 0xff repeats every 65536 bytes, (i * 7) & 0xff every 256
+PATTERN = bytes(((i * 7 + (i >> 8)) & 0xFF) for i in range(2 * PATTERN_PERIOD))
+
+started = time.monotonic()
+log_lock = threading.Lock()
+port_fd = os.open("/dev/port", os.O_WRONLY)
+conns = 0
+
+
+def log(subsystem, message):
+    elapsed = time.monotonic() - started
+    line = "[%d.%06d] info %s: %s\n" % (int(elapsed), int(elapsed * 1e6) % 1000000, subsystem, message)
+    with log_lock:
+        for byte in line.encode():  # /dev/port advances the port per byte: one byte per write
+            os.pwrite(port_fd, bytes([byte]), DEBUGCON_PORT)
+
+
+def count_connection(delta):
+    global conns
+    with log_lock:
+        conns += delta
+        now = conns
+    if delta < 0 and (now == 0 or now % 16 == 0):
+        log("vsock", "conns=%d" % now)
+
+
+def echo(conn):
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+
+
+def sink(conn):
+    total, crc = 0, 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        total += len(data)
+        crc = zlib.crc32(data, crc)
+    conn.sendall(b"%d %08x\n" % (total, crc))
+
+
+def source(conn):
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 32:
+        data = conn.recv(1)
+        if not data:
+            return
+        line += data
+    count = int(line.strip() or b"0")
+    sent = 0
+    while sent < count:
+        offset = sent % PATTERN_PERIOD
+        chunk = min(count - sent, PATTERN_PERIOD)
+        conn.sendall(PATTERN[offset:offset + chunk])
+        sent += chunk
+
+
+def serve_one(handler, conn):
+    try:
+        handler(conn)
+    except OSError:
+        pass
+    finally:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        conn.close()
+        count_connection(-1)
+
+
+def listen(port, handler):
+    server = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    server.bind((socket.VMADDR_CID_ANY, port))
+    server.listen(128)
+
+    def loop():
+        while True:
+            conn, _ = server.accept()
+            count_connection(+1)
+            threading.Thread(target=serve_one, args=(handler, conn), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def greet():
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect((HOST_CID, 4050))
+                s.sendall(GREETING)
+                log("apps", "greeting sent")
+                return
+        except OSError:
+            time.sleep(0.5)
+    log("apps", "greeting: host did not listen")
+
+
+def local_cid():
+    with open("/dev/vsock", "rb") as dev:
+        raw = fcntl.ioctl(dev, IOCTL_VM_SOCKETS_GET_LOCAL_CID, b"\0" * 4)
+    return struct.unpack("I", raw)[0]
+
+
+def main():
+    listen(1234, echo)
+    listen(1235, sink)
+    listen(1236, source)
+    log("apps", "ready: cid=%d echo=1234 sink=1235 source=1236 (linux stand-in)" % local_cid())
+    greet()
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

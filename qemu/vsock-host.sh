@@ -1,0 +1,121 @@
+#!/bin/bash
+# Runs a command on a real vhost-vsock host next to the firmware (guest CID 33).
+#
+#   qemu/vsock-host.sh [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
+#                      [--ready REGEX] [--inner-accel auto|kvm|tcg] [--pre COMMAND]
+#                      [--guest firmware|linux] -- COMMAND [ARGS...]
+#
+# With a usable /dev/vhost-vsock here, QEMU runs on this machine. Otherwise (this machine) the host
+# is an outer VM ("L1", TCG, Debian kernel, this machine's root shared read-only over 9p) that loads
+# vhost_vsock and kvm_amd and runs the inner QEMU under nested KVM (see design/NESTED-HOST.md).
+# The COMMAND runs with cwd = repo root and env VSOCK_CID=33, FW_LOG=<debugcon log>,
+# RESULTS=<writable results dir = --out>; --pre runs in the background before the inner QEMU starts
+# (output in $RESULTS/pre.log; it may touch $PRE_READY once listening). --guest linux boots the
+# Linux stand-in (qemu/nested/linux-guest/) instead of the image. Exit status = the command's
+# (124: not ready in time / timeout, 125: harness failure, 130: interrupted).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
+image=build/firmware.bin out=build/e2e timeout=540 ready='ready: cid=33' accel=auto pre= guest=firmware
+ready_timeout=${VSOCKFW_READY_TIMEOUT:-90}
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --image) image=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --ready) ready=$2; shift 2 ;;
+    --inner-accel) accel=$2; shift 2 ;;
+    --pre) pre=$2; shift 2 ;;
+    --guest) guest=$2; shift 2 ;;
+    --) shift; break ;;
+    *) usage ;;
+  esac
+done
+[ $# -gt 0 ] || usage
+case "$accel" in auto|kvm|tcg) ;; *) usage ;; esac
+case "$guest" in firmware|linux) ;; *) usage ;; esac
+
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$repo/$1" ;; esac; }
+image=$(abspath "$image")
+mkdir -p "$(abspath "$out")"
+out=$(cd "$(abspath "$out")" && pwd)
+if [ "$guest" = firmware ] && [ ! -s "$image" ]; then
+  echo "vsock-host: no firmware image at $image (make image)" >&2; exit 125
+fi
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# One run at a time on this machine.
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+if ! flock -n 9; then
+  echo "vsock-host: another run holds $cache/lock; waiting ..." >&2
+  flock -w "$timeout" 9 || { echo "vsock-host: lock wait timed out" >&2; exit 125; }
+fi
+
+t_start=$(now)
+job=$(mktemp -d "$cache/job.XXXXXX")
+l1_pid=
+cleanup() {
+  local p
+  for p in "$l1_pid" "$(cat "$job/l1.pid" 2>/dev/null || true)"; do
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+  done
+  sleep 0.2
+  for p in "$l1_pid" "$(cat "$job/l1.pid" 2>/dev/null || true)"; do
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -rf "$job"
+}
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+rm -f "$out/.status"
+kdir=
+if [ "$guest" = linux ] || [ ! -w /dev/vhost-vsock ]; then
+  kdir=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/prepare.sh")
+fi
+
+write_job() {  # $1 = job.env path, $2 = rundir; then the command
+  local env=$1 rundir=$2; shift 2
+  {
+    printf 'IMAGE=%q RESULTS=%q REPO=%q\n' "$image" "$out" "$repo"
+    printf 'READY=%q TIMEOUT=%q READY_TIMEOUT=%q\n' "$ready" "$timeout" "$ready_timeout"
+    printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir"
+    printf 'CMD=('; printf '%q ' "$@"; printf ')\n'
+  } >"$env"
+}
+
+if [ -w /dev/vhost-vsock ]; then
+  echo "vsock-host: /dev/vhost-vsock is here; running QEMU on this machine"
+  write_job "$job/job.env" "$job/run" "$@"
+  set +e
+  timeout -k 10 "$timeout" bash "$repo/qemu/nested/l1-job.sh" "$job/job.env" &
+  l1_pid=$!
+  wait "$l1_pid"
+  set -e
+else
+  write_job "$job/job.env" /run/vsockfw "$@"
+  printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
+  echo "vsock-host: booting the outer VM (L1: TCG, $(basename "$kdir")) ..."
+  set +e
+  timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
+    -nodefaults -display none -no-reboot -serial stdio -pidfile "$job/l1.pid" \
+    -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.gz" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1" \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$job,mount_tag=job,security_model=none,readonly=on" \
+    -virtfs "local,path=$out,mount_tag=results,security_model=none" \
+    </dev/null &
+  l1_pid=$!
+  wait "$l1_pid"
+  set -e
+fi
+l1_pid=
+status=$(cat "$out/.status" 2>/dev/null || echo 125)
+echo "vsock-host: total $(since "$t_start") s, status $status (results in $out)"
+exit "$status"
