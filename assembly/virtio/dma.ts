@@ -1,0 +1,29 @@
+// Memory the device reads and writes. Linear memory is identity-mapped, so the DMA address of wasm
+// pointer p is memoryBase() + p; allocations are made once at start-up and never freed.
+import { memoryBase } from "../platform/imports";
+
+export const PAGE_SIZE: usize = 4096;
+
+let base: u64 = 0;
+let baseKnown = false;
+
+export function dmaAddress(pointer: usize): u64 {
+  if (!baseKnown) {
+    base = memoryBase();
+    baseKnown = true;
+  }
+  return base + <u64>pointer;
+}
+
+// Zeroed memory aligned to `alignment` (a power of two), or 0 when the heap is exhausted.
+export function dmaAllocate(bytes: usize, alignment: usize): usize {
+  const raw = heap.alloc(bytes + alignment - 1);
+  if (raw == 0) return 0;
+  const aligned = (raw + alignment - 1) & ~(alignment - 1);
+  memory.fill(aligned, 0, bytes);
+  return aligned;
+}
+
+export function roundUpToPage(bytes: usize): usize {
+  return (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
