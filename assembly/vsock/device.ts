@@ -1,0 +1,516 @@
+// The virtio-vsock device (virtio 1.2, 5.10) as packets: the protocol layer reads validated rx
+// packets one at a time, fills tx buffers, and polls the event queue. This file knows queues and
+// buffers, nothing about connections. Queues: 0 rx, 1 tx, 2 event.
+import { findPciFunction, PciFunction } from "../pci/scan";
+import { logBdf } from "../pci/bdf-log";
+import { pciAssignResources, pciEnableBusMaster, pciResourcesAssigned } from "../pci/resources";
+import { LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logHex, logKv, logKvHex, logStr } from "../platform/log";
+import { readVirtioCapabilities, VirtioPciCapabilities } from "../virtio/pci-capabilities";
+import { PciTransport } from "../virtio/pci-transport";
+import { negotiatedFeatures, virtioDriverOk, virtioFail, virtioNegotiate } from "../virtio/bring-up";
+import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
+import { dmaAllocate } from "../virtio/dma";
+import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
+import { VirtioTransport } from "../virtio/transport";
+
+export const VSOCK_HEADER_SIZE: u32 = 44;
+export const TX_PAYLOAD_MAX: u32 = 65536;
+const HEADER_LEN_OFFSET: usize = 24;
+
+// 16 KiB of payload per rx buffer: a 64 KiB host packet costs 4 buffers instead of Linux's 16,
+// and 64 of them (about 1 MiB) stay small next to the connections' receive buffers.
+export const RX_BUFFER_DATA_SIZE: u32 = 16384;
+export const RX_BUFFER_COUNT_MAX: u32 = 64;
+// Each tx buffer holds a whole packet (header + up to 64 KiB): 32 of them is about 2 MiB.
+export const TX_BUFFER_COUNT_MAX: u32 = 32;
+const EVENT_BUFFER_COUNT: u32 = 4;
+const EVENT_BUFFER_SIZE: u32 = 4; // struct virtio_vsock_event { le32 id; }
+const BUFFER_ALIGNMENT: usize = 64;
+const RX_BUFFER_STRIDE: usize = (<usize>(VSOCK_HEADER_SIZE + RX_BUFFER_DATA_SIZE) + BUFFER_ALIGNMENT - 1) & ~(BUFFER_ALIGNMENT - 1);
+const TX_BUFFER_STRIDE: usize = (<usize>(VSOCK_HEADER_SIZE + TX_PAYLOAD_MAX) + BUFFER_ALIGNMENT - 1) & ~(BUFFER_ALIGNMENT - 1);
+const EVENT_BUFFER_STRIDE: usize = 16;
+
+const VIRTIO_VSOCK_PCI_VENDOR: u32 = 0x1af4;
+const VIRTIO_VSOCK_PCI_DEVICE_MODERN: u32 = 0x1053; // 0x1040 + device type 19
+const VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL: u32 = 0x1012;
+const VIRTIO_VSOCK_CONFIG_GUEST_CID: u32 = 0; // le64
+const VIRTIO_VSOCK_CONFIG_SIZE: u32 = 8;
+export const VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: u32 = 0;
+const CONFIG_READ_ATTEMPTS: i32 = 16;
+
+// No vsock feature bits yet: without any, the device and we speak STREAM (5.10.3).
+// SEQPACKET (bit 1) gets accepted once the protocol layer implements it.
+const VSOCK_DRIVER_FEATURES: u64 = 0;
+
+export const QUEUE_RX: u32 = 0;
+export const QUEUE_TX: u32 = 1;
+export const QUEUE_EVENT: u32 = 2;
+const QUEUE_COUNT: u32 = 3;
+
+// Drop reasons, for the counters and the log.
+export const DROP_RX_SHORT: i32 = 0; // used length < header
+export const DROP_RX_LEN_MISMATCH: i32 = 1; // header len != used length - header
+export const DROP_RX_USED_TOO_LONG: i32 = 2; // used length beyond the buffer
+export const DROP_EVENT_SHORT: i32 = 3;
+export const DROP_EVENT_UNKNOWN: i32 = 4;
+export const DROP_TX_INVALID: i32 = 5; // txSubmit with a foreign buffer or a bad length
+const DROP_KINDS: i32 = 6;
+
+function dropName(kind: i32): string {
+  if (kind == DROP_RX_SHORT) return "rx packet shorter than the header";
+  if (kind == DROP_RX_LEN_MISMATCH) return "rx header len disagrees with used length";
+  if (kind == DROP_RX_USED_TOO_LONG) return "rx used length beyond the buffer";
+  if (kind == DROP_EVENT_SHORT) return "event shorter than 4 bytes";
+  if (kind == DROP_EVENT_UNKNOWN) return "unknown event id";
+  return "invalid tx submit";
+}
+
+let transport: VirtioTransport | null = null;
+let rxQueue: SplitQueue | null = null;
+let txQueue: SplitQueue | null = null;
+let eventQueue: SplitQueue | null = null;
+let guestCid: u64 = 0;
+let features: u64 = 0;
+
+let rxSplitLayout = false;
+let rxBuffers: usize = 0;
+let rxBufferCount: u32 = 0;
+let rxCurrentHead: i32 = -1;
+let rxRepostedSinceKick: u32 = 0;
+export let rxHeader: usize = 0;
+export let rxPayload: usize = 0;
+export let rxPayloadLength: u32 = 0;
+
+let txBuffers: usize = 0;
+let txBufferCount: u32 = 0;
+const txFree = new StaticArray<usize>(TX_BUFFER_COUNT_MAX);
+let txFreeCount: u32 = 0;
+let txInFlightCount: i32 = 0;
+let eventBuffers: usize = 0;
+
+let rxPackets: u64 = 0;
+let rxBytes: u64 = 0;
+let txPackets: u64 = 0;
+let txBytes: u64 = 0;
+let transportResets: u64 = 0;
+const drops = new StaticArray<u64>(DROP_KINDS);
+
+export function deviceGuestCid(): u64 {
+  return guestCid;
+}
+
+export function deviceNegotiatedFeatures(): u64 {
+  return features;
+}
+
+// Test hook: rx buffers as one descriptor (false, default) or header + data descriptors (true).
+// Takes effect at the next vsockDeviceInit().
+export function fw_set_rx_layout(split: bool): void {
+  rxSplitLayout = split;
+}
+
+function countDrop(kind: i32, detail: u64): void {
+  const n = unchecked(drops[kind]) + 1;
+  unchecked((drops[kind] = n));
+  if (logBegin(n == 1 ? LEVEL_WARN : LEVEL_DEBUG, "vsock-dev")) {
+    logStr("dropped: ");
+    logStr(dropName(kind));
+    logKv("value", detail);
+    logKv("count", n);
+    logEnd();
+  }
+}
+
+export function deviceDropCount(kind: i32): u64 {
+  return kind >= 0 && kind < DROP_KINDS ? unchecked(drops[kind]) : 0;
+}
+
+// ---- device config ----
+
+// guest_cid is a le64 read as two halves; config_generation tells us whether they belong together.
+function readGuestCid(t: VirtioTransport): bool {
+  for (let attempt = 0; attempt < CONFIG_READ_ATTEMPTS; attempt++) {
+    const before = t.configGeneration();
+    const low = t.readConfig32(VIRTIO_VSOCK_CONFIG_GUEST_CID);
+    const high = t.readConfig32(VIRTIO_VSOCK_CONFIG_GUEST_CID + 4);
+    if (t.configGeneration() == before) {
+      guestCid = (<u64>high << 32) | <u64>low;
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---- rx ----
+
+function postRx(q: SplitQueue, buffer: usize): void {
+  if (rxSplitLayout) {
+    q.stage(buffer, VSOCK_HEADER_SIZE, true);
+    q.stage(buffer + VSOCK_HEADER_SIZE, RX_BUFFER_DATA_SIZE, true);
+  } else {
+    q.stage(buffer, VSOCK_HEADER_SIZE + RX_BUFFER_DATA_SIZE, true);
+  }
+  q.publish(buffer);
+}
+
+function repostRx(q: SplitQueue, head: i32): void {
+  const buffer = q.token(head);
+  q.release(head);
+  postRx(q, buffer);
+  rxRepostedSinceKick++;
+}
+
+export function rxNext(): bool {
+  if (rxCurrentHead >= 0) rxRelease(); // the caller moved on without releasing
+  const q = rxQueue;
+  if (q == null) return false;
+  while (true) {
+    const head = q.popUsed();
+    if (head < 0) break;
+    const buffer = q.token(head);
+    const used = q.usedLength;
+    if (!q.usedLengthValid) {
+      countDrop(DROP_RX_USED_TOO_LONG, used);
+      repostRx(q, head);
+      continue;
+    }
+    if (used < VSOCK_HEADER_SIZE) {
+      countDrop(DROP_RX_SHORT, used);
+      repostRx(q, head);
+      continue;
+    }
+    const len = load<u32>(buffer + HEADER_LEN_OFFSET);
+    if (len != used - VSOCK_HEADER_SIZE) {
+      countDrop(DROP_RX_LEN_MISMATCH, len);
+      repostRx(q, head);
+      continue;
+    }
+    rxCurrentHead = head;
+    rxHeader = buffer;
+    rxPayload = buffer + VSOCK_HEADER_SIZE;
+    rxPayloadLength = len;
+    rxPackets++;
+    rxBytes += len;
+    return true;
+  }
+  flushRx(q);
+  return false;
+}
+
+function flushRx(q: SplitQueue): void {
+  if (rxRepostedSinceKick == 0) return;
+  rxRepostedSinceKick = 0;
+  q.kick();
+}
+
+export function rxRelease(): void {
+  const q = rxQueue;
+  if (q == null || rxCurrentHead < 0) return;
+  repostRx(q, rxCurrentHead);
+  rxCurrentHead = -1;
+  rxHeader = 0;
+  rxPayload = 0;
+  rxPayloadLength = 0;
+  // Normally rxNext() kicks once the queue is drained; do not let the device starve meanwhile.
+  if (rxRepostedSinceKick * 2 >= rxBufferCount) flushRx(q);
+}
+
+// ---- tx ----
+
+function reclaimTx(q: SplitQueue): void {
+  while (true) {
+    const head = q.popUsed();
+    if (head < 0) return;
+    const buffer = q.token(head);
+    q.release(head);
+    if (txFreeCount < TX_BUFFER_COUNT_MAX) unchecked((txFree[txFreeCount++] = buffer));
+    txInFlightCount--;
+  }
+}
+
+export function txAcquire(): usize {
+  const q = txQueue;
+  if (q == null) return 0;
+  if (q.inFlight > 0) reclaimTx(q);
+  if (txFreeCount == 0) return 0;
+  return unchecked(txFree[--txFreeCount]);
+}
+
+function isTxBuffer(buffer: usize): bool {
+  return (
+    buffer >= txBuffers &&
+    buffer < txBuffers + <usize>txBufferCount * TX_BUFFER_STRIDE &&
+    (buffer - txBuffers) % TX_BUFFER_STRIDE == 0
+  );
+}
+
+// Gives back a buffer from txAcquire() that will not be submitted after all.
+export function txDiscard(buffer: usize): void {
+  if (isTxBuffer(buffer) && txFreeCount < txBufferCount) unchecked((txFree[txFreeCount++] = buffer));
+}
+
+export function txSubmit(buffer: usize, payloadLength: u32): void {
+  const q = txQueue;
+  if (q == null) return;
+  const headerLen = load<u32>(buffer + HEADER_LEN_OFFSET);
+  if (!isTxBuffer(buffer) || payloadLength > TX_PAYLOAD_MAX || headerLen != payloadLength) {
+    countDrop(DROP_TX_INVALID, payloadLength);
+    txDiscard(buffer);
+    return;
+  }
+  // One descriptor: header and payload are contiguous, and virtio 1.x devices take any layout.
+  q.stage(buffer, VSOCK_HEADER_SIZE + payloadLength, false);
+  if (!q.publish(buffer)) {
+    countDrop(DROP_TX_INVALID, payloadLength); // cannot happen: the pool is no larger than the queue
+    txDiscard(buffer);
+    return;
+  }
+  txInFlightCount++;
+  txPackets++;
+  txBytes += payloadLength;
+}
+
+export function txFlush(): void {
+  const q = txQueue;
+  if (q != null) q.kick();
+}
+
+export function txInFlight(): i32 {
+  const q = txQueue;
+  if (q != null && q.inFlight > 0) reclaimTx(q);
+  return txInFlightCount;
+}
+
+// ---- events ----
+
+export function eventPoll(): bool {
+  const q = eventQueue;
+  const t = transport;
+  if (q == null || t == null) return false;
+  let reset = false;
+  while (!reset) {
+    const head = q.popUsed();
+    if (head < 0) break;
+    const buffer = q.token(head);
+    const valid = q.usedLengthValid && q.usedLength >= EVENT_BUFFER_SIZE;
+    const id = load<u32>(buffer);
+    q.release(head);
+    q.stage(buffer, EVENT_BUFFER_SIZE, true);
+    q.publish(buffer);
+    if (!valid) countDrop(DROP_EVENT_SHORT, q.usedLength);
+    else if (id != VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) countDrop(DROP_EVENT_UNKNOWN, id);
+    else reset = true;
+  }
+  q.kick();
+  if (!reset) return false;
+  transportResets++;
+  const previous = guestCid;
+  const stable = readGuestCid(t);
+  if (logBegin(stable ? LEVEL_INFO : LEVEL_ERROR, "vsock-dev")) {
+    logStr(stable ? "transport reset" : "transport reset; guest_cid unreadable, keeping the old one");
+    logKv("old_cid", previous);
+    logKv("guest_cid", guestCid);
+    logEnd();
+  }
+  return true;
+}
+
+// ---- bring-up ----
+
+function queueSizeFor(maximum: u32): u32 {
+  let limit = maximum < <u32>QUEUE_SIZE_MAX ? maximum : <u32>QUEUE_SIZE_MAX;
+  if (limit > VIRTQ_MAX_SIZE) limit = VIRTQ_MAX_SIZE;
+  if (limit == 0) return 0;
+  return 1 << (31 - clz(limit)); // split queues are a power of two in size
+}
+
+// Finds (or reuses) queue `index`, sized min(device maximum, QUEUE_SIZE_MAX), and enables it.
+function setUpQueue(t: VirtioTransport, index: u32, existing: SplitQueue | null): SplitQueue | null {
+  const size = queueSizeFor(t.selectQueue(index));
+  if (size == 0) return null;
+  let q: SplitQueue;
+  if (existing != null && existing.size == size) {
+    q = existing;
+    q.reset();
+  } else {
+    q = new SplitQueue(t, index, size);
+  }
+  return q;
+}
+
+function fail(t: VirtioTransport, error: VirtioError): bool {
+  virtioFail(t, error);
+  rxQueue = null;
+  txQueue = null;
+  eventQueue = null;
+  transport = null;
+  return false;
+}
+
+function findDevice(): PciFunction | null {
+  const modern = findPciFunction(VIRTIO_VSOCK_PCI_VENDOR, VIRTIO_VSOCK_PCI_DEVICE_MODERN);
+  if (modern != null) return modern;
+  return findPciFunction(VIRTIO_VSOCK_PCI_VENDOR, VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL);
+}
+
+function allocateBuffersOnce(): void {
+  if (rxBuffers == 0) rxBuffers = dmaAllocate(<usize>RX_BUFFER_COUNT_MAX * RX_BUFFER_STRIDE, BUFFER_ALIGNMENT);
+  if (txBuffers == 0) txBuffers = dmaAllocate(<usize>TX_BUFFER_COUNT_MAX * TX_BUFFER_STRIDE, BUFFER_ALIGNMENT);
+  if (eventBuffers == 0) eventBuffers = dmaAllocate(<usize>EVENT_BUFFER_COUNT * EVENT_BUFFER_STRIDE, BUFFER_ALIGNMENT);
+}
+
+// Posts every rx and event buffer and fills the tx pool; before DRIVER_OK (VSOCK.md rule 2).
+function fillQueues(rx: SplitQueue, tx: SplitQueue, events: SplitQueue): void {
+  const perBuffer: u32 = rxSplitLayout ? 2 : 1;
+  rxBufferCount = rx.size / perBuffer < RX_BUFFER_COUNT_MAX ? rx.size / perBuffer : RX_BUFFER_COUNT_MAX;
+  for (let i: u32 = 0; i < rxBufferCount; i++) postRx(rx, rxBuffers + <usize>i * RX_BUFFER_STRIDE);
+  rxCurrentHead = -1;
+  rxRepostedSinceKick = 0;
+  rxHeader = 0;
+  rxPayload = 0;
+  rxPayloadLength = 0;
+  txBufferCount = tx.size < TX_BUFFER_COUNT_MAX ? tx.size : TX_BUFFER_COUNT_MAX;
+  txFreeCount = 0;
+  for (let i = <i32>txBufferCount - 1; i >= 0; i--) unchecked((txFree[txFreeCount++] = txBuffers + <usize>i * TX_BUFFER_STRIDE));
+  txInFlightCount = 0;
+  const eventCount = events.size < EVENT_BUFFER_COUNT ? events.size : EVENT_BUFFER_COUNT;
+  for (let i: u32 = 0; i < eventCount; i++) {
+    events.stage(eventBuffers + <usize>i * EVENT_BUFFER_STRIDE, EVENT_BUFFER_SIZE, true);
+    events.publish(eventBuffers + <usize>i * EVENT_BUFFER_STRIDE);
+  }
+}
+
+function logFound(f: PciFunction): void {
+  if (logBegin(LEVEL_INFO, "vsock-dev")) {
+    logStr("device found ");
+    logBdf(f.address);
+    logStr(" ");
+    logHex(f.vendorId, 4);
+    logStr(":");
+    logHex(f.deviceId, 4);
+    logEnd();
+  }
+}
+
+export function vsockDeviceInit(): bool {
+  const f = findDevice();
+  if (f == null) {
+    if (logBegin(LEVEL_ERROR, "vsock-dev")) {
+      logStr("no virtio-vsock PCI function (1af4:1053 or 1af4:1012)");
+      logEnd();
+    }
+    return false;
+  }
+  logFound(f);
+  if (!pciResourcesAssigned()) pciAssignResources();
+  pciEnableBusMaster(f);
+
+  const caps = new VirtioPciCapabilities();
+  const capsError = readVirtioCapabilities(f, caps);
+  if (capsError != VirtioError.None) {
+    if (logBegin(LEVEL_ERROR, "vsock-dev")) {
+      logStr("cannot drive the device: no usable virtio structures");
+      logEnd();
+    }
+    return false;
+  }
+  const t = new PciTransport(caps);
+  transport = t;
+  const negotiation = virtioNegotiate(t, VSOCK_DRIVER_FEATURES);
+  if (negotiation != VirtioError.None) return fail(t, negotiation);
+  features = negotiatedFeatures;
+  if (t.configLength() < VIRTIO_VSOCK_CONFIG_SIZE) return fail(t, VirtioError.MissingCapability);
+  if (t.queueCount() < QUEUE_COUNT) return fail(t, VirtioError.QueueUnavailable);
+
+  const rx = setUpQueue(t, QUEUE_RX, rxQueue);
+  const tx = setUpQueue(t, QUEUE_TX, txQueue);
+  const events = setUpQueue(t, QUEUE_EVENT, eventQueue);
+  if (rx == null || tx == null || events == null) return fail(t, VirtioError.QueueUnavailable);
+  if (!rx.setUp() || !tx.setUp() || !events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
+  rxQueue = rx;
+  txQueue = tx;
+  eventQueue = events;
+  if (!readGuestCid(t)) return fail(t, VirtioError.ConfigUnstable);
+
+  allocateBuffersOnce();
+  fillQueues(rx, tx, events);
+  virtioDriverOk(t);
+  const status = t.status();
+  if ((status & VIRTIO_STATUS_DRIVER_OK) == 0 || (status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) != 0) {
+    if (logBegin(LEVEL_ERROR, "vsock-dev")) {
+      logStr("device refused DRIVER_OK");
+      logKvHex("status", status);
+      logEnd();
+    }
+    return fail(t, VirtioError.FeaturesNotAccepted);
+  }
+  // The device may only look at the rings now: tell it about the buffers posted above.
+  rx.kick();
+  events.kick();
+
+  if (logBegin(LEVEL_INFO, "vsock-dev")) {
+    logStr("queues");
+    logKv("rx", rx.size);
+    logKv("tx", tx.size);
+    logKv("event", events.size);
+    logKv("rx_buffers", rxBufferCount);
+    logKv("rx_buffer_bytes", RX_BUFFER_DATA_SIZE);
+    logStr(rxSplitLayout ? " rx_layout=split" : " rx_layout=single");
+    logKv("tx_buffers", txBufferCount);
+    logEnd();
+  }
+  if (logBegin(LEVEL_INFO, "vsock-dev")) {
+    logStr("ready");
+    logKv("guest_cid", guestCid);
+    logKvHex("features", features);
+    logEnd();
+  }
+  return true;
+}
+
+export function deviceLogCounters(): void {
+  if (logBegin(LEVEL_INFO, "vsock-dev")) {
+    logStr("counters");
+    logKv("rx_packets", rxPackets);
+    logKv("rx_bytes", rxBytes);
+    logKv("tx_packets", txPackets);
+    logKv("tx_bytes", txBytes);
+    logKv("tx_in_flight", txInFlightCount);
+    logKv("transport_resets", transportResets);
+    logKv("drop_rx_short", unchecked(drops[DROP_RX_SHORT]));
+    logKv("drop_rx_len_mismatch", unchecked(drops[DROP_RX_LEN_MISMATCH]));
+    logKv("drop_rx_used_too_long", unchecked(drops[DROP_RX_USED_TOO_LONG]));
+    logKv("drop_event", unchecked(drops[DROP_EVENT_SHORT]) + unchecked(drops[DROP_EVENT_UNKNOWN]));
+    logKv("drop_tx_invalid", unchecked(drops[DROP_TX_INVALID]));
+    logEnd();
+  }
+  const rx = rxQueue;
+  const tx = txQueue;
+  const events = eventQueue;
+  if (rx != null) rx.logCounters("rx");
+  if (tx != null) tx.logCounters("tx");
+  if (events != null) events.logCounters("event");
+}
+
+export const COUNTER_RX_PACKETS: i32 = 0;
+export const COUNTER_TX_PACKETS: i32 = 1;
+export const COUNTER_TRANSPORT_RESETS: i32 = 2;
+export const COUNTER_RX_NOTIFIES: i32 = 3;
+export const COUNTER_TX_NOTIFIES: i32 = 4;
+export const COUNTER_EVENT_NOTIFIES: i32 = 5;
+export const COUNTER_TX_NOTIFIES_SUPPRESSED: i32 = 6;
+
+// One counter by name (COUNTER_*), for tests and the protocol layer's statistics.
+export function deviceCounter(name: i32): u64 {
+  if (name == COUNTER_RX_PACKETS) return rxPackets;
+  if (name == COUNTER_TX_PACKETS) return txPackets;
+  if (name == COUNTER_TRANSPORT_RESETS) return transportResets;
+  const rx = rxQueue;
+  const tx = txQueue;
+  const events = eventQueue;
+  if (name == COUNTER_RX_NOTIFIES) return rx != null ? rx.notifies : 0;
+  if (name == COUNTER_TX_NOTIFIES) return tx != null ? tx.notifies : 0;
+  if (name == COUNTER_EVENT_NOTIFIES) return events != null ? events.notifies : 0;
+  if (name == COUNTER_TX_NOTIFIES_SUPPRESSED) return tx != null ? tx.notifiesSuppressed : 0;
+  return 0;
+}
