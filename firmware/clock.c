@@ -10,10 +10,12 @@
 #define FALLBACK_HZ 1000000000ull
 
 static uint64_t tsc_hz;
+static uint64_t tsc_at_reset;
 static uint64_t ns_per_tick_q32; /* nanoseconds per TSC tick, 32.32 fixed point */
 static int estimated;
 
-uint64_t clock_calibrate(void) {
+uint64_t clock_calibrate(uint64_t reset_tsc) {
+  tsc_at_reset = reset_tsc;
   const uint32_t count = PIT_HZ / (1000 / CALIBRATION_MS);
   /* Channel 2 counts only while its gate is high; the speaker stays off. */
   outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
@@ -38,7 +40,7 @@ uint64_t clock_calibrate(void) {
 }
 
 uint64_t clock_ns(void) {
-  return (uint64_t)(((unsigned __int128)rdtsc() * ns_per_tick_q32) >> 32);
+  return (uint64_t)(((unsigned __int128)(rdtsc() - tsc_at_reset) * ns_per_tick_q32) >> 32);
 }
 
 uint64_t clock_hz(void) { return tsc_hz; }

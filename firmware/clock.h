@@ -4,9 +4,10 @@
 
 #include <stdint.h>
 
-/* Measures the TSC frequency; returns it (also kept for clock_ns/clock_hz). */
-uint64_t clock_calibrate(void);
-/* Nanoseconds since reset (the TSC counts from reset), 0 before calibration. */
+/* Measures the TSC frequency; returns it (also kept for clock_ns/clock_hz). reset_tsc is the TSC
+ * read by the first instruction after reset: the clock's zero. */
+uint64_t clock_calibrate(uint64_t reset_tsc);
+/* Nanoseconds since reset, 0 before calibration. */
 uint64_t clock_ns(void);
 uint64_t clock_hz(void);
 /* True when calibration had to fall back to an assumed frequency. */

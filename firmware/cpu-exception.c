@@ -16,6 +16,7 @@ static const char *const exception_names[32] = {
 
 __attribute__((noreturn)) void fw_exception(uint64_t vector, uint64_t error_code, uint64_t rip, uint64_t rsp) {
   uint64_t cr2 = read_cr2();
+  debugcon_freeze_context();
   debugcon_str("\n");
   debugcon_line_start("error", "cpu");
   debugcon_str("exception vector=");
@@ -33,6 +34,6 @@ __attribute__((noreturn)) void fw_exception(uint64_t vector, uint64_t error_code
   debugcon_str("\n");
   debugcon_line_start("error", "cpu");
   debugcon_str("last log line before the exception follows\n");
-  debugcon_replay_last_line();
+  debugcon_replay_context();
   fw_exit(FW_EXIT_CPU_EXCEPTION);
 }

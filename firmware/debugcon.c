@@ -72,14 +72,22 @@ void debugcon_line_start(const char *level, const char *subsystem) {
   debugcon_str(": ");
 }
 
-void debugcon_replay_last_line(void) {
-  if (last_line_length == 0) {
+/* A crash report writes lines of its own; the context it shows is the line before it began. */
+static char context_line[LAST_LINE_CAPACITY];
+static uint32_t context_length;
+static int context_frozen;
+
+void debugcon_freeze_context(void) {
+  if (context_frozen) return;
+  context_frozen = 1;
+  for (uint32_t i = 0; i < last_line_length; i++) context_line[i] = last_line[i];
+  context_length = last_line_length;
+}
+
+void debugcon_replay_context(void) {
+  if (context_length == 0) {
     debugcon_str("(nothing logged yet)\n");
     return;
   }
-  /* Copy first: writing goes through remember(), which updates last_line. */
-  char copy[LAST_LINE_CAPACITY];
-  uint32_t length = last_line_length;
-  for (uint32_t i = 0; i < length; i++) copy[i] = last_line[i];
-  outsb(DEBUGCON_PORT, copy, length);
+  debugcon_write(context_line, context_length);
 }

@@ -12,7 +12,8 @@ void debugcon_dec(uint64_t value);
 void debugcon_hex(uint64_t value, int width);
 /* "[s.micros] <level> <subsystem>: " with the same clock and shape as the AssemblyScript logger. */
 void debugcon_line_start(const char *level, const char *subsystem);
-/* Re-emits the last complete line the firmware logged (context for crash reports). */
-void debugcon_replay_last_line(void);
+/* Crash reports: freeze the last complete line logged before the report, then re-emit it. */
+void debugcon_freeze_context(void);
+void debugcon_replay_context(void);
 
 #endif

@@ -14,8 +14,8 @@ Z_fw_instance_t fw_instance;
 int app_main(void);
 #endif
 
-void fw_entry(void) {
-  uint64_t hz = clock_calibrate();
+void fw_entry(uint64_t reset_tsc) {
+  uint64_t hz = clock_calibrate(reset_tsc);
   debugcon_line_start("info", "boot");
   debugcon_str("long mode tsc_hz=");
   debugcon_dec(hz);

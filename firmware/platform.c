@@ -66,6 +66,7 @@ static void print_as_string(u32 ptr) {
 
 void Z_envZ_abort(env_t *env, u32 message, u32 file, u32 line, u32 column) {
   (void)env;
+  debugcon_freeze_context();
   debugcon_line_start("error", "wasm");
   debugcon_str("abort: ");
   print_as_string(message);

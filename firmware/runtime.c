@@ -45,6 +45,7 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
 }
 
 void wasm_rt_trap(wasm_rt_trap_t code) {
+  debugcon_freeze_context();
   debugcon_str("\n");
   debugcon_line_start("error", "wasm");
   debugcon_str("trap kind=");
@@ -54,7 +55,7 @@ void wasm_rt_trap(wasm_rt_trap_t code) {
   debugcon_str("\n");
   debugcon_line_start("error", "wasm");
   debugcon_str("last log line before the trap follows\n");
-  debugcon_replay_last_line();
+  debugcon_replay_context();
   fw_exit(FW_EXIT_WASM_TRAP);
 }
 

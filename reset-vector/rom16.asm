@@ -12,6 +12,11 @@ rom16_base:                          ; linked at ROM16_LINEAR (asserted by the l
 rom16_entry:
     cli                              ; no IDT yet: an interrupt now would triple-fault
     cld
+    ; The TSC at reset: the clock's zero. Kept in ESP:EBP (unused until rom64 sets up a stack, and
+    ; there is no RAM we may write yet) and handed to the C entry.
+    rdtsc
+    mov     esp, eax
+    mov     ebp, edx
     mov     dx, DEBUG_PORT
     mov     al, '.'                  ; a sign of life before anything can go wrong
     out     dx, al

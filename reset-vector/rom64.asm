@@ -18,6 +18,9 @@ rom64_entry:
     xor     eax, eax
     mov     fs, ax
     mov     gs, ax
+    mov     r12d, esp                ; reset TSC from rom16 (ESP low half, EBP high half)
+    shl     rbp, 32
+    or      r12, rbp
     mov     rsp, __stack_top
 
     ; Code and data run from RAM: the linker gave them RAM addresses and flash load addresses.
@@ -34,6 +37,7 @@ rom64_entry:
 
     mov     rax, idt_install         ; from here on a CPU exception is reported, not a triple fault
     call    rax
+    mov     rdi, r12                 ; fw_entry(reset_tsc); r12 is callee-saved, idt_install keeps it
     mov     rax, fw_entry
     call    rax
 .halt:
