@@ -46,6 +46,7 @@ export function virtioNegotiate(t: VirtioTransport, deviceFeatures: u64): Virtio
   if (reset != VirtioError.None) return reset;
   t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE);
   t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+  t.disableConfigInterrupt(); // after the reset, which would set it back anyway
   offeredFeatures = t.deviceFeatures();
   if ((offeredFeatures & VIRTIO_F_VERSION_1) == 0) return VirtioError.FeatureVersion1Missing;
   negotiatedFeatures = offeredFeatures & (TRANSPORT_FEATURES | deviceFeatures);

@@ -44,7 +44,9 @@ export class PciTransport extends VirtioTransport {
     this.notifyOffMultiplier = caps.notifyOffMultiplier; // 0 is legal: one shared doorbell
     this.device = caps.device.address;
     this.deviceLength = caps.device.length;
-    // We poll: the config-change interrupt goes nowhere.
+  }
+
+  disableConfigInterrupt(): void {
     mmioWrite16(this.common + COMMON_MSIX_CONFIG, VIRTIO_MSI_NO_VECTOR);
   }
 

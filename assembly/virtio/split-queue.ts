@@ -24,6 +24,7 @@ const DESC_FREE: u8 = 0;
 const DESC_HEAD_IN_FLIGHT: u8 = 1; // first of a chain the device owns
 const DESC_CHAINED: u8 = 2; // later member of a chain (never a valid used id)
 const DESC_HEAD_COMPLETED: u8 = 3; // the device returned it; a second return is a duplicate
+const DESC_HEAD_RELEASED: u8 = 4; // completed and back on the free list (still a duplicate if returned)
 
 // Used-ring entries we refused, by reason.
 export const USED_BAD_ID: i32 = 0; // id >= queue size
@@ -222,7 +223,8 @@ export class SplitQueue {
       }
       const state = unchecked(this.state[id]);
       if (state != DESC_HEAD_IN_FLIGHT) {
-        this.rejectUsed(state == DESC_HEAD_COMPLETED ? USED_DUPLICATE : USED_NOT_IN_FLIGHT, id, length);
+        const duplicate = state == DESC_HEAD_COMPLETED || state == DESC_HEAD_RELEASED;
+        this.rejectUsed(duplicate ? USED_DUPLICATE : USED_NOT_IN_FLIGHT, id, length);
         continue;
       }
       unchecked((this.state[id] = DESC_HEAD_COMPLETED));
@@ -243,9 +245,10 @@ export class SplitQueue {
     return <u32>head < this.size ? unchecked(this.tokens[head]) : 0;
   }
 
-  // Returns a completed chain's descriptors to the free list.
+  // Returns a completed chain's descriptors to the free list (once: a second call does nothing).
   release(head: i32): void {
     if (<u32>head >= this.size || unchecked(this.state[head]) != DESC_HEAD_COMPLETED) return;
+    unchecked((this.state[head] = DESC_HEAD_RELEASED));
     const n = <u32>unchecked(this.chainLength[head]);
     let last = <u32>head;
     for (let i: u32 = 1; i < n; i++) {

@@ -6,6 +6,8 @@ export abstract class VirtioTransport {
   abstract setStatus(status: u32): void;
   abstract deviceFeatures(): u64;
   abstract setDriverFeatures(features: u64): void;
+  // Routes configuration-change interrupts nowhere (we poll).
+  abstract disableConfigInterrupt(): void;
   abstract queueCount(): u32;
   // Selects `queue` for the queue calls below; returns its maximum size (0: queue unavailable).
   abstract selectQueue(queue: u32): u32;

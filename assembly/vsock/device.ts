@@ -84,6 +84,11 @@ export let rxPayloadLength: u32 = 0;
 let txBuffers: usize = 0;
 let txBufferCount: u32 = 0;
 const txFree = new StaticArray<usize>(TX_BUFFER_COUNT_MAX);
+// Who holds each tx buffer, so a double submit or discard cannot corrupt the pool.
+const TX_IN_POOL: u8 = 0;
+const TX_ACQUIRED: u8 = 1;
+const TX_IN_FLIGHT: u8 = 2;
+const txState = new StaticArray<u8>(TX_BUFFER_COUNT_MAX);
 let txFreeCount: u32 = 0;
 let txInFlightCount: i32 = 0;
 let eventBuffers: usize = 0;
@@ -223,8 +228,12 @@ function reclaimTx(q: SplitQueue): void {
     if (head < 0) return;
     const buffer = q.token(head);
     q.release(head);
-    if (txFreeCount < TX_BUFFER_COUNT_MAX) unchecked((txFree[txFreeCount++] = buffer));
-    txInFlightCount--;
+    const index = txIndex(buffer);
+    if (index >= 0 && unchecked(txState[index]) == TX_IN_FLIGHT) {
+      unchecked((txState[index] = TX_IN_POOL));
+      unchecked((txFree[txFreeCount++] = buffer));
+      txInFlightCount--;
+    }
   }
 }
 
@@ -233,27 +242,34 @@ export function txAcquire(): usize {
   if (q == null) return 0;
   if (q.inFlight > 0) reclaimTx(q);
   if (txFreeCount == 0) return 0;
-  return unchecked(txFree[--txFreeCount]);
+  const buffer = unchecked(txFree[--txFreeCount]);
+  unchecked((txState[txIndex(buffer)] = TX_ACQUIRED));
+  return buffer;
 }
 
-function isTxBuffer(buffer: usize): bool {
-  return (
-    buffer >= txBuffers &&
-    buffer < txBuffers + <usize>txBufferCount * TX_BUFFER_STRIDE &&
-    (buffer - txBuffers) % TX_BUFFER_STRIDE == 0
-  );
+// The pool index of a tx buffer, or -1 for anything that is not one.
+function txIndex(buffer: usize): i32 {
+  if (buffer < txBuffers || buffer >= txBuffers + <usize>txBufferCount * TX_BUFFER_STRIDE) return -1;
+  if ((buffer - txBuffers) % TX_BUFFER_STRIDE != 0) return -1;
+  return <i32>((buffer - txBuffers) / TX_BUFFER_STRIDE);
+}
+
+function isAcquired(buffer: usize): bool {
+  const index = txIndex(buffer);
+  return index >= 0 && unchecked(txState[index]) == TX_ACQUIRED;
 }
 
 // Gives back a buffer from txAcquire() that will not be submitted after all.
 export function txDiscard(buffer: usize): void {
-  if (isTxBuffer(buffer) && txFreeCount < txBufferCount) unchecked((txFree[txFreeCount++] = buffer));
+  if (!isAcquired(buffer)) return;
+  unchecked((txState[txIndex(buffer)] = TX_IN_POOL));
+  unchecked((txFree[txFreeCount++] = buffer));
 }
 
 export function txSubmit(buffer: usize, payloadLength: u32): void {
   const q = txQueue;
   if (q == null) return;
-  const headerLen = load<u32>(buffer + HEADER_LEN_OFFSET);
-  if (!isTxBuffer(buffer) || payloadLength > TX_PAYLOAD_MAX || headerLen != payloadLength) {
+  if (!isAcquired(buffer) || payloadLength > TX_PAYLOAD_MAX || load<u32>(buffer + HEADER_LEN_OFFSET) != payloadLength) {
     countDrop(DROP_TX_INVALID, payloadLength);
     txDiscard(buffer);
     return;
@@ -265,6 +281,7 @@ export function txSubmit(buffer: usize, payloadLength: u32): void {
     txDiscard(buffer);
     return;
   }
+  unchecked((txState[txIndex(buffer)] = TX_IN_FLIGHT));
   txInFlightCount++;
   txPackets++;
   txBytes += payloadLength;
@@ -371,7 +388,10 @@ function fillQueues(rx: SplitQueue, tx: SplitQueue, events: SplitQueue): void {
   rxPayloadLength = 0;
   txBufferCount = tx.size < TX_BUFFER_COUNT_MAX ? tx.size : TX_BUFFER_COUNT_MAX;
   txFreeCount = 0;
-  for (let i = <i32>txBufferCount - 1; i >= 0; i--) unchecked((txFree[txFreeCount++] = txBuffers + <usize>i * TX_BUFFER_STRIDE));
+  for (let i = <i32>txBufferCount - 1; i >= 0; i--) {
+    unchecked((txFree[txFreeCount++] = txBuffers + <usize>i * TX_BUFFER_STRIDE));
+    unchecked((txState[i] = TX_IN_POOL));
+  }
   txInFlightCount = 0;
   const eventCount = events.size < EVENT_BUFFER_COUNT ? events.size : EVENT_BUFFER_COUNT;
   for (let i: u32 = 0; i < eventCount; i++) {
