@@ -115,5 +115,23 @@ $(BUILD)/firmware.bin: $(BUILD)/firmware.elf tools/image/main.ts tools/image/elf
 run: image
 	@qemu/run.sh $(BUILD)/firmware.bin
 
+# Tests: unit (wasm in Node against the simulated machine), boot (the real image in QEMU TCG),
+# e2e (the real image under the kernel's vhost-vsock, inside the outer VM).
+SELFTEST_IMAGES := build/selftest-cpu-exception/firmware.bin build/selftest-wasm-trap/firmware.bin
+NODE_TEST := node --import tsx --test --test-reporter=spec
+
+test: setup
+	@$(MAKE) --no-print-directory test-unit test-boot
+
+test-unit: setup
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin
+	$(NODE_TEST) tests/unit/*.test.ts
+
+test-boot: setup
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
+	$(NODE_TEST) tests/boot/*.test.ts
+
 clean:
 	rm -rf build
