@@ -1,4 +1,470 @@
-// PLACEHOLDER (owned by the vsock protocol work): the exported socket API (vs_* functions).
-export function vs_local_cid(): u64 {
+// The socket API, exported from the wasm (main.ts re-exports this file: keep only exported
+// functions here). File descriptors, Linux errno values negated on failure (errors.ts), and
+// Python-socket semantics:
+//   vs_socket() -> fd                     vs_bind(fd, cid, port)   VMADDR_CID_ANY / VMADDR_PORT_ANY (0xffffffff)
+//   vs_listen(fd, backlog)                vs_accept(fd, addrOut) -> fd, *addrOut = { u32 cid; u32 port }
+//   vs_connect(fd, cid, port)             vs_send / vs_recv(fd, buf, len, flags) -> bytes (recv: 0 = EOF)
+//   vs_shutdown(fd, how)                  vs_close(fd)
+//   vs_settimeout(fd, ns)                 -1 blocks forever (default), 0 never blocks (EAGAIN/EINPROGRESS), > 0 timeout
+//   vs_setsockopt(fd, option, value) / vs_getsockopt(fd, option, valueOut): options in api-constants.ts
+//   vs_getsockname / vs_getpeername(fd, addrOut), vs_poll(fds, count, timeoutNs), vs_local_cid()
+//   vs_staging() / vs_staging_size(): a buffer inside linear memory for C callers (firmware/vsock-api.c)
+// Timeouts: recv/accept/send give -EAGAIN when their timeout passes (like Linux SO_RCVTIMEO);
+// connect waits at most min(connect timeout (2 s), send timeout) and then gives -ETIMEDOUT.
+// Blocking calls loop on vsockPoll() until progress or their deadline (clock_ns).
+import { clockNs } from "../platform/imports";
+import { LEVEL_DEBUG, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
+import {
+  ADDR_SIZE,
+  MSG_DONTWAIT,
+  MSG_PEEK,
+  POLLERR,
+  POLLFD_SIZE,
+  POLLHUP,
+  POLLNVAL,
+  SHUT_RD,
+  SHUT_RDWR,
+  SHUT_WR,
+  SO_ERROR,
+  SO_RCVTIMEO,
+  SO_SNDTIMEO,
+  SO_VM_SOCKETS_BUFFER_MAX_SIZE,
+  SO_VM_SOCKETS_BUFFER_MIN_SIZE,
+  SO_VM_SOCKETS_BUFFER_SIZE,
+  SO_VM_SOCKETS_CONNECT_TIMEOUT,
+} from "./api-constants";
+import {
+  Connection,
+  CONN_CLOSED,
+  CONN_CONNECTING,
+  CONN_ESTABLISHED,
+  OWE_CREDIT_REPLY,
+  OWE_CREDIT_UPDATE,
+  OWE_REQUEST,
+  OWE_SHUTDOWN,
+  RECEIVE_BUFFER_CAPACITY,
+} from "./connection";
+import { allocateConnection, findConnection, freeConnection, liveConnectionCount } from "./connection-table";
+import { creditUpdateDue } from "./credit";
+import {
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  EAGAIN,
+  EALREADY,
+  EBADF,
+  EINPROGRESS,
+  EINVAL,
+  EISCONN,
+  EMFILE,
+  ENETDOWN,
+  ENOBUFS,
+  ENOTCONN,
+  EOPNOTSUPP,
+  EPIPE,
+  errnoName,
+} from "./errors";
+import { closeByApplication, resetConnection } from "./lifecycle";
+import { oldestPending, removeFromAcceptQueue } from "./listener";
+import {
+  VIRTIO_VSOCK_SHUTDOWN_MASK,
+  VIRTIO_VSOCK_SHUTDOWN_RCV,
+  VIRTIO_VSOCK_SHUTDOWN_SEND,
+  VMADDR_CID_ANY,
+  VMADDR_CID_HOST,
+  VMADDR_PORT_ANY,
+} from "./packet";
+import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
+import { socketEvents } from "./readiness";
+import {
+  allocateSocket,
+  MAX_SOCKETS,
+  Socket,
+  SOCK_CONNECTED,
+  SOCK_FREE,
+  SOCK_LISTENING,
+  SOCK_OPEN,
+  socketAt,
+  socketForFd,
+} from "./socket-table";
+import { vsockPoll, vsockStarted } from "./stack";
+import { localCid } from "./transmit";
+
+const STAGING_SIZE: u32 = 65536;
+let staging: usize = 0;
+
+// Every error is one debug line (subsystem `sock`). EAGAIN and EINPROGRESS are flow, not errors.
+function fail(call: string, fd: i32, errno: i32): i32 {
+  if (errno != EAGAIN && errno != EINPROGRESS && logBegin(LEVEL_DEBUG, "sock")) {
+    logStr(call);
+    logKvSigned("fd", fd);
+    logKvStr("error", errnoName(errno));
+    logEnd();
+  }
+  return -errno;
+}
+
+// Absolute deadline for a wait of `timeout` ns (< 0: never).
+function deadlineAfter(timeout: i64): u64 {
+  return timeout < 0 ? U64.MAX_VALUE : clockNs() + <u64>timeout;
+}
+
+function writeAddress(addrOut: usize, cid: u32, port: u32): void {
+  if (addrOut == 0) return;
+  store<u32>(addrOut, cid);
+  store<u32>(addrOut + 4, port);
+}
+
+// A connection that ended before it was ever established (refused, timed out).
+function failedConnect(c: Connection): bool {
+  return c.state == CONN_CLOSED && !c.established;
+}
+
+export function vs_socket(): i32 {
+  if (!vsockStarted()) return fail("socket", -1, ENETDOWN);
+  const s = allocateSocket();
+  if (s == null) return fail("socket", -1, EMFILE);
+  return s.fd();
+}
+
+export function vs_bind(fd: i32, cid: u32, port: u32): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("bind", fd, EBADF);
+  if (s.state != SOCK_OPEN || s.bound) return fail("bind", fd, EINVAL);
+  if (cid != VMADDR_CID_ANY && <u64>cid != localCid()) return fail("bind", fd, EADDRNOTAVAIL);
+  if (port == VMADDR_PORT_ANY) {
+    port = allocateEphemeralPort();
+    if (port == 0) return fail("bind", fd, EADDRNOTAVAIL);
+  } else if (portInUse(port)) {
+    return fail("bind", fd, EADDRINUSE);
+  }
+  s.bound = true;
+  s.ownsPort = true;
+  s.boundCid = cid;
+  s.localPort = port;
   return 0;
+}
+
+export function vs_listen(fd: i32, backlog: i32): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("listen", fd, EBADF);
+  if (s.state == SOCK_CONNECTED || !s.bound) return fail("listen", fd, EINVAL);
+  // A backlog of n admits n connections waiting for accept; the rest are refused with RST.
+  s.backlog = backlog < 1 ? 1 : backlog > MAX_CONNECTIONS ? MAX_CONNECTIONS : backlog;
+  s.state = SOCK_LISTENING;
+  if (logBegin(LEVEL_DEBUG, "sock")) {
+    logStr("listening");
+    logKv("port", s.localPort);
+    logKv("backlog", s.backlog);
+    logEnd();
+  }
+  return 0;
+}
+
+export function vs_accept(fd: i32, addrOut: usize): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("accept", fd, EBADF);
+  if (s.state != SOCK_LISTENING) return fail("accept", fd, EINVAL);
+  const deadline = deadlineAfter(s.recvTimeout);
+  while (true) {
+    const c = oldestPending(s);
+    if (c != null) {
+      const child = allocateSocket();
+      if (child == null) return fail("accept", fd, EMFILE); // it stays queued
+      removeFromAcceptQueue(s, c);
+      c.fd = child.fd();
+      child.state = SOCK_CONNECTED;
+      child.conn = c;
+      child.bound = true;
+      child.ownsPort = false; // the listener owns the port
+      child.boundCid = s.boundCid;
+      child.localPort = s.localPort;
+      child.bufferSize = s.bufferSize;
+      child.bufferMin = s.bufferMin;
+      child.bufferMax = s.bufferMax;
+      child.connectTimeout = s.connectTimeout;
+      writeAddress(addrOut, <u32>c.peerCid, c.peerPort);
+      return child.fd();
+    }
+    if (s.recvTimeout == 0 || clockNs() >= deadline) return fail("accept", fd, EAGAIN);
+    vsockPoll();
+  }
+}
+
+export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("connect", fd, EBADF);
+  if (s.state == SOCK_LISTENING) return fail("connect", fd, EINVAL);
+  if (s.state == SOCK_CONNECTED) {
+    const old = s.conn!;
+    if (old.state == CONN_CONNECTING) {
+      if (s.sendTimeout == 0) return fail("connect", fd, EALREADY);
+      return waitConnected(s, old);
+    }
+    if (!failedConnect(old)) return fail("connect", fd, EISCONN);
+    // A failed connect leaves the socket unconnected; trying again is allowed (Linux too).
+    freeConnection(old);
+    s.conn = null;
+    s.state = SOCK_OPEN;
+  }
+  // Only the host is reachable: vhost drops guest packets whose dst_cid is not 2.
+  if (<u64>cid != VMADDR_CID_HOST) return fail("connect", fd, EADDRNOTAVAIL);
+  if (port == VMADDR_PORT_ANY) return fail("connect", fd, EINVAL);
+  if (!s.bound) {
+    const ephemeral = allocateEphemeralPort();
+    if (ephemeral == 0) return fail("connect", fd, EADDRNOTAVAIL);
+    s.bound = true;
+    s.ownsPort = true;
+    s.boundCid = VMADDR_CID_ANY;
+    s.localPort = ephemeral;
+  }
+  if (findConnection(s.localPort, VMADDR_CID_HOST, port) != null) return fail("connect", fd, EADDRINUSE);
+  const c = allocateConnection(s.localPort, VMADDR_CID_HOST, port, true);
+  if (c == null) return fail("connect", fd, ENOBUFS);
+  c.bufAlloc = s.bufferSize;
+  c.state = CONN_CONNECTING;
+  c.owed = OWE_REQUEST;
+  c.fd = fd;
+  let timeout = s.connectTimeout;
+  if (s.sendTimeout > 0 && s.sendTimeout < timeout) timeout = s.sendTimeout;
+  c.deadline = clockNs() + <u64>timeout;
+  s.state = SOCK_CONNECTED;
+  s.conn = c;
+  if (s.sendTimeout == 0) {
+    vsockPoll(); // the REQUEST goes out now; POLLOUT (or POLLERR) tells the outcome
+    return fail("connect", fd, EINPROGRESS);
+  }
+  return waitConnected(s, c);
+}
+
+// The connection's deadline (stack timers) bounds this loop.
+function waitConnected(s: Socket, c: Connection): i32 {
+  while (c.state == CONN_CONNECTING) vsockPoll();
+  if (failedConnect(c)) return fail("connect", s.fd(), c.error);
+  return 0;
+}
+
+// The connection behind a connected socket, or null (then *why holds the errno).
+let lookupError: i32 = 0;
+function connectedConnection(fd: i32): Connection | null {
+  const s = socketForFd(fd);
+  if (s == null) {
+    lookupError = EBADF;
+    return null;
+  }
+  if (s.state != SOCK_CONNECTED) {
+    lookupError = ENOTCONN;
+    return null;
+  }
+  const c = s.conn!;
+  if (c.state == CONN_CONNECTING || failedConnect(c)) {
+    lookupError = ENOTCONN;
+    return null;
+  }
+  return c;
+}
+
+export function vs_send(fd: i32, buf: usize, len: u32, flags: i32): i32 {
+  const c = connectedConnection(fd);
+  if (c == null) return fail("send", fd, lookupError);
+  const s = socketForFd(fd)!;
+  const nonBlocking = s.sendTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
+  const deadline = deadlineAfter(s.sendTimeout);
+  let total: u32 = 0;
+  while (true) {
+    if (c.error != 0) return total > 0 ? <i32>total : fail("send", fd, c.error);
+    if (
+      c.state != CONN_ESTABLISHED ||
+      (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 ||
+      (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0
+    ) {
+      return total > 0 ? <i32>total : fail("send", fd, EPIPE);
+    }
+    // Bytes wait in the send buffer and leave on the next poll: small writes coalesce.
+    total += c.tx.write(buf + total, len - total);
+    if (total == len) return <i32>total;
+    if (nonBlocking || clockNs() >= deadline) return total > 0 ? <i32>total : fail("send", fd, EAGAIN);
+    vsockPoll();
+  }
+}
+
+export function vs_recv(fd: i32, buf: usize, len: u32, flags: i32): i32 {
+  const c = connectedConnection(fd);
+  if (c == null) return fail("recv", fd, lookupError);
+  if (len == 0) return 0;
+  const s = socketForFd(fd)!;
+  const nonBlocking = s.recvTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
+  const deadline = deadlineAfter(s.recvTimeout);
+  while (true) {
+    if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0) return 0; // SHUT_RD: EOF at once, like Linux
+    if (c.rx.count > 0) {
+      if ((flags & MSG_PEEK) != 0) return <i32>c.rx.peek(buf, len);
+      const n = c.rx.read(buf, len);
+      c.fwdCnt += n;
+      if (c.state == CONN_ESTABLISHED && creditUpdateDue(c)) c.owed |= OWE_CREDIT_UPDATE;
+      return <i32>n;
+    }
+    if (c.error != 0) return fail("recv", fd, c.error); // transport reset
+    // Only data ends a read: EOF once the peer shut its sending side or the connection ended.
+    if ((c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || c.state != CONN_ESTABLISHED) return 0;
+    if (nonBlocking || clockNs() >= deadline) return fail("recv", fd, EAGAIN);
+    vsockPoll();
+  }
+}
+
+export function vs_shutdown(fd: i32, how: i32): i32 {
+  let bits: u32 = 0;
+  if (how == SHUT_RD) bits = VIRTIO_VSOCK_SHUTDOWN_RCV;
+  else if (how == SHUT_WR) bits = VIRTIO_VSOCK_SHUTDOWN_SEND;
+  else if (how == SHUT_RDWR) bits = VIRTIO_VSOCK_SHUTDOWN_MASK;
+  else return fail("shutdown", fd, EINVAL);
+  const c = connectedConnection(fd);
+  if (c == null) return fail("shutdown", fd, lookupError);
+  c.localShutdown |= bits;
+  // The SHUTDOWN packet follows any buffered data (transmit.ts orders it).
+  if (c.state == CONN_ESTABLISHED && (c.shutdownSent & bits) != bits) c.owed |= OWE_SHUTDOWN;
+  return 0;
+}
+
+export function vs_close(fd: i32): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("close", fd, EBADF);
+  if (s.state == SOCK_LISTENING) {
+    // Connections nobody accepted are refused now rather than left to time out.
+    let c = oldestPending(s);
+    while (c != null) {
+      resetConnection(c, "listener-closed");
+      c = oldestPending(s);
+    }
+  } else if (s.state == SOCK_CONNECTED) {
+    closeByApplication(s.conn!);
+  }
+  s.conn = null;
+  s.state = SOCK_FREE;
+  return 0;
+}
+
+export function vs_settimeout(fd: i32, ns: i64): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("settimeout", fd, EBADF);
+  s.recvTimeout = ns < 0 ? -1 : ns;
+  s.sendTimeout = s.recvTimeout;
+  return 0;
+}
+
+// Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer.
+function applyBufferSize(s: Socket, size: u64): void {
+  let value = size > <u64>s.bufferMax ? s.bufferMax : <u32>size;
+  if (value < s.bufferMin) value = s.bufferMin;
+  s.bufferSize = value;
+  const c = s.conn;
+  if (c != null && c.state == CONN_ESTABLISHED && c.bufAlloc != value) {
+    c.bufAlloc = value;
+    c.owed |= OWE_CREDIT_REPLY;
+  } else if (c != null && c.state == CONN_CONNECTING) {
+    c.bufAlloc = value;
+  }
+}
+
+export function vs_setsockopt(fd: i32, option: i32, value: i64): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("setsockopt", fd, EBADF);
+  if (option == SO_VM_SOCKETS_BUFFER_SIZE) {
+    if (value < 0) return fail("setsockopt", fd, EINVAL);
+    applyBufferSize(s, <u64>value);
+  } else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE || option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) {
+    // The receive buffer is preallocated: no size above its capacity.
+    if (value < 0 || value > <i64>RECEIVE_BUFFER_CAPACITY) return fail("setsockopt", fd, EINVAL);
+    if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) s.bufferMin = <u32>value;
+    else s.bufferMax = <u32>value;
+    applyBufferSize(s, <u64>s.bufferSize);
+  } else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) {
+    if (value <= 0) return fail("setsockopt", fd, EINVAL);
+    s.connectTimeout = value;
+  } else if (option == SO_RCVTIMEO) {
+    s.recvTimeout = value < 0 ? -1 : value;
+  } else if (option == SO_SNDTIMEO) {
+    s.sendTimeout = value < 0 ? -1 : value;
+  } else {
+    return fail("setsockopt", fd, EOPNOTSUPP);
+  }
+  return 0;
+}
+
+export function vs_getsockopt(fd: i32, option: i32, valueOut: usize): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("getsockopt", fd, EBADF);
+  let value: i64 = 0;
+  if (option == SO_VM_SOCKETS_BUFFER_SIZE) value = s.bufferSize;
+  else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) value = s.bufferMin;
+  else if (option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) value = s.bufferMax;
+  else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) value = s.connectTimeout;
+  else if (option == SO_RCVTIMEO) value = s.recvTimeout;
+  else if (option == SO_SNDTIMEO) value = s.sendTimeout;
+  else if (option == SO_ERROR) {
+    const c = s.conn;
+    if (c != null) {
+      value = c.error;
+      c.error = 0;
+    }
+  } else return fail("getsockopt", fd, EOPNOTSUPP);
+  if (valueOut != 0) store<i64>(valueOut, value);
+  return 0;
+}
+
+export function vs_getsockname(fd: i32, addrOut: usize): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return fail("getsockname", fd, EBADF);
+  if (s.state == SOCK_CONNECTED) writeAddress(addrOut, <u32>localCid(), s.localPort);
+  else if (s.bound) writeAddress(addrOut, s.boundCid, s.localPort);
+  else writeAddress(addrOut, VMADDR_CID_ANY, VMADDR_PORT_ANY);
+  return 0;
+}
+
+export function vs_getpeername(fd: i32, addrOut: usize): i32 {
+  const c = connectedConnection(fd);
+  if (c == null) return fail("getpeername", fd, lookupError);
+  writeAddress(addrOut, <u32>c.peerCid, c.peerPort);
+  return 0;
+}
+
+// fds: `count` entries of { i32 fd; i16 events; i16 revents }. Returns how many have revents != 0.
+// POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not (like Linux).
+export function vs_poll(fds: usize, count: i32, timeoutNs: i64): i32 {
+  if (count < 0 || count > MAX_SOCKETS * 4) return fail("poll", -1, EINVAL);
+  const deadline = deadlineAfter(timeoutNs);
+  while (true) {
+    vsockPoll();
+    let ready: i32 = 0;
+    for (let i = 0; i < count; i++) {
+      const entry = fds + <usize>i * POLLFD_SIZE;
+      const wanted = <i32>load<u16>(entry + 4) | POLLERR | POLLHUP | POLLNVAL;
+      const revents = socketEvents(load<i32>(entry)) & wanted;
+      store<u16>(entry + 6, <u16>revents);
+      if (revents != 0) ready++;
+    }
+    if (ready > 0 || timeoutNs == 0 || clockNs() >= deadline) return ready;
+  }
+}
+
+export function vs_local_cid(): u64 {
+  return localCid();
+}
+
+// C callers' buffers live outside linear memory: they copy through this one.
+export function vs_staging(): usize {
+  if (staging == 0) staging = heap.alloc(<usize>STAGING_SIZE);
+  return staging;
+}
+
+export function vs_staging_size(): u32 {
+  return STAGING_SIZE;
+}
+
+// Test and tuning hooks (not socket API): live connections, and the ephemeral port range.
+export function vsock_connection_count(): i32 {
+  return liveConnectionCount();
+}
+
+export function vsock_set_ephemeral_range(first: u32, last: u32): i32 {
+  return setEphemeralRange(first, last) ? 0 : -EINVAL;
 }

@@ -1,0 +1,102 @@
+// The connection pool (MAX_CONNECTIONS, preallocated at boot) and lookup by the full tuple
+// (local port, peer cid, peer port): two peers may use the same port numbers, and an accepted
+// connection shares its listener's local port, so a port alone never identifies a connection.
+import { clockNs } from "../platform/imports";
+import { LEVEL_INFO, logBegin, logDec, logEnd, logKv, logKvStr, logStr } from "../platform/log";
+import { Connection, CONN_FREE } from "./connection";
+
+export const connections = new StaticArray<Connection>(MAX_CONNECTIONS);
+let live: i32 = 0;
+let initialized = false;
+
+export function connectionTableInit(): void {
+  if (initialized) return;
+  initialized = true;
+  for (let i = 0; i < MAX_CONNECTIONS; i++) unchecked((connections[i] = new Connection(i)));
+}
+
+// @ts-ignore: decorator
+@inline export function connectionAt(index: i32): Connection {
+  return unchecked(connections[index]);
+}
+
+export function liveConnectionCount(): i32 {
+  return live;
+}
+
+// The connection packets for this tuple belong to, or null.
+export function findConnection(localPort: u32, peerCid: u64, peerPort: u32): Connection | null {
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = unchecked(connections[i]);
+    if (c.inTable() && c.matches(localPort, peerCid, peerPort)) return c;
+  }
+  return null;
+}
+
+// Whether an outbound connection (even an orphan still closing) holds this local port.
+export function portHeldByConnection(port: u32): bool {
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = unchecked(connections[i]);
+    if (c.state != CONN_FREE && c.outbound && c.localPort == port) return true;
+  }
+  return false;
+}
+
+// A blank connection for this tuple, or null when the pool is exhausted.
+export function allocateConnection(localPort: u32, peerCid: u64, peerPort: u32, outbound: bool): Connection | null {
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = unchecked(connections[i]);
+    if (c.state != CONN_FREE) continue;
+    c.clear();
+    c.localPort = localPort;
+    c.peerCid = peerCid;
+    c.peerPort = peerPort;
+    c.outbound = outbound;
+    c.openedAt = clockNs();
+    live++;
+    return c;
+  }
+  return null;
+}
+
+// " local=<port> peer=<cid>:<port>"
+function logTuple(c: Connection): void {
+  logKv("local", c.localPort);
+  logStr(" peer=");
+  logDec(c.peerCid);
+  logStr(":");
+  logDec(<u64>c.peerPort);
+}
+
+// Logged once a connection is established (either direction).
+export function logConnectionOpened(c: Connection): void {
+  if (logBegin(LEVEL_INFO, "vsock")) {
+    logStr("connection opened");
+    logKvStr("dir", c.outbound ? "out" : "in");
+    logTuple(c);
+    logKv("buf_alloc", c.bufAlloc);
+    logKv("peer_buf_alloc", c.peerBufAlloc);
+    logKv("conns", <u64>live);
+    logEnd();
+  }
+}
+
+// Returns the connection to the pool. A connection that was established logs its summary.
+export function freeConnection(c: Connection): void {
+  if (c.state == CONN_FREE) return;
+  const wasEstablished = c.established;
+  c.state = CONN_FREE;
+  live--;
+  if (wasEstablished && logBegin(LEVEL_INFO, "vsock")) {
+    logStr("connection closed");
+    logKvStr("dir", c.outbound ? "out" : "in");
+    logTuple(c);
+    logKvStr("reason", c.endReason.length > 0 ? c.endReason : "closed");
+    logKv("rx_bytes", c.bytesReceived);
+    logKv("tx_bytes", c.bytesSent);
+    if (c.dropped != 0) logKv("dropped", c.dropped);
+    logKv("duration_ms", (clockNs() - c.openedAt) / 1000000);
+    logKv("conns", <u64>live);
+    logEnd();
+  }
+}

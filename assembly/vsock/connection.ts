@@ -1,0 +1,111 @@
+// One stream connection: its tuple, state, receive and send buffers, and both credit windows.
+// A fixed pool of these is preallocated at boot (connection-table.ts); nothing here allocates
+// after construction.
+import { ByteRing } from "./ring";
+
+// Receive buffer: Linux's default buf_alloc (256 KiB), and the most SO_VM_SOCKETS_BUFFER_SIZE may ask.
+export const RECEIVE_BUFFER_CAPACITY: u32 = 262144;
+// Send buffer: bytes the application wrote that credit or the tx queue has not let out yet.
+// One maximum-size packet's worth: small writes coalesce here until the next poll.
+export const SEND_BUFFER_CAPACITY: u32 = 65536;
+
+export const CONN_FREE: i32 = 0;
+export const CONN_CONNECTING: i32 = 1; // our REQUEST is out, waiting for RESPONSE (Linux TCP_SYN_SENT)
+export const CONN_ESTABLISHED: i32 = 2;
+export const CONN_CLOSING: i32 = 3; // the application closed: SHUTDOWN(3) sent or due, waiting for the peer's RST
+export const CONN_CLOSED: i32 = 4; // tuple released (reset, failed, transport reset); a socket still holds it
+
+// Control packets a connection owes the peer. Kept as flags (not a queue) so they coalesce and
+// never need memory when the tx queue is full; the RST that ends a connection goes through the
+// control queue instead, because the connection may be gone by the time it is sent.
+export const OWE_REQUEST: u32 = 1;
+export const OWE_RESPONSE: u32 = 2;
+export const OWE_CREDIT_UPDATE: u32 = 4; // the application consumed enough to tell the peer
+export const OWE_CREDIT_REPLY: u32 = 16; // answer to CREDIT_REQUEST or a buffer size change: always sent
+export const OWE_SHUTDOWN: u32 = 8;
+
+export class Connection {
+  index: i32;
+  state: i32 = CONN_FREE;
+  outbound: bool = false; // we connected (the connection owns its local port) or it was accepted
+  localPort: u32 = 0;
+  peerCid: u64 = 0;
+  peerPort: u32 = 0;
+  fd: i32 = -1; // socket holding it; -1 while in an accept queue or after close (orphan)
+  listenerFd: i32 = -1; // set while waiting in that listener's accept queue
+  acceptOrder: u64 = 0; // accept queue position (lowest first)
+
+  // Receive side: rx holds bytes not read yet; bufAlloc is what we advertise; fwdCnt counts bytes
+  // the application consumed; lastFwdCntSent is the fwd_cnt the peer last saw from us.
+  rx: ByteRing;
+  bufAlloc: u32 = RECEIVE_BUFFER_CAPACITY;
+  fwdCnt: u32 = 0;
+  lastFwdCntSent: u32 = 0;
+
+  // Send side: txCnt counts bytes we sent; the peer's window is peerBufAlloc - (txCnt - peerFwdCnt).
+  tx: ByteRing;
+  txCnt: u32 = 0;
+  peerBufAlloc: u32 = 0;
+  peerFwdCnt: u32 = 0;
+
+  peerShutdown: u32 = 0; // VIRTIO_VSOCK_SHUTDOWN_* bits the peer sent
+  localShutdown: u32 = 0; // bits the application asked for (same encoding)
+  shutdownSent: u32 = 0; // bits already on the wire
+  owed: u32 = 0; // OWE_* flags
+  error: i32 = 0; // errno to report (failed connect, transport reset), 0 when none
+  established: bool = false; // reached ESTABLISHED at least once (for the close log line)
+  deadline: u64 = 0; // connect timeout (CONNECTING) or close timeout (CLOSING)
+
+  openedAt: u64 = 0;
+  bytesReceived: u64 = 0;
+  bytesSent: u64 = 0;
+  dropped: u32 = 0; // RW payload bytes dropped because the peer overran our window
+  endReason: string = "";
+
+  constructor(index: i32) {
+    this.index = index;
+    this.rx = new ByteRing(RECEIVE_BUFFER_CAPACITY);
+    this.tx = new ByteRing(SEND_BUFFER_CAPACITY);
+  }
+
+  // Back to a blank slate for reuse (buffers stay allocated).
+  clear(): void {
+    this.state = CONN_FREE;
+    this.outbound = false;
+    this.localPort = 0;
+    this.peerCid = 0;
+    this.peerPort = 0;
+    this.fd = -1;
+    this.listenerFd = -1;
+    this.acceptOrder = 0;
+    this.rx.reset();
+    this.bufAlloc = RECEIVE_BUFFER_CAPACITY;
+    this.fwdCnt = 0;
+    this.lastFwdCntSent = 0;
+    this.tx.reset();
+    this.txCnt = 0;
+    this.peerBufAlloc = 0;
+    this.peerFwdCnt = 0;
+    this.peerShutdown = 0;
+    this.localShutdown = 0;
+    this.shutdownSent = 0;
+    this.owed = 0;
+    this.error = 0;
+    this.established = false;
+    this.deadline = 0;
+    this.openedAt = 0;
+    this.bytesReceived = 0;
+    this.bytesSent = 0;
+    this.dropped = 0;
+    this.endReason = "";
+  }
+
+  // Whether packets for this tuple still reach the connection (Linux: still in the connected table).
+  inTable(): bool {
+    return this.state == CONN_CONNECTING || this.state == CONN_ESTABLISHED || this.state == CONN_CLOSING;
+  }
+
+  matches(localPort: u32, peerCid: u64, peerPort: u32): bool {
+    return this.localPort == localPort && this.peerCid == peerCid && this.peerPort == peerPort;
+  }
+}

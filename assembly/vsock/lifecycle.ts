@@ -1,0 +1,64 @@
+// How a connection ends. Two steps, like Linux: the tuple is released (no more packets reach the
+// connection), then the connection returns to the pool once no socket or accept queue holds it.
+import { clockNs } from "../platform/imports";
+import {
+  Connection,
+  CONN_CLOSED,
+  CONN_CLOSING,
+  CONN_CONNECTING,
+  CONN_ESTABLISHED,
+  CONN_FREE,
+  OWE_SHUTDOWN,
+} from "./connection";
+import { freeConnection } from "./connection-table";
+import { queueReset } from "./control-queue";
+import { removeFromAcceptQueue } from "./listener";
+import { VIRTIO_VSOCK_SHUTDOWN_MASK } from "./packet";
+import { socketForFd } from "./socket-table";
+
+// Linux VSOCK_CLOSE_TIMEOUT: how long a closed connection waits for the peer's RST.
+export const CLOSE_TIMEOUT_NS: u64 = 8000000000;
+
+// Releases the tuple. `error` is what the socket reports (0: a clean end, reads drain then EOF).
+export function endConnection(c: Connection, reason: string, error: i32 = 0): void {
+  if (c.state == CONN_FREE) return;
+  if (c.endReason.length == 0) c.endReason = reason;
+  if (error != 0) c.error = error;
+  c.state = CONN_CLOSED;
+  c.owed = 0;
+  c.tx.reset();
+  if (c.listenerFd >= 0) {
+    // Died before anyone accepted it: drop it from the queue rather than hand out a dead socket.
+    const listener = socketForFd(c.listenerFd);
+    if (listener != null) removeFromAcceptQueue(listener, c);
+    c.listenerFd = -1;
+  }
+  if (c.fd < 0) freeConnection(c);
+}
+
+// Sends RST (queued: never blocks) and releases the tuple.
+export function resetConnection(c: Connection, reason: string, error: i32 = 0): void {
+  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
+  endConnection(c, reason, error);
+}
+
+// The application closed its socket: start the close handshake, or finish at once.
+export function closeByApplication(c: Connection): void {
+  c.fd = -1;
+  if (c.state == CONN_ESTABLISHED) {
+    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) {
+      // The peer already shut both directions down: it waits for our RST (Linux does the same).
+      resetConnection(c, "closed");
+      return;
+    }
+    // SHUTDOWN(RCV|SEND) goes out after buffered data; then wait for the peer's RST.
+    c.localShutdown = VIRTIO_VSOCK_SHUTDOWN_MASK;
+    if (c.shutdownSent != VIRTIO_VSOCK_SHUTDOWN_MASK) c.owed |= OWE_SHUTDOWN;
+    c.state = CONN_CLOSING;
+    c.deadline = clockNs() + CLOSE_TIMEOUT_NS;
+    return;
+  }
+  if (c.state == CONN_CONNECTING) c.endReason = "connect-abandoned";
+  // CONNECTING (Linux sends nothing; a late RESPONSE meets an RST), CLOSED, or already CLOSING.
+  if (c.state != CONN_CLOSING) freeConnection(c);
+}

@@ -1,0 +1,56 @@
+// What a socket is ready for (vs_poll's revents), without touching the device. The services in
+// assembly/apps use this directly to stay non-blocking.
+import { Connection, CONN_CLOSED, CONN_CONNECTING, CONN_ESTABLISHED } from "./connection";
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
+import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "./packet";
+import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "./socket-table";
+
+function connectionEvents(c: Connection): i32 {
+  if (c.state == CONN_CONNECTING) return 0;
+  let events: i32 = 0;
+  if (c.error != 0) events |= POLLERR;
+  if (c.state == CONN_CLOSED && !c.established) return events | POLLHUP; // failed connect
+  const readEnded =
+    (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0;
+  if (c.rx.count > 0 || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
+  const writeEnded =
+    (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0;
+  // Writable when send would not block: room in the send buffer, or it would fail at once.
+  if (c.state != CONN_ESTABLISHED || writeEnded || c.tx.free() > 0) events |= POLLOUT;
+  if (c.state == CONN_CLOSED || c.localShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) events |= POLLHUP;
+  else if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 && (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0)
+    events |= POLLHUP;
+  return events;
+}
+
+export function socketEvents(fd: i32): i32 {
+  const s = socketForFd(fd);
+  if (s == null) return POLLNVAL;
+  if (s.state == SOCK_LISTENING) return s.pending > 0 ? POLLIN : 0;
+  if (s.state == SOCK_CONNECTED) return connectionEvents(s.conn!);
+  return 0;
+}
+
+// Bytes vs_send would take right now without blocking (0 when it would block or fail).
+export function sendSpace(fd: i32): u32 {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED) return 0;
+  const c = s.conn!;
+  if (c.state != CONN_ESTABLISHED) return 0;
+  if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0) return 0;
+  return c.tx.free();
+}
+
+// Bytes vs_recv would return right now.
+export function receivable(fd: i32): u32 {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED) return 0;
+  return s.conn!.rx.count;
+}
+
+// True once everything the application sent has left the send buffer.
+export function sendDrained(fd: i32): bool {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED) return true;
+  return s.conn!.tx.count == 0;
+}
