@@ -76,7 +76,11 @@ let rxSplitLayout = false;
 let rxBuffers: usize = 0;
 let rxBufferCount: u32 = 0;
 let rxCurrentHead: i32 = -1;
-let rxRepostedSinceKick: u32 = 0;
+// Buffers the driver is done with, posted again in one batch (then one notify) when the used
+// ring is drained. Posting late also keeps a freed head out of the rings while the device could
+// still complete it a second time, so a duplicate completion is recognised as one.
+const rxToPost = new StaticArray<usize>(RX_BUFFER_COUNT_MAX);
+let rxToPostCount: u32 = 0;
 export let rxHeader: usize = 0;
 export let rxPayload: usize = 0;
 export let rxPayloadLength: u32 = 0;
@@ -92,6 +96,7 @@ const txState = new StaticArray<u8>(TX_BUFFER_COUNT_MAX);
 let txFreeCount: u32 = 0;
 let txInFlightCount: i32 = 0;
 let eventBuffers: usize = 0;
+const eventToPost = new StaticArray<usize>(EVENT_BUFFER_COUNT);
 
 let rxPackets: u64 = 0;
 let rxBytes: u64 = 0;
@@ -158,11 +163,17 @@ function postRx(q: SplitQueue, buffer: usize): void {
   q.publish(buffer);
 }
 
-function repostRx(q: SplitQueue, head: i32): void {
+function recycleRx(q: SplitQueue, head: i32): void {
   const buffer = q.token(head);
   q.release(head);
-  postRx(q, buffer);
-  rxRepostedSinceKick++;
+  if (rxToPostCount < RX_BUFFER_COUNT_MAX) unchecked((rxToPost[rxToPostCount++] = buffer));
+}
+
+function flushRx(q: SplitQueue): void {
+  if (rxToPostCount == 0) return;
+  for (let i: u32 = 0; i < rxToPostCount; i++) postRx(q, unchecked(rxToPost[i]));
+  rxToPostCount = 0;
+  q.kick();
 }
 
 export function rxNext(): bool {
@@ -176,18 +187,18 @@ export function rxNext(): bool {
     const used = q.usedLength;
     if (!q.usedLengthValid) {
       countDrop(DROP_RX_USED_TOO_LONG, used);
-      repostRx(q, head);
+      recycleRx(q, head);
       continue;
     }
     if (used < VSOCK_HEADER_SIZE) {
       countDrop(DROP_RX_SHORT, used);
-      repostRx(q, head);
+      recycleRx(q, head);
       continue;
     }
     const len = load<u32>(buffer + HEADER_LEN_OFFSET);
     if (len != used - VSOCK_HEADER_SIZE) {
       countDrop(DROP_RX_LEN_MISMATCH, len);
-      repostRx(q, head);
+      recycleRx(q, head);
       continue;
     }
     rxCurrentHead = head;
@@ -202,22 +213,16 @@ export function rxNext(): bool {
   return false;
 }
 
-function flushRx(q: SplitQueue): void {
-  if (rxRepostedSinceKick == 0) return;
-  rxRepostedSinceKick = 0;
-  q.kick();
-}
-
 export function rxRelease(): void {
   const q = rxQueue;
   if (q == null || rxCurrentHead < 0) return;
-  repostRx(q, rxCurrentHead);
+  recycleRx(q, rxCurrentHead);
   rxCurrentHead = -1;
   rxHeader = 0;
   rxPayload = 0;
   rxPayloadLength = 0;
-  // Normally rxNext() kicks once the queue is drained; do not let the device starve meanwhile.
-  if (rxRepostedSinceKick * 2 >= rxBufferCount) flushRx(q);
+  // Normally rxNext() reposts once the used ring is drained; do not let the device starve meanwhile.
+  if (rxToPostCount * 2 >= rxBufferCount) flushRx(q);
 }
 
 // ---- tx ----
@@ -305,6 +310,7 @@ export function eventPoll(): bool {
   const t = transport;
   if (q == null || t == null) return false;
   let reset = false;
+  let recycled: u32 = 0;
   while (!reset) {
     const head = q.popUsed();
     if (head < 0) break;
@@ -312,11 +318,15 @@ export function eventPoll(): bool {
     const valid = q.usedLengthValid && q.usedLength >= EVENT_BUFFER_SIZE;
     const id = load<u32>(buffer);
     q.release(head);
-    q.stage(buffer, EVENT_BUFFER_SIZE, true);
-    q.publish(buffer);
+    if (recycled < EVENT_BUFFER_COUNT) unchecked((eventToPost[recycled++] = buffer));
     if (!valid) countDrop(DROP_EVENT_SHORT, q.usedLength);
     else if (id != VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) countDrop(DROP_EVENT_UNKNOWN, id);
     else reset = true;
+  }
+  // Posted again only after the loop, for the same reason as rx (see rxToPost).
+  for (let i: u32 = 0; i < recycled; i++) {
+    q.stage(unchecked(eventToPost[i]), EVENT_BUFFER_SIZE, true);
+    q.publish(unchecked(eventToPost[i]));
   }
   q.kick();
   if (!reset) return false;
@@ -382,7 +392,7 @@ function fillQueues(rx: SplitQueue, tx: SplitQueue, events: SplitQueue): void {
   rxBufferCount = rx.size / perBuffer < RX_BUFFER_COUNT_MAX ? rx.size / perBuffer : RX_BUFFER_COUNT_MAX;
   for (let i: u32 = 0; i < rxBufferCount; i++) postRx(rx, rxBuffers + <usize>i * RX_BUFFER_STRIDE);
   rxCurrentHead = -1;
-  rxRepostedSinceKick = 0;
+  rxToPostCount = 0;
   rxHeader = 0;
   rxPayload = 0;
   rxPayloadLength = 0;
