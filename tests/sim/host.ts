@@ -1,0 +1,514 @@
+// The host side (CID 2) of the simulated vsock device: sockets a test drives, behaving like
+// Linux's af_vsock + virtio_transport_common for one guest. Credit exactly like Linux: every
+// packet carries buf_alloc and fwd_cnt; RW only within the guest's advertised window; a
+// CREDIT_UPDATE when the app's reads leave the guest seeing less than 64 KiB of free space;
+// never a CREDIT_REQUEST; RST to unknown tuples; SHUTDOWN then RST to close.
+import {
+  VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
+  VIRTIO_VSOCK_OP_CREDIT_REQUEST,
+  VIRTIO_VSOCK_OP_CREDIT_UPDATE,
+  VIRTIO_VSOCK_OP_REQUEST,
+  VIRTIO_VSOCK_OP_RESPONSE,
+  VIRTIO_VSOCK_OP_RST,
+  VIRTIO_VSOCK_OP_RW,
+  VIRTIO_VSOCK_OP_SHUTDOWN,
+  VIRTIO_VSOCK_SHUTDOWN_RCV,
+  VIRTIO_VSOCK_SHUTDOWN_SEND,
+  VIRTIO_VSOCK_TYPE_STREAM,
+  VSOCK_HOST_CID,
+  VsockHeader,
+  describeHeader,
+} from "./vsock-packet";
+
+/** Linux's timeouts (af_vsock.c VSOCK_DEFAULT_CONNECT_TIMEOUT, virtio_transport_common.c VSOCK_CLOSE_TIMEOUT). */
+export const CONNECT_TIMEOUT_NS = 2_000_000_000n;
+export const CLOSE_TIMEOUT_NS = 8_000_000_000n;
+export const FIRST_EPHEMERAL_PORT = 49152;
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+const EPIPE = 32;
+const SHUTDOWN_MASK = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+
+/** What the host needs from the device it sits behind. */
+export interface GuestLink {
+  guestCid(): bigint;
+  /** Queue a packet for the guest; `reply` marks packets vhost counts against its reply limit. */
+  sendToGuest(header: VsockHeader, payload: Uint8Array, reply: boolean): void;
+  violation(message: string): void;
+  now(): bigint;
+}
+
+export type HostSocketState = "connecting" | "connected" | "closed" | "reset";
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+export class HostSocket {
+  state: HostSocketState;
+  /** Why the socket ended badly: "ECONNRESET", "ETIMEDOUT", "EPROTO" (null: it did not). */
+  error: string | null = null;
+  /** The guest sent SHUTDOWN with SEND (or RST): no more data will come. */
+  eof = false;
+  /** SHUTDOWN flags received from the guest (VIRTIO_VSOCK_SHUTDOWN_*). */
+  peerShutdown = 0;
+  /** SHUTDOWN flags this side has sent. */
+  localShutdown = 0;
+  // Credit state, with Linux's names (struct virtio_vsock_sock).
+  bufAlloc: number;
+  fwdCnt = 0;
+  lastFwdCnt = 0;
+  rxBytes = 0;
+  txCnt = 0;
+  peerBufAlloc = 0;
+  peerFwdCnt = 0;
+  /** Packet counters, by what this side sent. */
+  creditUpdatesSent = 0;
+  private paused = false;
+  private readonly unread: Uint8Array[] = [];
+  private readonly readChunks: Uint8Array[] = [];
+  private readCache: Uint8Array | null = null;
+  private takeFrom = 0;
+  private readonly pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private shutdownAfterPending = 0;
+  private closeAfterPending = false;
+  /** The app closed (SHUTDOWN sent); the tuple lingers until the guest's RST or the close timeout. */
+  closing = false;
+  deadline: bigint | null = null;
+  private readonly dataCallbacks: ((bytes: Uint8Array, socket: HostSocket) => void)[] = [];
+
+  constructor(
+    private readonly host: SimHost,
+    readonly localPort: number,
+    readonly peerPort: number,
+    state: HostSocketState,
+  ) {
+    this.state = state;
+    this.bufAlloc = host.bufAlloc;
+  }
+
+  get peerCid(): bigint {
+    return this.host.link.guestCid();
+  }
+
+  /** Bytes the guest may still receive from us (Linux virtio_transport_get_credit). */
+  peerCredit(): number {
+    const inFlight = (this.txCnt - this.peerFwdCnt) >>> 0;
+    return Math.max(0, this.peerBufAlloc - inFlight);
+  }
+
+  /** Everything the host app has read so far. */
+  get received(): Uint8Array {
+    this.readCache ??= concat(this.readChunks);
+    return this.readCache;
+  }
+
+  /** What arrived since the last take(). */
+  take(): Uint8Array {
+    const all = this.received;
+    const out = all.slice(this.takeFrom);
+    this.takeFrom = all.length;
+    return out;
+  }
+
+  /** Bytes received and not read by the app (only while reading is paused). */
+  get unreadBytes(): number {
+    return this.rxBytes;
+  }
+
+  /** Bytes queued by send() and not yet sent (waiting for credit). */
+  get pendingSendBytes(): number {
+    return this.pendingBytes;
+  }
+
+  onData(callback: (bytes: Uint8Array, socket: HostSocket) => void): void {
+    this.dataCallbacks.push(callback);
+  }
+
+  /** Queues bytes for the guest; they go out as the guest's credit allows. Returns bytes taken or -EPIPE. */
+  send(bytes: Uint8Array | string): number {
+    const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes.slice();
+    if (this.state === "closed" || this.state === "reset" || this.closing) return -EPIPE;
+    if (this.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND || this.shutdownAfterPending & VIRTIO_VSOCK_SHUTDOWN_SEND) return -EPIPE;
+    if (this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) return -EPIPE;
+    if (data.length === 0) return 0;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.pump();
+    return data.length;
+  }
+
+  /** SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 (sent after the data already queued). */
+  shutdown(how: number): void {
+    const flags =
+      (how === SHUT_RD || how === SHUT_RDWR ? VIRTIO_VSOCK_SHUTDOWN_RCV : 0) |
+      (how === SHUT_WR || how === SHUT_RDWR ? VIRTIO_VSOCK_SHUTDOWN_SEND : 0);
+    this.shutdownAfterPending |= flags;
+    this.pump();
+  }
+
+  /** Like close(2): SHUTDOWN(both) after queued data, then wait for the guest's RST (8 s). */
+  close(): void {
+    if (this.state === "connecting") {
+      this.finish("closed");
+      return;
+    }
+    if (this.state !== "connected") return;
+    this.closeAfterPending = true;
+    this.pump();
+  }
+
+  /** Sends RST now and forgets the connection. */
+  reset(): void {
+    if (this.state === "connected" || this.state === "connecting") this.host.sendPacket(this, VIRTIO_VSOCK_OP_RST, 0, false);
+    this.finish("closed");
+  }
+
+  /** A paused app does not read: fwd_cnt stops advancing and no credit updates go out. */
+  pauseReading(paused: boolean): void {
+    this.paused = paused;
+    if (!paused) this.consume();
+  }
+
+  // ---- internals (called by SimHost) ----
+  finish(state: HostSocketState, error: string | null = null): void {
+    this.state = state;
+    if (error) this.error = error;
+    this.closing = false;
+    this.deadline = null;
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.host.forget(this);
+  }
+
+  /** Moves unread data to the app (unless paused) and sends a credit update when Linux would. */
+  consume(): void {
+    if (this.paused || this.unread.length === 0) return;
+    const bytes = concat(this.unread);
+    this.unread.length = 0;
+    this.rxBytes -= bytes.length;
+    this.fwdCnt = (this.fwdCnt + bytes.length) >>> 0;
+    this.readChunks.push(bytes);
+    this.readCache = null;
+    // virtio_transport_do_dequeue: update when the free space the guest sees drops below 64 KiB.
+    const freeSpace = this.bufAlloc - ((this.fwdCnt - this.lastFwdCnt) >>> 0);
+    if (freeSpace < VIRTIO_VSOCK_MAX_PKT_BUF_SIZE && this.state === "connected" && !this.closing) {
+      this.creditUpdatesSent++;
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, false);
+    }
+    for (const callback of this.dataCallbacks) callback(bytes, this);
+  }
+
+  receiveData(payload: Uint8Array): void {
+    if (this.closing) return; // the app is gone; nobody reads
+    if (this.rxBytes + payload.length > this.bufAlloc) {
+      this.host.link.violation(
+        `host ${this.localPort}<-guest ${this.peerPort}: RW of ${payload.length} beyond host credit (rx_bytes ${this.rxBytes}, buf_alloc ${this.bufAlloc}): dropped`,
+      );
+      return;
+    }
+    this.rxBytes += payload.length;
+    this.unread.push(payload);
+    this.consume();
+  }
+
+  get hasUnread(): boolean {
+    return this.rxBytes > 0;
+  }
+
+  /** Sends what credit allows, then any shutdown/close that waited for the data. */
+  pump(): void {
+    if (this.state !== "connected" || this.closing) return;
+    while (this.pendingBytes > 0 && !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV)) {
+      const n = Math.min(this.pendingBytes, this.peerCredit(), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
+      if (n === 0) break;
+      const payload = this.takePending(n);
+      this.txCnt = (this.txCnt + n) >>> 0;
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_RW, 0, false, payload);
+    }
+    if (this.pendingBytes > 0 && !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV)) return;
+    const flags = this.shutdownAfterPending & ~this.localShutdown;
+    if (flags && !this.closeAfterPending) {
+      this.localShutdown |= flags;
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_SHUTDOWN, flags, false);
+    }
+    if (this.closeAfterPending) this.closeNow();
+  }
+
+  /** virtio_transport_close: RST if the guest already shut down both ways, else SHUTDOWN and linger. */
+  private closeNow(): void {
+    this.closeAfterPending = false;
+    if ((this.peerShutdown & SHUTDOWN_MASK) === SHUTDOWN_MASK) {
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_RST, 0, false);
+      this.finish("closed");
+      return;
+    }
+    if ((this.localShutdown & SHUTDOWN_MASK) !== SHUTDOWN_MASK) {
+      this.localShutdown = SHUTDOWN_MASK;
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_SHUTDOWN, SHUTDOWN_MASK, false);
+    }
+    this.state = "closed";
+    this.closing = true;
+    this.deadline = this.host.link.now() + CLOSE_TIMEOUT_NS;
+  }
+
+  private takePending(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const head = this.pending[0];
+      const k = Math.min(head.length, n - at);
+      out.set(head.subarray(0, k), at);
+      at += k;
+      if (k === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(k);
+    }
+    this.pendingBytes -= n;
+    return out;
+  }
+}
+
+export class HostListener {
+  readonly queue: HostSocket[] = [];
+  private readonly callbacks: ((socket: HostSocket) => void)[] = [];
+  /** Every connection this listener ever accepted, in order. */
+  readonly accepted: HostSocket[] = [];
+
+  constructor(
+    private readonly host: SimHost,
+    readonly port: number,
+    readonly backlog: number,
+  ) {}
+
+  accept(): HostSocket | null {
+    return this.queue.shift() ?? null;
+  }
+
+  onAccept(callback: (socket: HostSocket) => void): void {
+    this.callbacks.push(callback);
+  }
+
+  /** Stops listening; connections not yet accepted are reset, like Linux. */
+  close(): void {
+    this.host.unlisten(this);
+    for (const s of this.queue.splice(0)) s.reset();
+  }
+
+  arrived(socket: HostSocket): void {
+    this.accepted.push(socket);
+    if (this.callbacks.length > 0) {
+      for (const callback of this.callbacks) callback(socket);
+    } else {
+      this.queue.push(socket);
+    }
+  }
+}
+
+export interface SimHostOptions {
+  bufAlloc?: number;
+}
+
+export class SimHost {
+  readonly bufAlloc: number;
+  private readonly connections = new Map<string, HostSocket>();
+  private readonly listeners = new Map<number, HostListener>();
+  private nextPort = FIRST_EPHEMERAL_PORT;
+  /** RSTs sent to tuples the host did not know (vhost's virtio_transport_reset_no_sock). */
+  resetsToUnknown = 0;
+
+  constructor(
+    readonly link: GuestLink,
+    options: SimHostOptions = {},
+  ) {
+    this.bufAlloc = options.bufAlloc ?? 262144;
+  }
+
+  private static key(localPort: number, peerPort: number): string {
+    return `${localPort}:${peerPort}`;
+  }
+
+  /** Live connections (connecting, connected, or closed and lingering). */
+  sockets(): HostSocket[] {
+    return [...this.connections.values()];
+  }
+
+  listen(port: number, backlog = 128): HostListener {
+    if (this.listeners.has(port)) throw new Error(`host port ${port} already has a listener`);
+    const listener = new HostListener(this, port, backlog);
+    this.listeners.set(port, listener);
+    return listener;
+  }
+
+  unlisten(listener: HostListener): void {
+    if (this.listeners.get(listener.port) === listener) this.listeners.delete(listener.port);
+  }
+
+  /** Host -> guest connection: sends REQUEST; the socket is "connecting" until RESPONSE or RST. */
+  connect(port: number, hostPort?: number): HostSocket {
+    let local = hostPort ?? this.nextPort++;
+    while (hostPort === undefined && this.connections.has(SimHost.key(local, port))) local = this.nextPort++;
+    const key = SimHost.key(local, port);
+    if (this.connections.has(key)) throw new Error(`host tuple ${key} in use`);
+    const socket = new HostSocket(this, local, port, "connecting");
+    this.connections.set(key, socket);
+    socket.deadline = this.link.now() + CONNECT_TIMEOUT_NS;
+    this.sendPacket(socket, VIRTIO_VSOCK_OP_REQUEST, 0, false);
+    return socket;
+  }
+
+  forget(socket: HostSocket): void {
+    const key = SimHost.key(socket.localPort, socket.peerPort);
+    if (this.connections.get(key) === socket) this.connections.delete(key);
+  }
+
+  /** Builds a packet for a connection, stamping the credit fields as Linux does at creation. */
+  sendPacket(socket: HostSocket, op: number, flags: number, reply: boolean, payload: Uint8Array = new Uint8Array(0)): void {
+    socket.lastFwdCnt = socket.fwdCnt;
+    this.link.sendToGuest(
+      {
+        srcCid: VSOCK_HOST_CID,
+        dstCid: this.link.guestCid(),
+        srcPort: socket.localPort,
+        dstPort: socket.peerPort,
+        len: payload.length,
+        type: VIRTIO_VSOCK_TYPE_STREAM,
+        op,
+        flags,
+        bufAlloc: socket.bufAlloc,
+        fwdCnt: socket.fwdCnt,
+      },
+      payload,
+      reply,
+    );
+  }
+
+  /** RST for a packet that matched no socket (never in answer to an RST). */
+  private resetNoSocket(h: VsockHeader): void {
+    if (h.op === VIRTIO_VSOCK_OP_RST) return;
+    this.resetsToUnknown++;
+    this.link.sendToGuest(
+      {
+        srcCid: VSOCK_HOST_CID,
+        dstCid: h.srcCid,
+        srcPort: h.dstPort,
+        dstPort: h.srcPort,
+        len: 0,
+        type: h.type,
+        op: VIRTIO_VSOCK_OP_RST,
+        flags: 0,
+        bufAlloc: 0,
+        fwdCnt: 0,
+      },
+      new Uint8Array(0),
+      true,
+    );
+  }
+
+  /** A packet from the guest that passed the device's checks (cids, length). */
+  receive(h: VsockHeader, payload: Uint8Array): void {
+    if (h.type !== VIRTIO_VSOCK_TYPE_STREAM) {
+      this.resetNoSocket(h);
+      return;
+    }
+    const socket = this.connections.get(SimHost.key(h.dstPort, h.srcPort));
+    if (!socket) {
+      const listener = this.listeners.get(h.dstPort);
+      if (listener && h.op === VIRTIO_VSOCK_OP_REQUEST && listener.queue.length < listener.backlog) {
+        this.acceptRequest(listener, h);
+      } else {
+        this.resetNoSocket(h);
+      }
+      return;
+    }
+    // virtio_transport_space_update: every packet carries the sender's credit.
+    socket.peerBufAlloc = h.bufAlloc;
+    socket.peerFwdCnt = h.fwdCnt;
+    if (socket.state === "connecting") this.receiveConnecting(socket, h);
+    else this.receiveConnected(socket, h, payload);
+    if (socket.state === "connected") socket.pump();
+  }
+
+  private acceptRequest(listener: HostListener, h: VsockHeader): void {
+    const socket = new HostSocket(this, h.dstPort, h.srcPort, "connected");
+    socket.peerBufAlloc = h.bufAlloc;
+    socket.peerFwdCnt = h.fwdCnt;
+    this.connections.set(SimHost.key(h.dstPort, h.srcPort), socket);
+    this.sendPacket(socket, VIRTIO_VSOCK_OP_RESPONSE, 0, true);
+    listener.arrived(socket);
+  }
+
+  private receiveConnecting(socket: HostSocket, h: VsockHeader): void {
+    if (h.op === VIRTIO_VSOCK_OP_RESPONSE) {
+      socket.state = "connected";
+      socket.deadline = null;
+    } else if (h.op === VIRTIO_VSOCK_OP_RST) {
+      socket.finish("reset", "ECONNRESET");
+    } else {
+      this.link.violation(`protocol: ${describeHeader(h)} on a connecting host socket`);
+      this.sendPacket(socket, VIRTIO_VSOCK_OP_RST, 0, true);
+      socket.finish("closed", "EPROTO");
+    }
+  }
+
+  private receiveConnected(socket: HostSocket, h: VsockHeader, payload: Uint8Array): void {
+    switch (h.op) {
+      case VIRTIO_VSOCK_OP_RW:
+        socket.receiveData(payload);
+        return;
+      case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+        return; // the space update above is all it carries
+      case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+        if (!socket.closing) this.sendPacket(socket, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, false);
+        return;
+      case VIRTIO_VSOCK_OP_SHUTDOWN:
+        socket.peerShutdown |= h.flags & SHUTDOWN_MASK;
+        if (h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND) socket.eof = true;
+        // Both directions shut and nothing left to read: Linux answers with RST and is done.
+        if ((socket.peerShutdown & SHUTDOWN_MASK) === SHUTDOWN_MASK && !socket.hasUnread) {
+          this.sendPacket(socket, VIRTIO_VSOCK_OP_RST, 0, true);
+          socket.eof = true;
+          socket.finish("closed");
+        }
+        return;
+      case VIRTIO_VSOCK_OP_RST: {
+        socket.eof = true;
+        const orderly = socket.closing || (socket.peerShutdown & SHUTDOWN_MASK) === SHUTDOWN_MASK;
+        socket.finish(orderly ? "closed" : "reset", orderly ? null : "ECONNRESET");
+        return;
+      }
+      default:
+        this.link.violation(`protocol: ${describeHeader(h)} on a connected host socket`);
+    }
+  }
+
+  /** Timers: connect timeout (no RST, like Linux) and the close linger (RST when it runs out). */
+  tick(): void {
+    const now = this.link.now();
+    for (const socket of this.sockets()) {
+      if (socket.deadline === null || now < socket.deadline) continue;
+      if (socket.state === "connecting") socket.finish("closed", "ETIMEDOUT");
+      else if (socket.closing) {
+        this.sendPacket(socket, VIRTIO_VSOCK_OP_RST, 0, false);
+        socket.finish("closed");
+      }
+    }
+  }
+
+  /** TRANSPORT_RESET: every connection is gone (listeners stay). */
+  resetAll(): void {
+    for (const socket of this.sockets()) {
+      socket.eof = true;
+      socket.finish("reset", "ECONNRESET");
+    }
+  }
+}

@@ -1,0 +1,323 @@
+// The simulated machine the unit tests run the firmware's wasm on: it serves every `env` import
+// (assembly/platform/imports.ts) from TypeScript. Port I/O goes to the PCI config mechanism,
+// I/O BARs, debugcon (0x402), isa-debug-exit (0xf4) and fw_cfg (0x510/0x511); MMIO goes to the
+// BARs the firmware assigned; the wasm memory is guest RAM at memoryBase (DMA = base + pointer).
+// Deterministic: the clock moves 1 us per clock_ns call and when a test advances it.
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { FwCfg, FW_CFG_DATA_PORT, FW_CFG_SELECTOR_PORT } from "./fw-cfg";
+import { GuestMemory, wasmGuestMemory } from "./guest-memory";
+import { HostListener, HostSocket, SimHost } from "./host";
+import { PciBus } from "./pci-bus";
+import { AccessWidth, allOnes } from "./pci-config";
+import { PciFunction } from "./pci-function";
+import { addQ35Functions } from "./q35";
+import { VirtioPciFunction } from "./virtio-pci";
+import { SimVsockDevice } from "./vsock-device";
+
+export const DEFAULT_WASM_PATH = "build/unit/firmware.wasm";
+export const DEFAULT_MEMORY_BASE = 0x1000000;
+export const DEBUGCON_PORT = 0x402;
+export const DEBUG_EXIT_PORT = 0xf4;
+const WASM_PAGE = 65536;
+
+/** The firmware ended the run (exit import or isa-debug-exit); thrown to unwind the wasm call. */
+export class SimExit extends Error {
+  constructor(readonly code: number) {
+    super(`firmware exited with code ${code}`);
+    this.name = "SimExit";
+  }
+}
+
+/** The wasm aborted (AssemblyScript abort: assertion, bounds check, unreachable with message). */
+export class SimTrap extends Error {
+  constructor(
+    readonly abortMessage: string,
+    readonly file: string,
+    readonly line: number,
+    readonly column: number,
+  ) {
+    super(`wasm abort: ${abortMessage} at ${file}:${line}:${column}`);
+    this.name = "SimTrap";
+  }
+}
+
+export interface MachineOptions {
+  wasmPath?: string;
+  guestCid?: number | bigint;
+  queueSizeMax?: number;
+  /** false: no vsock function on the bus (m.device is null). */
+  vsock?: boolean;
+  hostBufAlloc?: number;
+  /** PCI device number of the vsock function on bus 0 (QEMU -nodefaults puts the first -device at 1). */
+  vsockSlot?: number;
+  deviceFeatures?: bigint;
+  refuseFeatures?: boolean;
+  notifyOffMultiplier?: number;
+  memoryBase?: number;
+  clockHz?: bigint;
+  /** fw_cfg files by full name; `options` adds opt/vsockfw/<name> entries. false: no fw_cfg at all. */
+  fwCfg?: boolean;
+  fwCfgFiles?: Record<string, string | Uint8Array>;
+  options?: Record<string, string>;
+  /** More functions on the bus (built against the bus so they can route BARs). */
+  extraFunctions?: (bus: PciBus) => void;
+  /** Print each firmware log line to stderr as it arrives (also env VSOCKFW_SIM_LOG=1). */
+  echoLog?: boolean;
+}
+
+export interface UnknownAccess {
+  kind: "port" | "mmio";
+  op: "read" | "write";
+  address: number | bigint;
+  width: number;
+  value?: number | bigint;
+}
+
+const moduleCache = new Map<string, WebAssembly.Module>();
+
+export class Machine {
+  instance!: WebAssembly.Instance;
+  exports!: Record<string, any>;
+  memory!: WebAssembly.Memory;
+  guestMemory!: GuestMemory;
+  readonly bus = new PciBus();
+  readonly device: SimVsockDevice | null;
+  readonly vsockFunction: VirtioPciFunction | null = null;
+  readonly host: SimHost;
+  readonly fwCfg: FwCfg | null;
+  readonly memoryBase: number;
+  readonly clockHz: bigint;
+  readonly log: string[] = [];
+  readonly unknownAccesses: UnknownAccess[] = [];
+  readonly aborts: SimTrap[] = [];
+  exitCode: number | null = null;
+  clock = 0n;
+  barrierCount = 0;
+  private partialLine = "";
+  private readonly echoLog: boolean;
+  private scratchNext = 0;
+  private scratchEnd = 0;
+
+  private constructor(readonly options: MachineOptions) {
+    this.memoryBase = options.memoryBase ?? DEFAULT_MEMORY_BASE;
+    this.clockHz = options.clockHz ?? 2_000_000_000n;
+    this.echoLog = options.echoLog ?? process.env.VSOCKFW_SIM_LOG === "1";
+    addQ35Functions(this.bus);
+    const memory: GuestMemory = {
+      // Bound late: the wasm memory exists only after instantiation.
+      read8: (a) => this.guestMemory.read8(a),
+      read16: (a) => this.guestMemory.read16(a),
+      read32: (a) => this.guestMemory.read32(a),
+      read64: (a) => this.guestMemory.read64(a),
+      write8: (a, v) => this.guestMemory.write8(a, v),
+      write16: (a, v) => this.guestMemory.write16(a, v),
+      write32: (a, v) => this.guestMemory.write32(a, v),
+      write64: (a, v) => this.guestMemory.write64(a, v),
+      readBytes: (a, n) => this.guestMemory.readBytes(a, n),
+      writeBytes: (a, b) => this.guestMemory.writeBytes(a, b),
+      contains: (a, n) => this.guestMemory.contains(a, n),
+    };
+    if (options.vsock ?? true) {
+      this.device = new SimVsockDevice({
+        guestCid: options.guestCid ?? 33,
+        queueSizeMax: options.queueSizeMax,
+        features: options.deviceFeatures,
+        hostBufAlloc: options.hostBufAlloc,
+        now: () => this.clock,
+      });
+      this.vsockFunction = new VirtioPciFunction({
+        device: options.vsockSlot ?? 1,
+        memory,
+        model: this.device,
+        notifyOffMultiplier: options.notifyOffMultiplier,
+        refuseFeatures: options.refuseFeatures,
+        onViolation: (message) => this.device!.violation(message),
+      });
+      this.device.transport = this.vsockFunction;
+      this.bus.add(this.vsockFunction);
+      this.host = this.device.host;
+    } else {
+      this.device = null;
+      this.host = new SimHost({
+        guestCid: () => 0n,
+        sendToGuest: () => {},
+        violation: () => {},
+        now: () => this.clock,
+      });
+    }
+    options.extraFunctions?.(this.bus);
+    const files: Record<string, string | Uint8Array> = { ...(options.fwCfgFiles ?? {}) };
+    for (const [name, value] of Object.entries(options.options ?? {})) files[`opt/vsockfw/${name}`] = value;
+    this.fwCfg = options.fwCfg === false ? null : new FwCfg(files);
+  }
+
+  static async create(options: MachineOptions = {}): Promise<Machine> {
+    const machine = new Machine(options);
+    const path = resolve(options.wasmPath ?? DEFAULT_WASM_PATH);
+    let module = moduleCache.get(path);
+    if (!module) {
+      module = await WebAssembly.compile(readFileSync(path));
+      moduleCache.set(path, module);
+    }
+    machine.instance = await WebAssembly.instantiate(module, { env: machine.imports() });
+    machine.exports = machine.instance.exports as Record<string, any>;
+    machine.memory = machine.exports.memory as WebAssembly.Memory;
+    machine.guestMemory = wasmGuestMemory(machine.memory, machine.memoryBase);
+    return machine;
+  }
+
+  // ---- stepping ----
+  init(): boolean {
+    return Boolean(this.exports.fw_init());
+  }
+
+  poll(rounds = 1): void {
+    for (let i = 0; i < rounds; i++) {
+      this.exports.fw_poll();
+      this.host.tick();
+    }
+  }
+
+  runUntil(predicate: () => boolean, maxRounds = 100000): boolean {
+    for (let i = 0; i < maxRounds; i++) {
+      if (predicate()) return true;
+      this.poll();
+    }
+    return predicate();
+  }
+
+  advance(ns: bigint): void {
+    this.clock += ns;
+    this.host.tick();
+  }
+
+  logText(): string {
+    return this.log.join("\n");
+  }
+
+  /** Log lines matching `pattern`. */
+  logLines(pattern: RegExp | string): string[] {
+    return this.log.filter((line) => (typeof pattern === "string" ? line.includes(pattern) : pattern.test(line)));
+  }
+
+  // ---- wasm memory helpers for calling vs_* from tests ----
+  /** A region of wasm memory the firmware's allocator never hands out (pages grown after start-up). */
+  scratch(length: number): number {
+    const aligned = (Math.max(length, 1) + 15) & ~15;
+    if (this.scratchNext + aligned > this.scratchEnd) {
+      const pages = Math.ceil(aligned / WASM_PAGE);
+      const first = this.memory.grow(pages);
+      this.scratchNext = first * WASM_PAGE;
+      this.scratchEnd = (first + pages) * WASM_PAGE;
+    }
+    const pointer = this.scratchNext;
+    this.scratchNext += aligned;
+    return pointer;
+  }
+
+  write(pointer: number, bytes: Uint8Array | string): void {
+    const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+    new Uint8Array(this.memory.buffer).set(data, pointer);
+  }
+
+  read(pointer: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer).slice(pointer, pointer + length);
+  }
+
+  // ---- the env imports ----
+  private imports(): Record<string, (...args: any[]) => any> {
+    return {
+      port_in8: (port: number) => this.portRead(port >>> 0, 1),
+      port_in16: (port: number) => this.portRead(port >>> 0, 2),
+      port_in32: (port: number) => this.portRead(port >>> 0, 4),
+      port_out8: (port: number, value: number) => this.portWrite(port >>> 0, 1, value & 0xff),
+      port_out16: (port: number, value: number) => this.portWrite(port >>> 0, 2, value & 0xffff),
+      port_out32: (port: number, value: number) => this.portWrite(port >>> 0, 4, value >>> 0),
+      mmio_read8: (address: bigint) => Number(this.mmioRead(address, 1)),
+      mmio_read16: (address: bigint) => Number(this.mmioRead(address, 2)),
+      mmio_read32: (address: bigint) => Number(this.mmioRead(address, 4)) | 0,
+      mmio_read64: (address: bigint) => BigInt.asIntN(64, this.mmioRead(address, 8)),
+      mmio_write8: (address: bigint, value: number) => this.mmioWrite(address, 1, BigInt(value & 0xff)),
+      mmio_write16: (address: bigint, value: number) => this.mmioWrite(address, 2, BigInt(value & 0xffff)),
+      mmio_write32: (address: bigint, value: number) => this.mmioWrite(address, 4, BigInt(value >>> 0)),
+      mmio_write64: (address: bigint, value: bigint) => this.mmioWrite(address, 8, BigInt.asUintN(64, value)),
+      memory_base: () => BigInt(this.memoryBase),
+      barrier: () => {
+        this.barrierCount++;
+      },
+      clock_ns: () => {
+        this.clock += 1000n;
+        return this.clock;
+      },
+      clock_hz: () => this.clockHz,
+      log_write: (pointer: number, length: number) => this.logBytes(this.read(pointer >>> 0, length >>> 0)),
+      exit: (code: number) => this.exit(code >>> 0),
+      abort: (message: number, file: number, line: number, column: number) => {
+        const trap = new SimTrap(this.readString(message), this.readString(file), line, column);
+        this.aborts.push(trap);
+        throw trap;
+      },
+    };
+  }
+
+  /** An AssemblyScript string: UTF-16LE, byte length in the u32 before it. */
+  readString(pointer: number): string {
+    if (!pointer) return "";
+    const bytes = new Uint8Array(this.memory.buffer);
+    if (pointer < 4 || pointer > bytes.length) return `<bad string 0x${pointer.toString(16)}>`;
+    const length = new DataView(this.memory.buffer).getUint32(pointer - 4, true);
+    if (pointer + length > bytes.length) return `<bad string 0x${pointer.toString(16)}>`;
+    return new TextDecoder("utf-16le").decode(bytes.subarray(pointer, pointer + length));
+  }
+
+  private exit(code: number): never {
+    this.exitCode = code;
+    throw new SimExit(code);
+  }
+
+  private logBytes(bytes: Uint8Array): void {
+    this.partialLine += new TextDecoder("latin1").decode(bytes);
+    let newline;
+    while ((newline = this.partialLine.indexOf("\n")) >= 0) {
+      const line = this.partialLine.slice(0, newline);
+      this.partialLine = this.partialLine.slice(newline + 1);
+      this.log.push(line);
+      if (this.echoLog) process.stderr.write(`${line}\n`);
+    }
+  }
+
+  private portRead(port: number, width: 1 | 2 | 4): number {
+    const config = this.bus.configPortRead(port, width);
+    if (config !== undefined) return config | 0;
+    if (this.fwCfg && port === FW_CFG_DATA_PORT && width === 1) return this.fwCfg.readByte();
+    if (port === DEBUGCON_PORT && width === 1) return 0xe9; // QEMU's debugcon read-back value
+    const bar = this.bus.ioBarRead(port, width);
+    if (bar !== undefined) return bar | 0;
+    this.unknownAccesses.push({ kind: "port", op: "read", address: port, width });
+    return Number(allOnes(width)) | 0;
+  }
+
+  private portWrite(port: number, width: 1 | 2 | 4, value: number): void {
+    if (this.bus.configPortWrite(port, width, value)) return;
+    if (this.fwCfg && port === FW_CFG_SELECTOR_PORT && width === 2) return this.fwCfg.select(value);
+    if (port === DEBUGCON_PORT && width === 1) return this.logBytes(Uint8Array.of(value));
+    if (port === DEBUG_EXIT_PORT) return this.exit(value);
+    if (this.bus.ioBarWrite(port, width, value)) return;
+    this.unknownAccesses.push({ kind: "port", op: "write", address: port, width, value });
+  }
+
+  private mmioRead(address: bigint, width: AccessWidth): bigint {
+    const value = this.bus.mmioRead(BigInt.asUintN(64, address), width);
+    if (value !== undefined) return value;
+    this.unknownAccesses.push({ kind: "mmio", op: "read", address: BigInt.asUintN(64, address), width });
+    return allOnes(width);
+  }
+
+  private mmioWrite(address: bigint, width: AccessWidth, value: bigint): void {
+    if (this.bus.mmioWrite(BigInt.asUintN(64, address), width, value)) return;
+    this.unknownAccesses.push({ kind: "mmio", op: "write", address: BigInt.asUintN(64, address), width, value });
+  }
+}
+
+export type { HostListener, HostSocket, PciFunction };

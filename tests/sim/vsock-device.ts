@@ -1,0 +1,393 @@
+// The virtio-vsock device model, behaving like Linux vhost-vsock (drivers/vhost/vsock.c) with
+// QEMU's event queue. Transport-independent: it works on DeviceSplitQueues over a GuestMemory, so
+// the PCI function in unit tests and the vhost-user backend can both drive it.
+//   tx: processed when the driver notifies; each packet validated like vhost (src_cid = guest
+//       cid, dst_cid = 2, payload <= 64 KiB, chain long enough), a failing one dropped and
+//       recorded in `violations` (a test failure signal), the rest handed to the host side.
+//   rx: host -> guest packets queue in order and go into posted rx chains whenever there are
+//       some (any layout; a packet larger than a buffer is split across buffers, like vhost).
+//   event: TRANSPORT_RESET on demand (missed, and recorded, when no event buffer is posted).
+import { GuestMemory } from "./guest-memory";
+import { SimHost } from "./host";
+import { AccessWidth } from "./pci-config";
+import { DeviceSplitQueue, RingError, UsedEntry } from "./split-ring";
+import { VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioPciFunction } from "./virtio-pci";
+import {
+  HeaderFields,
+  VIRTIO_ID_VSOCK,
+  VIRTIO_VSOCK_EVENT_SIZE,
+  VIRTIO_VSOCK_EVENT_TRANSPORT_RESET,
+  VIRTIO_VSOCK_F_SEQPACKET,
+  VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
+  VIRTIO_VSOCK_OP_RW,
+  VIRTIO_VSOCK_SEQ_EOM,
+  VIRTIO_VSOCK_SEQ_EOR,
+  VIRTIO_VSOCK_TYPE_SEQPACKET,
+  VIRTIO_VSOCK_TYPE_STREAM,
+  VSOCK_HEADER_SIZE,
+  VSOCK_HOST_CID,
+  VsockHeader,
+  VsockPacket,
+  completeHeader,
+  decodeHeader,
+  describeHeader,
+  encodeHeader,
+} from "./vsock-packet";
+
+export const RX_QUEUE = 0;
+export const TX_QUEUE = 1;
+export const EVENT_QUEUE = 2;
+
+/** Queue addresses as a transport hands them over (guest physical). */
+export interface QueueAddresses {
+  index: number;
+  size: number;
+  enabled: boolean;
+  desc: bigint;
+  driver: bigint;
+  device: bigint;
+}
+
+/** A host -> guest packet waiting for rx buffers; `sent` bytes of its payload already went out. */
+interface OutgoingPacket {
+  header: VsockHeader;
+  payload: Uint8Array;
+  sent: number;
+  reply: boolean;
+  /** Injected packets go out exactly as given (no splitting, used length may be forced). */
+  raw?: { usedLength?: number };
+}
+
+export interface SimVsockDeviceOptions {
+  guestCid?: number | bigint;
+  queueSizeMax?: number;
+  /** Offered features (default VERSION_1 | SEQPACKET, like QEMU with kernel vhost). */
+  features?: bigint;
+  hostBufAlloc?: number;
+  now?: () => bigint;
+}
+
+export class SimVsockDevice implements VirtioDeviceModel {
+  readonly deviceType = VIRTIO_ID_VSOCK;
+  readonly numQueues = 3;
+  guestCid: bigint;
+  readonly offeredFeatures: bigint;
+  readonly queueSize: number;
+  readonly host: SimHost;
+  /** Guest misbehaviour vhost would punish (dropped packets, bad rings): each one is a test failure signal. */
+  readonly violations: string[] = [];
+  /** Every packet the guest sent that parsed (dropped ones too), in order. */
+  readonly sentByGuest: VsockPacket[] = [];
+  /** Every packet (or fragment) written into the guest's rx buffers, in order. */
+  readonly deliveredToGuest: VsockPacket[] = [];
+  /** Event ids written to the event queue. */
+  readonly eventsDelivered: number[] = [];
+  queues: DeviceSplitQueue[] = [];
+  memory: GuestMemory | null = null;
+  transport: VirtioPciFunction | null = null;
+  started = false;
+  /** Queues that hit a RingError stop (vhost's vq_err), named here. */
+  readonly brokenQueues = new Map<number, string>();
+  /** vhost's queued_replies: tx stops while this many replies wait for rx buffers. */
+  queuedReplies = 0;
+  txStalled = false;
+  private readonly outgoing: OutgoingPacket[] = [];
+  private processingTx = false;
+  private readonly now: () => bigint;
+
+  constructor(options: SimVsockDeviceOptions = {}) {
+    this.guestCid = BigInt(options.guestCid ?? 33);
+    this.queueSize = options.queueSizeMax ?? 128;
+    this.offeredFeatures = options.features ?? VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET;
+    this.now = options.now ?? (() => 0n);
+    this.host = new SimHost(
+      {
+        guestCid: () => this.guestCid,
+        sendToGuest: (header, payload, reply) => this.queueForGuest({ header, payload, sent: 0, reply }),
+        violation: (message) => this.violation(message),
+        now: () => this.now(),
+      },
+      { bufAlloc: options.hostBufAlloc },
+    );
+  }
+
+  violation(message: string): void {
+    this.violations.push(message);
+  }
+
+  // ---- VirtioDeviceModel ----
+  queueSizeMax(): number {
+    return this.queueSize;
+  }
+
+  deviceFeatures(): bigint {
+    return this.offeredFeatures;
+  }
+
+  /** Negotiated features (what the driver accepted), 0 before FEATURES_OK. */
+  get features(): bigint {
+    return this.transport && this.transport.status & 8 ? this.transport.driverFeatures : 0n;
+  }
+
+  get status(): number {
+    return this.transport?.status ?? 0;
+  }
+
+  readConfig(offset: number, width: AccessWidth): bigint | undefined {
+    if (offset + width > 8) return undefined;
+    return (this.guestCid >> BigInt(offset * 8)) & ((1n << BigInt(width * 8)) - 1n);
+  }
+
+  start(transport: VirtioPciFunction): void {
+    this.transport = transport;
+    const queues = transport.queues.map((q) => ({ index: q.index, size: q.size, enabled: q.enabled, desc: q.desc, driver: q.driver, device: q.device }));
+    this.activate(transport.memory, queues);
+  }
+
+  /** Starts the device on the given rings (the vhost-user backend calls this directly). */
+  activate(memory: GuestMemory, queues: QueueAddresses[]): void {
+    this.memory = memory;
+    this.queues = [];
+    for (const q of queues) {
+      if (!q.enabled) this.violation(`queue ${q.index} not enabled at DRIVER_OK`);
+      this.queues[q.index] = new DeviceSplitQueue(memory, q.index, q.size, Number(q.desc), Number(q.driver), Number(q.device));
+    }
+    this.started = true;
+    // vhost_vsock_start kicks every queue once: buffers posted before DRIVER_OK are seen.
+    this.processTx();
+    this.deliverRx();
+  }
+
+  reset(): void {
+    this.started = false;
+    this.queues = [];
+    this.brokenQueues.clear();
+    this.queuedReplies = 0;
+    this.txStalled = false;
+    this.outgoing.length = 0;
+    this.host.resetAll();
+  }
+
+  notify(queueIndex: number): void {
+    if (!this.started) return;
+    if (queueIndex === TX_QUEUE) this.processTx();
+    else if (queueIndex === RX_QUEUE) this.deliverRx();
+  }
+
+  // ---- tx: guest -> host ----
+  private queueOk(index: number): DeviceSplitQueue | null {
+    const q = this.queues[index];
+    if (!this.started || !q || this.brokenQueues.has(index)) return null;
+    return q;
+  }
+
+  private ringError(index: number, error: unknown): void {
+    if (!(error instanceof RingError) && !(error instanceof Error && error.name === "GuestMemoryError")) throw error;
+    this.brokenQueues.set(index, (error as Error).message);
+    this.violation(`ring: ${(error as Error).message}`);
+  }
+
+  processTx(): void {
+    const q = this.queueOk(TX_QUEUE);
+    if (!q || this.processingTx) return;
+    this.processingTx = true;
+    let used = false;
+    try {
+      for (;;) {
+        const rx = this.queues[RX_QUEUE];
+        if (rx && this.queuedReplies >= rx.size) {
+          this.txStalled = true; // vhost_vsock_more_replies() said no
+          break;
+        }
+        let chain;
+        try {
+          chain = q.pop();
+        } catch (error) {
+          this.ringError(TX_QUEUE, error);
+          break;
+        }
+        if (!chain) break;
+        const bytes = q.gather(chain);
+        q.pushUsed(chain.head, 0);
+        used = true;
+        if (chain.writableLength > 0) this.violation(`tx: chain ${chain.head} has device-writable descriptors`);
+        this.receiveFromGuest(bytes, chain.head);
+      }
+    } finally {
+      this.processingTx = false;
+    }
+    if (used) this.transport?.usedBuffersAdded();
+    this.deliverRx();
+  }
+
+  private receiveFromGuest(bytes: Uint8Array, head: number): void {
+    if (bytes.length < VSOCK_HEADER_SIZE) {
+      this.violation(`tx: chain ${head} holds ${bytes.length} bytes, less than a header`);
+      return;
+    }
+    const header = decodeHeader(bytes);
+    const available = bytes.length - VSOCK_HEADER_SIZE;
+    const payload = bytes.slice(VSOCK_HEADER_SIZE, VSOCK_HEADER_SIZE + Math.min(header.len, available));
+    this.sentByGuest.push({ header, payload });
+    const what = describeHeader(header);
+    if (header.len > VIRTIO_VSOCK_MAX_PKT_BUF_SIZE) return this.violation(`tx dropped: payload > 64 KiB: ${what}`);
+    if (header.len > available) return this.violation(`tx dropped: chain has ${available} payload bytes: ${what}`);
+    if (header.srcCid !== this.guestCid) return this.violation(`tx dropped: src_cid is not the guest cid ${this.guestCid}: ${what}`);
+    if (header.dstCid !== VSOCK_HOST_CID) return this.violation(`tx dropped: dst_cid is not 2: ${what}`);
+    this.host.receive(header, payload);
+  }
+
+  // ---- rx: host -> guest ----
+  private queueForGuest(packet: OutgoingPacket): void {
+    if (packet.reply) this.queuedReplies++;
+    this.outgoing.push(packet);
+    if (!this.processingTx) this.deliverRx();
+  }
+
+  /** Host -> guest packets still waiting for rx buffers. */
+  get pendingToGuest(): number {
+    return this.outgoing.length;
+  }
+
+  deliverRx(): void {
+    const q = this.queueOk(RX_QUEUE);
+    if (!q) return;
+    let used = false;
+    while (this.outgoing.length > 0) {
+      let chain;
+      try {
+        chain = q.pop();
+      } catch (error) {
+        this.ringError(RX_QUEUE, error);
+        break;
+      }
+      if (!chain) break;
+      used = true;
+      if (chain.readableLength > 0) {
+        this.violation(`rx: chain ${chain.head} has device-readable descriptors`);
+        q.pushUsed(chain.head, 0);
+        continue;
+      }
+      if (chain.writableLength < VSOCK_HEADER_SIZE) {
+        this.violation(`rx: buffer of ${chain.writableLength} bytes is smaller than a header`);
+        q.pushUsed(chain.head, 0);
+        continue;
+      }
+      const packet = this.outgoing[0];
+      const room = chain.writableLength - VSOCK_HEADER_SIZE;
+      const left = packet.payload.length - packet.sent;
+      const n = Math.min(left, room);
+      const last = packet.sent + n === packet.payload.length || packet.raw !== undefined;
+      const header = { ...packet.header };
+      if (!packet.raw) {
+        header.len = n;
+        // A split seqpacket message carries EOM/EOR only on its last piece (vhost does this).
+        if (!last && header.type === VIRTIO_VSOCK_TYPE_SEQPACKET) header.flags &= ~(VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR);
+      }
+      const payload = packet.payload.subarray(packet.sent, packet.sent + n);
+      const bytes = new Uint8Array(VSOCK_HEADER_SIZE + n);
+      bytes.set(encodeHeader(header), 0);
+      bytes.set(payload, VSOCK_HEADER_SIZE);
+      q.scatter(chain, bytes);
+      q.pushUsed(chain.head, packet.raw?.usedLength ?? bytes.length);
+      this.deliveredToGuest.push({ header, payload: payload.slice() });
+      packet.sent += n;
+      if (last) {
+        this.outgoing.shift();
+        if (packet.reply) this.queuedReplies--;
+      }
+    }
+    if (used) this.transport?.usedBuffersAdded();
+    const rxSize = this.queues[RX_QUEUE]?.size ?? 0;
+    if (this.txStalled && this.queuedReplies < rxSize) {
+      this.txStalled = false; // vhost restarts tx once replies drain
+      this.processTx();
+    }
+  }
+
+  // ---- event queue ----
+  /**
+   * Sends VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (what QEMU does after migration): every host
+   * connection is reset. With `newGuestCid` the config changes first. Returns false (and records
+   * a violation) when the driver had no event buffer posted: the event is lost, as in QEMU.
+   */
+  transportReset(newGuestCid?: number | bigint): boolean {
+    if (newGuestCid !== undefined) this.setGuestCid(newGuestCid);
+    this.host.resetAll();
+    const q = this.queueOk(2);
+    if (!q) {
+      this.violation("event: transport reset missed: device not started");
+      return false;
+    }
+    let chain;
+    try {
+      chain = q.pop();
+    } catch (error) {
+      this.ringError(2, error);
+      return false;
+    }
+    if (!chain) {
+      this.violation("event: transport reset missed: no event buffer posted");
+      return false;
+    }
+    if (chain.writableLength < VIRTIO_VSOCK_EVENT_SIZE) {
+      this.violation(`event: buffer of ${chain.writableLength} bytes is too small`);
+      q.pushUsed(chain.head, 0);
+      return false;
+    }
+    const event = new Uint8Array(VIRTIO_VSOCK_EVENT_SIZE);
+    new DataView(event.buffer).setUint32(0, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, true);
+    q.scatter(chain, event);
+    q.pushUsed(chain.head, VIRTIO_VSOCK_EVENT_SIZE);
+    this.eventsDelivered.push(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+    this.transport?.usedBuffersAdded();
+    return true;
+  }
+
+  // ---- hostile-device hooks (fuzzer seams) ----
+  /** Changes guest_cid; the config generation moves unless told otherwise (a lying device). */
+  setGuestCid(cid: number | bigint, bumpGeneration = true): void {
+    this.guestCid = BigInt(cid);
+    if (bumpGeneration) this.transport?.configChanged();
+  }
+
+  /**
+   * Queues a host -> guest packet with arbitrary header fields (defaults: a stream RW from the
+   * host to the guest) and delivers it when an rx buffer is free. The header goes out exactly as
+   * given, `len` included, without splitting; `usedLength` forces the used-ring length.
+   */
+  inject(fields: HeaderFields, payload: Uint8Array = new Uint8Array(0), options: { usedLength?: number } = {}): void {
+    const header = completeHeader(fields, {
+      srcCid: VSOCK_HOST_CID,
+      dstCid: this.guestCid,
+      srcPort: 0,
+      dstPort: 0,
+      len: payload.length,
+      type: VIRTIO_VSOCK_TYPE_STREAM,
+      op: VIRTIO_VSOCK_OP_RW,
+      flags: 0,
+      bufAlloc: this.host.bufAlloc,
+      fwdCnt: 0,
+    });
+    this.queueForGuest({ header, payload: payload.slice(), sent: 0, reply: false, raw: options });
+  }
+
+  /** The next used entry written on `queueIndex` goes through `mutate` (change id/len, drop, duplicate). */
+  corruptNextUsed(queueIndex: number, mutate: (entry: UsedEntry) => UsedEntry[]): void {
+    const q = this.queues[queueIndex];
+    if (!q) throw new Error(`queue ${queueIndex} not started`);
+    q.interceptUsed = (entry) => {
+      q.interceptUsed = null;
+      return mutate(entry);
+    };
+  }
+
+  /** Writes a used entry that answers no request (any id, any length). */
+  injectUsed(queueIndex: number, id: number, len: number): void {
+    const q = this.queues[queueIndex];
+    if (!q) throw new Error(`queue ${queueIndex} not started`);
+    q.pushUsedRaw(id, len);
+  }
+}
+
+export { VIRTIO_VSOCK_TYPE_STREAM };
