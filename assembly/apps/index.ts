@@ -1,3 +1,91 @@
-// PLACEHOLDER (owned by the vsock protocol work): the default services.
-export function appsStart(): void {}
-export function appsPoll(): void {}
+// The default applications: echo (1234), sink (1235) and source (1236) services, many
+// connections each, plus the boot greeting to the host. Everything is a non-blocking state
+// machine stepped by appsPoll(), so one slow peer never holds up the loop.
+import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
+import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../vsock/api";
+import { VMADDR_CID_ANY } from "../vsock/packet";
+import { greetingPoll, greetingStart } from "./greeting";
+import { servicesInit, stepSession } from "./services";
+import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
+
+export const ECHO_PORT: u32 = 1234;
+export const SINK_PORT: u32 = 1235;
+export const SOURCE_PORT: u32 = 1236;
+
+const sessions = new StaticArray<Session>(MAX_CONNECTIONS);
+const listenFds = new StaticArray<i32>(3);
+const listenServices = new StaticArray<i32>(3);
+let started = false;
+
+function listenOn(port: u32): i32 {
+  const fd = vs_socket();
+  if (fd < 0) return fd;
+  vs_settimeout(fd, 0);
+  let r = vs_bind(fd, VMADDR_CID_ANY, port);
+  if (r == 0) r = vs_listen(fd, MAX_CONNECTIONS);
+  if (r < 0) {
+    if (logBegin(LEVEL_WARN, "app")) {
+      logStr("cannot listen");
+      logKv("port", port);
+      logEnd();
+    }
+    return r;
+  }
+  return fd;
+}
+
+export function appsStart(): void {
+  if (started) return;
+  started = true;
+  for (let i = 0; i < MAX_CONNECTIONS; i++) unchecked((sessions[i] = new Session()));
+  servicesInit();
+  unchecked((listenServices[0] = SERVICE_ECHO));
+  unchecked((listenServices[1] = SERVICE_SINK));
+  unchecked((listenServices[2] = SERVICE_SOURCE));
+  unchecked((listenFds[0] = listenOn(ECHO_PORT)));
+  unchecked((listenFds[1] = listenOn(SINK_PORT)));
+  unchecked((listenFds[2] = listenOn(SOURCE_PORT)));
+  if (logBegin(LEVEL_INFO, "app")) {
+    logStr("ready:");
+    logKv("cid", vs_local_cid());
+    logKv("echo", ECHO_PORT);
+    logKv("sink", SINK_PORT);
+    logKv("source", SOURCE_PORT);
+    logEnd();
+  }
+  greetingStart();
+}
+
+function freeSession(): Session | null {
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const s = unchecked(sessions[i]);
+    if (!s.inUse()) return s;
+  }
+  return null;
+}
+
+// Takes every waiting connection while there is a session for it; the rest wait in the backlog.
+function acceptAll(): void {
+  for (let k = 0; k < 3; k++) {
+    const listener = unchecked(listenFds[k]);
+    if (listener < 0) continue;
+    while (true) {
+      const session = freeSession();
+      if (session == null) return;
+      const fd = vs_accept(listener, 0);
+      if (fd < 0) break;
+      vs_settimeout(fd, 0);
+      session.start(fd, unchecked(listenServices[k]));
+    }
+  }
+}
+
+export function appsPoll(): void {
+  if (!started) return;
+  acceptAll();
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const s = unchecked(sessions[i]);
+    if (s.inUse()) stepSession(s);
+  }
+  greetingPoll();
+}
