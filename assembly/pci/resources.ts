@@ -115,7 +115,7 @@ export function barKind(f: PciFunction, index: i32): u8 {
 function logBar(level: i32, f: PciFunction, index: i32, kind: u8, prefetchable: bool, message: string): bool {
   if (!logBegin(level, "pci")) return false;
   logBdf(f.address);
-  logKv(" bar", index);
+  logKv("bar", index);
   logStr(kind == BAR_KIND_IO ? " io" : kind == BAR_KIND_MEMORY64 ? " mem64" : " mem32");
   if (prefetchable) logStr(" pref");
   logStr(" ");

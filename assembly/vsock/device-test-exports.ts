@@ -19,10 +19,13 @@ import {
   txSubmit,
   vsockDeviceInit,
 } from "./device";
+import { pciScan } from "../pci/scan";
 
 export { fw_set_rx_layout } from "./device";
 
+// Scans the bus (as fw_init does first) and brings the device up, without the protocol layer.
 export function fw_device_init(): bool {
+  pciScan();
   return vsockDeviceInit();
 }
 export function fw_device_guest_cid(): u64 {
