@@ -1,0 +1,273 @@
+"""End-to-end suite against the firmware (guest CID 33) from a real vhost-vsock host.
+
+Runs inside the vhost-vsock host through qemu/vsock-host.sh (tests/e2e/run.sh); never on a machine
+whose own kernel would route AF_VSOCK. Env: VSOCK_CID, FW_LOG (firmware debugcon log), RESULTS.
+Usage: python3 tests/e2e/suite.py [--only case,case] [--cycles N]
+"""
+import argparse
+import errno
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vsockclient import (CaseFailure, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
+                         payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
+
+MIB = 1 << 20
+GREETING = b"Hello, Host! This is a message from the VM.\n"
+UNBOUND_PORT = 9999
+FW_LOG = os.environ.get("FW_LOG", "")
+RESULTS = os.environ.get("RESULTS", ".")
+CONNS_LINE = re.compile(r"\] \w+ vsock: .*\bconns=(\d+)")
+
+
+def digest(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def echo_once(size, seed):
+    """Writer and reader in parallel on one echo connection; checks sha256 of what came back."""
+    data = payload(size, seed)
+    with connect(ECHO_PORT) as s:
+        writer = Background(send_all, s, data)
+        back = recv_exact(s, size)
+        writer.join_result(OP_TIMEOUT)
+    if back != data:
+        raise CaseFailure("echo %d B: expected sha256 %s, got %d B sha256 %s"
+                          % (size, digest(data), len(back), digest(back)))
+    return size
+
+
+def case_greeting():
+    path = os.path.join(RESULTS, "greeting.txt")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not os.path.exists(path):
+        raise CaseFailure("no greeting on host port 4050 within 30 s (see %s/pre.log)" % RESULTS)
+    got = open(path, "rb").read()
+    if got != GREETING:
+        raise CaseFailure("greeting: expected %r, got %r" % (GREETING, got))
+    return len(got)
+
+
+def case_echo(size):
+    return lambda: echo_once(size, size)
+
+
+def case_half_close():
+    """Host SHUT_WR after sending: every echoed byte still arrives, then EOF."""
+    data = payload(256 * 1024, 7)
+    with connect(ECHO_PORT) as s:
+        def write_then_shut():
+            send_all(s, data)
+            s.shutdown(socket.SHUT_WR)
+        writer = Background(write_then_shut)
+        back = recv_to_eof(s, limit=len(data))
+        writer.join_result(OP_TIMEOUT)
+    if back != data:
+        raise CaseFailure("half-close: expected %d B sha256 %s before EOF, got %d B sha256 %s"
+                          % (len(data), digest(data), len(back), digest(back)))
+    return len(data)
+
+
+def case_unbound_port():
+    """Connecting to a port nobody listens on is reset at once (Linux: ECONNRESET)."""
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(10)
+    start = time.monotonic()
+    try:
+        s.connect((GUEST_CID, UNBOUND_PORT))
+        raise CaseFailure("connect to unbound port %d succeeded; expected ECONNRESET" % UNBOUND_PORT)
+    except OSError as e:
+        took = time.monotonic() - start
+        if e.errno != errno.ECONNRESET:
+            raise CaseFailure("unbound port %d: expected ECONNRESET, got %r after %.2f s" % (UNBOUND_PORT, e, took))
+        if took > 2:
+            raise CaseFailure("unbound port %d: ECONNRESET only after %.2f s (expected at once)" % (UNBOUND_PORT, took))
+    finally:
+        s.close()
+    return 0
+
+
+def case_sink(size=64 * MIB):
+    data = payload(size, 1235)
+    with connect(SINK_PORT) as s:
+        send_all(s, data)
+        s.shutdown(socket.SHUT_WR)
+        answer = recv_to_eof(s, limit=64)
+    expected = b"%d %08x\n" % (size, zlib.crc32(data))
+    if answer.lower() != expected:
+        raise CaseFailure("sink: expected answer %r, got %r" % (expected, answer))
+    return size
+
+
+def case_source(size=64 * MIB):
+    with connect(SOURCE_PORT) as s:
+        s.sendall(b"%d\n" % size)
+        crc, got = 0, 0
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            got += len(data)
+    expected = zlib.crc32(pattern_bytes(size))
+    if got != size or crc != expected:
+        raise CaseFailure("source: expected %d B crc32 %08x, got %d B crc32 %08x" % (size, expected, got, crc))
+    return size
+
+
+def case_concurrent(count=64, rounds=8, chunk=2048):
+    """count connections open at once; each round every connection sends, then every one reads back."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sockets.append(connect(ECHO_PORT))
+        total = 0
+        for r in range(rounds):
+            sent = [payload(chunk, r * 1000 + i) for i in range(count)]
+            for s, data in zip(sockets, sent):
+                s.sendall(data)
+            for i, (s, data) in enumerate(zip(sockets, sent)):
+                back = recv_exact(s, chunk)
+                if back != data:
+                    raise CaseFailure("concurrent: connection %d round %d: expected %d B sha256 %s, got %d B sha256 %s"
+                                      % (i, r, chunk, digest(data), len(back), digest(back)))
+                total += 2 * chunk
+        return total
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def case_host_close_mid_transfer():
+    """The host drops connections mid-stream (source and echo); new connections are still served."""
+    with connect(SOURCE_PORT) as s:
+        s.sendall(b"%d\n" % (64 * MIB))
+        recv_exact(s, MIB)
+    with connect(ECHO_PORT) as s:
+        # The writer blocks once the echo backs up (we stop reading); shutdown wakes it, close drops it.
+        writer = Background(send_all, s, payload(4 * MIB, 3))
+        recv_exact(s, 4096)
+        s.shutdown(socket.SHUT_RDWR)
+        try:
+            writer.join_result(OP_TIMEOUT)
+        except OSError:
+            pass  # expected: the send was cut off by our own shutdown
+    echo_once(64 * 1024, 11)
+    case_source(MIB)
+    return 2 * MIB
+
+
+def case_cycles(cycles):
+    def run():
+        message = b"cycle-%06d\n"
+        for i in range(cycles):
+            with connect(ECHO_PORT) as s:
+                s.sendall(message % i)
+                back = recv_exact(s, len(message % i))
+            if back != message % i:
+                raise CaseFailure("cycle %d: expected %r, got %r" % (i, message % i, back))
+        wait_conns_zero()
+        return cycles * len(message % 0) * 2
+    return run
+
+
+def last_conns():
+    try:
+        text = open(FW_LOG, errors="replace").read()
+    except OSError:
+        return None
+    found = CONNS_LINE.findall(text)
+    return int(found[-1]) if found else None
+
+
+def wait_conns_zero(deadline=20):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if last_conns() == 0:
+            return
+        time.sleep(0.25)
+    raise CaseFailure("firmware log: expected the last vsock conns=0, got conns=%s after %d s" % (last_conns(), deadline))
+
+
+def run_tool(argv, data, seconds=60):
+    done = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=seconds)
+    if done.stdout != data:
+        raise CaseFailure("%s: expected %d B sha256 %s, got %d B sha256 %s (exit %d, stderr %r)"
+                          % (" ".join(argv), len(data), digest(data), len(done.stdout), digest(done.stdout),
+                             done.returncode, done.stderr[-200:]))
+    return len(data)
+
+
+def case_ncat():
+    return run_tool(["ncat", "--vsock", str(GUEST_CID), str(ECHO_PORT)], payload(100000, 51))
+
+
+def case_socat():
+    return run_tool(["socat", "-t", "20", "-", "VSOCK-CONNECT:%d:%d" % (GUEST_CID, ECHO_PORT)], payload(100000, 52))
+
+
+def cases(cycles):
+    return [
+        ("greeting", case_greeting),
+        ("unbound-port", case_unbound_port),
+        ("echo-1B", case_echo(1)),
+        ("echo-4KiB", case_echo(4096)),
+        ("echo-64KiB", case_echo(65536)),
+        ("echo-16MiB", case_echo(16 * MIB)),
+        ("half-close", case_half_close),
+        ("sink-64MiB", case_sink),
+        ("source-64MiB", case_source),
+        ("concurrent-64", case_concurrent),
+        ("host-close-mid", case_host_close_mid_transfer),
+        ("ncat", case_ncat),
+        ("socat", case_socat),
+        ("cycles-%d" % cycles, case_cycles(cycles)),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="", help="comma-separated case names (prefix match)")
+    parser.add_argument("--cycles", type=int, default=500)
+    args = parser.parse_args()
+    wanted = [w for w in args.only.split(",") if w]
+    rows, failures = [], 0
+    for name, fn in cases(args.cycles):
+        if wanted and not any(name.startswith(w) for w in wanted):
+            continue
+        if name == "ncat" and not shutil.which("ncat") or name == "socat" and not shutil.which("socat"):
+            rows.append((name, "SKIP", 0, 0.0, "not installed"))
+            continue
+        start = time.monotonic()
+        try:
+            moved = fn()
+            status, note = "ok", ""
+        except (CaseFailure, OSError, subprocess.SubprocessError) as e:
+            moved, status, note = 0, "FAIL", str(e) or repr(e)
+            failures += 1
+        took = time.monotonic() - start
+        rows.append((name, status, moved, took, note))
+        rate = moved / MIB / took if moved and took > 0 else 0
+        print("e2e: %-16s %-4s %10d B %7.2f s %8.2f MiB/s %s" % (name, status, moved, took, rate, note), flush=True)
+        if status == "FAIL":
+            print("e2e:   firmware log: %s" % FW_LOG, flush=True)
+    print("\n%-16s %-4s %12s %9s %10s" % ("case", "ok", "bytes", "seconds", "MiB/s"))
+    for name, status, moved, took, _ in rows:
+        rate = moved / MIB / took if moved and took > 0 else 0
+        print("%-16s %-4s %12d %9.2f %10.2f" % (name, status, moved, took, rate))
+    print("\n%d case(s), %d failed%s" % (len(rows), failures, "; firmware log: %s" % FW_LOG if failures else ""))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
