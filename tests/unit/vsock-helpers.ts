@@ -46,6 +46,7 @@ export const MAX_PAYLOAD = 65536;
 export async function boot(options: MachineOptions = {}): Promise<Machine> {
   const m = await Machine.create({ wasmPath: WASM_PATH, guestCid: GUEST_CID, ...options });
   assert.equal(m.init(), true, m.logText());
+  m.poll(3); // the boot greeting's first attempt (RST: nobody listens on 4050) settles
   return m;
 }
 
