@@ -44,6 +44,8 @@ export class SimTrap extends Error {
 
 export interface MachineOptions {
   wasmPath?: string;
+  /** A module's bytes instead of a path (the sim's own tests use small hand-written modules). */
+  wasmBytes?: Uint8Array;
   guestCid?: number | bigint;
   queueSizeMax?: number;
   /** false: no vsock function on the bus (m.device is null). */
@@ -154,10 +156,13 @@ export class Machine {
 
   static async create(options: MachineOptions = {}): Promise<Machine> {
     const machine = new Machine(options);
-    const path = resolve(options.wasmPath ?? DEFAULT_WASM_PATH);
-    let module = moduleCache.get(path);
-    if (!module) {
-      module = await WebAssembly.compile(readFileSync(path));
+    let module: WebAssembly.Module;
+    if (options.wasmBytes) {
+      module = await WebAssembly.compile(options.wasmBytes);
+    } else {
+      const path = resolve(options.wasmPath ?? DEFAULT_WASM_PATH);
+      const cached = moduleCache.get(path);
+      module = cached ?? (await WebAssembly.compile(readFileSync(path)));
       moduleCache.set(path, module);
     }
     machine.instance = await WebAssembly.instantiate(module, { env: machine.imports() });
