@@ -1,5 +1,6 @@
 // One accepted connection of a default service, stepped by appsPoll without ever blocking.
 // A fixed pool (one per possible connection), so serving allocates nothing.
+import { crc32Begin } from "./crc32";
 
 export const SERVICE_ECHO: i32 = 1;
 export const SERVICE_SINK: i32 = 2;
@@ -28,7 +29,7 @@ export class Session {
     this.service = service;
     this.phase = PHASE_READING;
     this.bytes = 0;
-    this.crc = 0;
+    this.crc = crc32Begin();
     this.target = 0;
     this.digits = 0;
     this.replyLength = 0;
