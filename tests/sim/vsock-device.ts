@@ -158,14 +158,16 @@ export class SimVsockDevice implements VirtioDeviceModel {
     this.deliverRx();
   }
 
+  /**
+   * Device reset stops the rings only. As with vhost, host sockets and packets already queued for
+   * the guest survive: they go out after the next DRIVER_OK, and the guest answers RST for tuples
+   * it forgot.
+   */
   reset(): void {
     this.started = false;
     this.queues = [];
     this.brokenQueues.clear();
-    this.queuedReplies = 0;
     this.txStalled = false;
-    this.outgoing.length = 0;
-    this.host.resetAll();
   }
 
   notify(queueIndex: number): void {

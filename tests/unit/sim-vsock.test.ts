@@ -326,3 +326,19 @@ test("a broken tx chain stops the queue like vhost's vq_err", () => {
   assert.match(r.device.brokenQueues.get(1)!, /head 65535/);
   assert.match(r.device.violations[0], /^ring:/);
 });
+
+test("device reset stops the rings but, as with vhost, host sockets and queued packets survive", () => {
+  const r = started();
+  const socket = guestConnect(r, 4015);
+  r.driver.setStatus(0);
+  assert.equal(r.device.started, false);
+  socket.send("after reset");
+  assert.equal(r.device.pendingToGuest, 1);
+  r.driver.rxBuffers.clear();
+  r.driver.start();
+  const [p] = r.driver.receive();
+  assert.deepEqual([p.header.op, new TextDecoder().decode(p.payload)], [RW, "after reset"]);
+  assert.equal(socket.state, "connected");
+  r.driver.send({ op: RST, srcPort: GUEST_PORT, dstPort: 4015 });
+  assert.equal(socket.state, "reset", "the rebooted guest's RST ends it");
+});
