@@ -267,6 +267,7 @@ function assignBridge(bridge: PciFunction, command: u32, depth: i32): void {
     configWrite16(a, PCI_MEMORY_BASE, <u32>(memoryStart >> 16) & 0xfff0);
     configWrite16(a, PCI_MEMORY_BASE + 2, <u32>((memoryEnd - 1) >> 16) & 0xfff0);
     command |= PCI_COMMAND_MEMORY;
+    memoryCursor = memoryEnd; // the whole window belongs to the bridge: nothing else goes in it
   } else {
     configWrite16(a, PCI_MEMORY_BASE, 0xfff0); // base above limit: closed
     configWrite16(a, PCI_MEMORY_BASE + 2, 0);
@@ -276,6 +277,7 @@ function assignBridge(bridge: PciFunction, command: u32, depth: i32): void {
     configWrite8(a, PCI_IO_BASE, (ioStart >> 8) & 0xf0);
     configWrite8(a, PCI_IO_BASE + 1, ((ioEnd - 1) >> 8) & 0xf0);
     command |= PCI_COMMAND_IO;
+    ioCursor = ioEnd;
   } else {
     configWrite8(a, PCI_IO_BASE, 0xf0);
     configWrite8(a, PCI_IO_BASE + 1, 0);
