@@ -1,6 +1,7 @@
 // The PCI bus: configuration mechanism #1 behind ports 0xCF8/0xCFC, and routing of MMIO and
 // port accesses to the BARs the firmware assigned (only while the function's command register
-// enables that space, as on real hardware).
+// enables that space, as on real hardware). Buses other than 0 are reached only through bridges
+// whose bus numbers cover them, and their BARs only through the bridges' windows.
 import {
   AccessWidth,
   PCI_CONFIG_ADDRESS_PORT,
@@ -9,6 +10,7 @@ import {
   allOnes,
 } from "./pci-config";
 import { BarHandler, PciConfigError, PciFunction } from "./pci-function";
+import { inWindow, ioWindow, isBridge, memoryWindow, prefetchableWindow, secondaryBus, subordinateBus } from "./pci-bridge";
 
 interface BarHit {
   fn: PciFunction;
@@ -58,7 +60,33 @@ export class PciBus {
     const bus = (this.configAddress >>> 16) & 0xff;
     const device = (this.configAddress >>> 11) & 0x1f;
     const fn = (this.configAddress >>> 8) & 0x7;
+    if (this.pathTo(bus) === null) return undefined;
     return this.find(bus, device, fn);
+  }
+
+  /** The bridges a cycle to `bus` passes, from bus 0 down; null when no bridge forwards to it. */
+  pathTo(bus: number): PciFunction[] | null {
+    const path: PciFunction[] = [];
+    let current = 0;
+    while (current !== bus && path.length < 32) {
+      const next = this.all().find((f) => f.bus === current && isBridge(f) && secondaryBus(f) > current && secondaryBus(f) <= bus && bus <= subordinateBus(f));
+      if (!next) return null;
+      path.push(next);
+      current = secondaryBus(next);
+    }
+    return current === bus ? path : null;
+  }
+
+  /** True when every bridge above `fn` forwards this access (space enabled, address in a window). */
+  private forwarded(fn: PciFunction, address: bigint, width: number, io: boolean): boolean {
+    if (fn.bus === 0) return true;
+    const path = this.pathTo(fn.bus);
+    if (!path) return false;
+    return path.every((bridge) =>
+      io
+        ? bridge.ioEnabled && inWindow(ioWindow(bridge), address, width)
+        : bridge.memoryEnabled && (inWindow(memoryWindow(bridge), address, width) || inWindow(prefetchableWindow(bridge), address, width)),
+    );
   }
 
   /** Handles a port read if it belongs to the config mechanism; undefined otherwise. */
@@ -95,7 +123,7 @@ export class PciBus {
         if (!bar || (bar.kind === "io") !== io) continue;
         const base = fn.barAddress(bar.index);
         if (base === 0n) continue; // never assigned
-        if (address >= base && address + BigInt(width) <= base + BigInt(bar.size)) {
+        if (address >= base && address + BigInt(width) <= base + BigInt(bar.size) && this.forwarded(fn, address, width, io)) {
           return { fn, handler: bar.handler, offset: Number(address - base) };
         }
       }

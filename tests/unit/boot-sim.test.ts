@@ -4,6 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Machine, SimExit } from "../sim/machine";
+import { PciBridge } from "../sim/pci-bridge";
+import { MemoryBackedBar, PciFunction } from "../sim/pci-function";
 
 const Q35 = [
   ["00:00.0", "8086:29c0"],
@@ -62,4 +64,21 @@ test("the device model against the firmware: a host connection to the echo port 
   assert.deepEqual(socket.received, message);
   assert.deepEqual(m.device!.violations, []);
   for (const p of m.device!.sentByGuest) assert.equal(p.header.srcCid, 33n);
+});
+
+test("boot with a bridge: the function behind it is numbered, logged and reachable through the window", async () => {
+  const m = await Machine.create({
+    extraFunctions: (bus) => {
+      bus.add(new PciBridge(0, 2));
+      const nic = bus.add(new PciFunction(1, 0, 0, { vendorId: 0x1234, deviceId: 0x0011, classCode: 0x020000 }));
+      nic.addBar({ index: 0, kind: "mem32", size: 0x1000, handler: new MemoryBackedBar(0x1000) });
+    },
+  });
+  assert.equal(m.init(), true, m.logText());
+  assert.equal(m.logLines(/info pci: 00:02\.0 1b36:0001 class=060400 bridge=01-01/).length, 1, m.logText());
+  assert.equal(m.logLines(/info pci: 01:00\.0 1234:0011 class=020000/).length, 1, m.logText());
+  const bar = m.bus.find(1, 0, 0)!.barAddress(0);
+  assert.notEqual(bar, 0n);
+  assert.equal(m.bus.mmioRead(bar, 4), 0n, "routed through the bridge window");
+  assert.deepEqual(m.device!.violations, []);
 });

@@ -151,3 +151,31 @@ test("extra functions go on the bus and function 0 becomes multi-function", () =
   assert.equal(cfg.read([0, 5, 4], C.PCI_DEVICE_ID, 2), 2);
   assert.throws(() => bus.add(new PciFunction(0, 5, 4, { vendorId: 1, deviceId: 1, classCode: 0 })), /function exists/);
 });
+
+test("bridges: a bus behind one is reachable only through its bus numbers, BARs only through its windows", async () => {
+  const { PciBridge, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS, PCI_MEMORY_BASE, PCI_MEMORY_LIMIT } = await import("../sim/pci-bridge");
+  const bus = new PciBus();
+  const bridge = bus.add(new PciBridge(0, 2));
+  const below = bus.add(new PciFunction(1, 0, 0, { vendorId: 0x1234, deviceId: 0x0010, classCode: 0x020000 }));
+  const region = new MemoryBackedBar(0x1000);
+  below.addBar({ index: 0, kind: "mem32", size: 0x1000, handler: region });
+  const cfg = new ConfigPorts(bus);
+  assert.equal(cfg.read([0, 2, 0], C.PCI_HEADER_TYPE, 1), 0x01);
+  assert.equal(cfg.read([1, 0, 0], C.PCI_VENDOR_ID, 2), 0xffff, "bus numbers not set yet");
+  cfg.write([0, 2, 0], PCI_SECONDARY_BUS, 1, 1);
+  cfg.write([0, 2, 0], PCI_SUBORDINATE_BUS, 1, 1);
+  assert.equal(cfg.read([1, 0, 0], C.PCI_VENDOR_ID, 2), 0x1234);
+  assert.equal(cfg.read([2, 0, 0], C.PCI_VENDOR_ID, 2), 0xffff);
+  cfg.write([1, 0, 0], C.PCI_BAR0, 4, 0xc0100000);
+  cfg.write([1, 0, 0], C.PCI_COMMAND, 2, C.PCI_COMMAND_MEMORY);
+  assert.equal(bus.mmioRead(0xc0100000n, 4), undefined, "window closed, bridge decoding off");
+  cfg.write([0, 2, 0], PCI_MEMORY_BASE, 2, 0xc010);
+  cfg.write([0, 2, 0], PCI_MEMORY_LIMIT, 2, 0xc010);
+  assert.equal(bus.mmioRead(0xc0100000n, 4), undefined, "bridge memory space still disabled");
+  cfg.write([0, 2, 0], C.PCI_COMMAND, 2, C.PCI_COMMAND_MEMORY);
+  region.bytes[0] = 0x5a;
+  assert.equal(bus.mmioRead(0xc0100000n, 1), 0x5an);
+  cfg.write([0, 2, 0], PCI_MEMORY_LIMIT, 2, 0xc000);
+  assert.equal(bus.mmioRead(0xc0100000n, 1), undefined, "outside the window again");
+  assert.equal(bridge.name, "00:02.0");
+});
