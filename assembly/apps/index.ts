@@ -16,6 +16,13 @@ const sessions = new StaticArray<Session>(MAX_CONNECTIONS);
 const listenFds = new StaticArray<i32>(3);
 const listenServices = new StaticArray<i32>(3);
 let started = false;
+let enabled = true;
+
+// A C application (`make image APP=app.c`) runs instead of the default services: the C entry
+// calls this (exported from the wasm) with false before fw_init, so nothing listens on 1234-1236.
+export function apps_set_enabled(on: bool): void {
+  enabled = on;
+}
 
 function listenOn(port: u32): i32 {
   const fd = vs_socket();
@@ -35,7 +42,7 @@ function listenOn(port: u32): i32 {
 }
 
 export function appsStart(): void {
-  if (started) return;
+  if (started || !enabled) return;
   started = true;
   for (let i = 0; i < MAX_CONNECTIONS; i++) unchecked((sessions[i] = new Session()));
   servicesInit();
