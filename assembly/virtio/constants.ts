@@ -25,8 +25,8 @@ export enum VirtioError {
   FeaturesNotAccepted,
   QueueUnavailable,
   QueueNotifyOutsideCap,
-  OutOfMemory,
   ConfigUnstable,
+  DriverOkRefused,
 }
 
 export function virtioErrorName(error: VirtioError): string {
@@ -47,10 +47,10 @@ export function virtioErrorName(error: VirtioError): string {
       return "queue unavailable";
     case VirtioError.QueueNotifyOutsideCap:
       return "queue notify address outside the notify capability";
-    case VirtioError.OutOfMemory:
-      return "out of memory";
     case VirtioError.ConfigUnstable:
       return "device config kept changing";
+    case VirtioError.DriverOkRefused:
+      return "device refused DRIVER_OK or needs a reset";
   }
   return "unknown";
 }

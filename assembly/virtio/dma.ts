@@ -15,10 +15,10 @@ export function dmaAddress(pointer: usize): u64 {
   return base + <u64>pointer;
 }
 
-// Zeroed memory aligned to `alignment` (a power of two), or 0 when the heap is exhausted.
+// Zeroed memory aligned to `alignment` (a power of two). Start-up only: running out of linear
+// memory here aborts (a build with too little LINEAR_MEMORY_MIB), it does not return 0.
 export function dmaAllocate(bytes: usize, alignment: usize): usize {
   const raw = heap.alloc(bytes + alignment - 1);
-  if (raw == 0) return 0;
   const aligned = (raw + alignment - 1) & ~(alignment - 1);
   memory.fill(aligned, 0, bytes);
   return aligned;

@@ -467,12 +467,7 @@ export function vsockDeviceInit(): bool {
   virtioDriverOk(t);
   const status = t.status();
   if ((status & VIRTIO_STATUS_DRIVER_OK) == 0 || (status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) != 0) {
-    if (logBegin(LEVEL_ERROR, "vsock-dev")) {
-      logStr("device refused DRIVER_OK");
-      logKvHex("status", status);
-      logEnd();
-    }
-    return fail(t, VirtioError.FeaturesNotAccepted);
+    return fail(t, VirtioError.DriverOkRefused);
   }
   // The device may only look at the rings now: tell it about the buffers posted above.
   rx.kick();
