@@ -4,6 +4,7 @@
 //   tx: processed when the driver notifies; each packet validated like vhost (src_cid = guest
 //       cid, dst_cid = 2, payload <= 64 KiB, chain long enough), a failing one dropped and
 //       recorded in `violations` (a test failure signal), the rest handed to the host side.
+//       As in vhost, a chain it cannot parse at all is never returned to the used ring.
 //   rx: host -> guest packets queue in order and go into posted rx chains whenever there are
 //       some (any layout; a packet larger than a buffer is split across buffers, like vhost).
 //   event: TRANSPORT_RESET on demand (missed, and recorded, when no event buffer is posted).
@@ -209,11 +210,15 @@ export class SimVsockDevice implements VirtioDeviceModel {
           break;
         }
         if (!chain) break;
-        const bytes = q.gather(chain);
-        q.pushUsed(chain.head, 0);
-        used = true;
-        if (chain.writableLength > 0) this.violation(`tx: chain ${chain.head} has device-writable descriptors`);
-        this.receiveFromGuest(bytes, chain.head);
+        if (chain.writableLength > 0) {
+          // vhost: "Unexpected descriptor format for TX": stops this kick, the chain is never returned.
+          this.violation(`tx: chain ${chain.head} has device-writable descriptors: not returned, tx stopped until the next notify`);
+          break;
+        }
+        if (this.receiveFromGuest(q.gather(chain), chain.head)) {
+          q.pushUsed(chain.head, 0); // vhost returns tx chains with used length 0
+          used = true;
+        }
       }
     } finally {
       this.processingTx = false;
@@ -222,21 +227,33 @@ export class SimVsockDevice implements VirtioDeviceModel {
     this.deliverRx();
   }
 
-  private receiveFromGuest(bytes: Uint8Array, head: number): void {
-    if (bytes.length < VSOCK_HEADER_SIZE) {
-      this.violation(`tx: chain ${head} holds ${bytes.length} bytes, less than a header`);
-      return;
+  /**
+   * One tx chain's bytes. Returns false when vhost could not even build a packet from it
+   * (vhost_vsock_alloc_skb failed: "Faulted on pkt"): such a chain is never returned to the
+   * used ring. Wrongly addressed packets are dropped but their chain is returned.
+   */
+  private receiveFromGuest(bytes: Uint8Array, head: number): boolean {
+    if (bytes.length < VSOCK_HEADER_SIZE || bytes.length > VSOCK_HEADER_SIZE + VIRTIO_VSOCK_MAX_PKT_BUF_SIZE) {
+      this.violation(`tx dropped, chain ${head} not returned: it holds ${bytes.length} bytes (header 44, payload <= 64 KiB)`);
+      return false;
     }
     const header = decodeHeader(bytes);
     const available = bytes.length - VSOCK_HEADER_SIZE;
     const payload = bytes.slice(VSOCK_HEADER_SIZE, VSOCK_HEADER_SIZE + Math.min(header.len, available));
     this.sentByGuest.push({ header, payload });
     const what = describeHeader(header);
-    if (header.len > VIRTIO_VSOCK_MAX_PKT_BUF_SIZE) return this.violation(`tx dropped: payload > 64 KiB: ${what}`);
-    if (header.len > available) return this.violation(`tx dropped: chain has ${available} payload bytes: ${what}`);
-    if (header.srcCid !== this.guestCid) return this.violation(`tx dropped: src_cid is not the guest cid ${this.guestCid}: ${what}`);
-    if (header.dstCid !== VSOCK_HOST_CID) return this.violation(`tx dropped: dst_cid is not 2: ${what}`);
-    this.host.receive(header, payload);
+    if (header.len > VIRTIO_VSOCK_MAX_PKT_BUF_SIZE) {
+      this.violation(`tx dropped, chain ${head} not returned: payload > 64 KiB: ${what}`);
+      return false;
+    }
+    if (header.len > available) {
+      this.violation(`tx dropped, chain ${head} not returned: chain has ${available} payload bytes: ${what}`);
+      return false;
+    }
+    if (header.srcCid !== this.guestCid) this.violation(`tx dropped: src_cid is not the guest cid ${this.guestCid}: ${what}`);
+    else if (header.dstCid !== VSOCK_HOST_CID) this.violation(`tx dropped: dst_cid is not 2: ${what}`);
+    else this.host.receive(header, payload);
+    return true;
   }
 
   // ---- rx: host -> guest ----

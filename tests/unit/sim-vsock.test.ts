@@ -201,6 +201,19 @@ test("vhost's tx checks: wrong src_cid, dst_cid != 2, payload > 64 KiB, short ch
   assert.equal(listener.accept(), null);
   assert.deepEqual(r.driver.receive(), [], "silently dropped: no RST");
   assert.equal(r.device.sentByGuest.length, 4);
+  assert.equal(r.device.queues[1].inFlight.size, 2, "like vhost, chains it cannot parse are never returned");
+});
+
+test("a tx chain with device-writable descriptors is not returned and stops that kick", () => {
+  const r = started();
+  const tx = r.driver.queues[1];
+  tx.add([{ addr: r.driver.alloc(44), len: 44, writable: true }]);
+  r.driver.send({ op: REQUEST, srcPort: 5, dstPort: 6 });
+  assert.match(r.device.violations[0], /device-writable/);
+  assert.equal(r.device.sentByGuest.length, 0, "the packet behind it waits for the next notify");
+  r.driver.notify(1);
+  assert.equal(r.device.sentByGuest.length, 1);
+  assert.equal(r.driver.receive()[0].header.op, RST);
 });
 
 test("host connect: RESPONSE connects; a guest RST then resets; no answer times out after 2 s", () => {
