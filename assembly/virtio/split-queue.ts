@@ -31,7 +31,7 @@ export const USED_BAD_ID: i32 = 0; // id >= queue size
 export const USED_NOT_IN_FLIGHT: i32 = 1; // id is not the head of a chain the device holds
 export const USED_DUPLICATE: i32 = 2; // the same chain returned twice
 export const USED_TOO_LONG: i32 = 3; // used length beyond the chain's writable bytes
-export const USED_INDEX_JUMP: i32 = 4; // used idx moved ahead by more than the queue size
+export const USED_INDEX_JUMP: i32 = 4; // used idx ahead of us by more than the queue size
 const USED_REJECTION_KINDS: i32 = 5;
 
 function rejectionName(kind: i32): string {
@@ -196,11 +196,6 @@ export class SplitQueue {
     return true;
   }
 
-  hasUsed(): bool {
-    barrier();
-    return load<u16>(this.used, 2) != this.lastUsedIdx;
-  }
-
   // The head of the next chain the device returned, validated, or -1 when there is none.
   // Sets usedLength, and usedLengthValid = false when the device claims to have written more
   // than the chain holds (the chain is still handed back, so its buffer can be reused). Bad
@@ -210,7 +205,12 @@ export class SplitQueue {
       barrier();
       const usedIdx = load<u16>(this.used, 2);
       if (usedIdx == this.lastUsedIdx) return -1;
-      if (<u32>(<u16>(usedIdx - this.lastUsedIdx)) > this.size) this.rejectUsed(USED_INDEX_JUMP, <u32>usedIdx, 0);
+      // A device can never be more than a ring ahead of us: such an idx is not trusted, and
+      // nothing is consumed until the device writes a sane one again.
+      if (<u32>(<u16>(usedIdx - this.lastUsedIdx)) > this.size) {
+        this.rejectUsed(USED_INDEX_JUMP, <u32>usedIdx, 0);
+        return -1;
+      }
       barrier(); // read the entry only after seeing the idx that covers it
       const slot = <u32>this.lastUsedIdx & (this.size - 1);
       const element = this.used + RING_HEADER_SIZE + <usize>slot * USED_ELEMENT_SIZE;

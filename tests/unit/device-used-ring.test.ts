@@ -89,6 +89,16 @@ test("tx: a duplicate completion does not corrupt the buffer pool", async () => 
   assert.equal(m.exports.fw_device_tx_acquire(), 0);
 });
 
+test("a used idx more than a ring ahead is not trusted; the next sane one is", async () => {
+  const m = await deviceUp();
+  const q = m.device!.queues[RX];
+  m.device!.memory!.write16(q.usedAddr + 2, (q.usedIdx + 300) & 0xffff);
+  assert.equal(m.exports.fw_device_rx_next(), 0);
+  assert.equal(m.exports.fw_device_rx_next(), 0);
+  assert.equal(m.logLines(/warn virtq: used entry rejected: used idx jumped past the queue size queue=0 id=300/).length, 1);
+  goodPacketStillArrives(m, 41); // the device writes its own idx again with the next entry
+});
+
 test("counters line reports each rejection kind", async () => {
   const m = await deviceUp();
   m.device!.injectUsed(RX, 500, 60);
