@@ -200,9 +200,12 @@ export class HostSocket {
     this.fwdCnt = (this.fwdCnt + bytes.length) >>> 0;
     this.readChunks.push(bytes);
     this.readCache = null;
-    // virtio_transport_do_dequeue: update when the free space the guest sees drops below 64 KiB.
-    const freeSpace = this.bufAlloc - ((this.fwdCnt - this.lastFwdCnt) >>> 0);
-    if (freeSpace < VIRTIO_VSOCK_MAX_PKT_BUF_SIZE && this.state === "connected" && !this.closing) {
+    // virtio_transport_stream_do_dequeue: update when the free space the guest sees drops below
+    // 64 KiB; Linux >= 6.8 also when the read emptied the queue (rx_bytes < SO_RCVLOWAT = 1).
+    const fwdCntDelta = (this.fwdCnt - this.lastFwdCnt) >>> 0;
+    const freeSpace = this.bufAlloc - fwdCntDelta;
+    const drained = this.host.creditUpdateOnDrain && this.rxBytes === 0;
+    if (fwdCntDelta !== 0 && (freeSpace < VIRTIO_VSOCK_MAX_PKT_BUF_SIZE || drained) && this.state === "connected" && !this.closing) {
       this.creditUpdatesSent++;
       this.host.sendPacket(this, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, false);
     }
@@ -316,10 +319,13 @@ export class HostListener {
 
 export interface SimHostOptions {
   bufAlloc?: number;
+  /** Linux >= 6.8 behaviour: also send CREDIT_UPDATE whenever a read empties the receive queue. */
+  creditUpdateOnDrain?: boolean;
 }
 
 export class SimHost {
   readonly bufAlloc: number;
+  readonly creditUpdateOnDrain: boolean;
   private readonly connections = new Map<string, HostSocket>();
   private readonly listeners = new Map<number, HostListener>();
   private nextPort = FIRST_EPHEMERAL_PORT;
@@ -331,6 +337,7 @@ export class SimHost {
     options: SimHostOptions = {},
   ) {
     this.bufAlloc = options.bufAlloc ?? 262144;
+    this.creditUpdateOnDrain = options.creditUpdateOnDrain ?? false;
   }
 
   private static key(localPort: number, peerPort: number): string {

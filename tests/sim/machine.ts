@@ -51,6 +51,8 @@ export interface MachineOptions {
   /** false: no vsock function on the bus (m.device is null). */
   vsock?: boolean;
   hostBufAlloc?: number;
+  /** Host credit updates as Linux >= 6.8 sends them (also whenever a read empties the queue). */
+  hostCreditUpdateOnDrain?: boolean;
   /** PCI device number of the vsock function on bus 0 (QEMU -nodefaults puts the first -device at 1). */
   vsockSlot?: number;
   deviceFeatures?: bigint;
@@ -126,6 +128,7 @@ export class Machine {
         queueSizeMax: options.queueSizeMax,
         features: options.deviceFeatures,
         hostBufAlloc: options.hostBufAlloc,
+        hostCreditUpdateOnDrain: options.hostCreditUpdateOnDrain,
         now: () => this.clock,
       });
       this.vsockFunction = new VirtioPciFunction({

@@ -65,6 +65,8 @@ export interface SimVsockDeviceOptions {
   /** Offered features (default VERSION_1 | SEQPACKET, like QEMU with kernel vhost). */
   features?: bigint;
   hostBufAlloc?: number;
+  /** Host sockets send CREDIT_UPDATE whenever a read empties their queue (Linux >= 6.8). */
+  hostCreditUpdateOnDrain?: boolean;
   now?: () => bigint;
 }
 
@@ -108,7 +110,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
         violation: (message) => this.violation(message),
         now: () => this.now(),
       },
-      { bufAlloc: options.hostBufAlloc },
+      { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain },
     );
   }
 

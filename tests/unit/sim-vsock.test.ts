@@ -160,6 +160,14 @@ test("the host sends CREDIT_UPDATE once its app's reads leave the guest less tha
   assert.equal(socket.received.length, 70000);
 });
 
+test("Linux >= 6.8 option: the host also sends CREDIT_UPDATE whenever a read empties its queue", () => {
+  const r = started({ hostBufAlloc: 131072, hostCreditUpdateOnDrain: true });
+  guestConnect(r, 4016);
+  r.driver.send({ op: RW, srcPort: GUEST_PORT, dstPort: 4016 }, bytes(1000));
+  const [p] = r.driver.receive();
+  assert.deepEqual([p.header.op, p.header.fwdCnt], [CREDIT_UPDATE, 1000]);
+});
+
 test("a paused host app: no credit updates, RW beyond its buffer is dropped and recorded, resume reads all", () => {
   const r = started({ hostBufAlloc: 16384 });
   const socket = guestConnect(r, 4007);
