@@ -372,6 +372,11 @@ export class SimVsockDevice implements VirtioDeviceModel {
     if (bumpGeneration) this.transport?.configChanged();
   }
 
+  /** Moves config_generation without changing the config (a device that lies about changes). */
+  bumpConfigGeneration(): void {
+    this.transport?.configChanged();
+  }
+
   /**
    * Queues a host -> guest packet with arbitrary header fields (defaults: a stream RW from the
    * host to the guest) and delivers it when an rx buffer is free. The header goes out exactly as

@@ -160,3 +160,14 @@ test("without vsock there is no device and no 1af4 function", async () => {
   assert.equal(m.bus.all().some((f) => f.identity.vendorId === 0x1af4), false);
   assert.equal(m.bus.all().length, 4);
 });
+
+test("seeded randomness replays from its seed", async () => {
+  const { SeededRandom } = await import("../sim/seeded-random");
+  const a = new SeededRandom(42);
+  const b = new SeededRandom(42);
+  const first = [a.nextU32(), a.nextU32(), a.below(10)];
+  assert.deepEqual([b.nextU32(), b.nextU32(), b.below(10)], first);
+  assert.notDeepEqual([new SeededRandom(43).nextU32()], [first[0]]);
+  assert.deepEqual(new SeededRandom(7).bytes(8), new SeededRandom(7).bytes(8));
+  assert.ok(first[2] >= 0 && first[2] < 10);
+});

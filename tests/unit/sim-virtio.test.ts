@@ -167,3 +167,11 @@ test("notify_off_multiplier 0: every queue notifies at offset 0 and the value na
   driver.write(V.REGION_NOTIFY, 2, 0);
   assert.deepEqual(fn.notifyCounts, [1, 0, 1]);
 });
+
+test("hostile seam: config_generation moves without a config change", () => {
+  const { driver, device } = ready({ guestCid: 33 });
+  const before = driver.read(V.COMMON_CFGGENERATION, 1);
+  device.bumpConfigGeneration();
+  assert.equal(driver.read(V.COMMON_CFGGENERATION, 1), before + 1n);
+  assert.equal(driver.read(V.REGION_DEVICE, 8), 33n);
+});
