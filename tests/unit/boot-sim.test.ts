@@ -82,3 +82,17 @@ test("boot with a bridge: the function behind it is numbered, logged and reachab
   assert.equal(m.bus.mmioRead(bar, 4), 0n, "routed through the bridge window");
   assert.deepEqual(m.device!.violations, []);
 });
+
+test("the device model against the firmware: TRANSPORT_RESET with a new cid is taken up", async () => {
+  const m = await Machine.create({ guestCid: 33 });
+  assert.equal(m.init(), true, m.logText());
+  const before = m.host.connect(1234);
+  assert.ok(m.runUntil(() => before.state === "connected", 1000));
+  assert.equal(m.device!.transportReset(34), true, "an event buffer was posted");
+  m.poll(5);
+  assert.equal(m.exports.vs_local_cid(), 34n);
+  assert.equal(before.state, "reset");
+  const after = m.host.connect(1234);
+  assert.ok(m.runUntil(() => after.state === "connected", 1000), m.logText());
+  assert.deepEqual(m.device!.violations, []);
+});
