@@ -161,7 +161,7 @@ export class Machine {
     const machine = new Machine(options);
     let module: WebAssembly.Module;
     if (options.wasmBytes) {
-      module = await WebAssembly.compile(options.wasmBytes);
+      module = await WebAssembly.compile(new Uint8Array(options.wasmBytes));
     } else {
       const path = resolve(options.wasmPath ?? DEFAULT_WASM_PATH);
       const cached = moduleCache.get(path);
