@@ -63,7 +63,8 @@ import {
   EPIPE,
   errnoName,
 } from "./errors";
-import { closeByApplication, resetConnection } from "./lifecycle";
+import { closeByApplication, discardPending } from "./lifecycle";
+import { queueReset } from "./control-queue";
 import { oldestPending, removeFromAcceptQueue } from "./listener";
 import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
@@ -332,7 +333,9 @@ export function vs_close(fd: i32): i32 {
     // Connections nobody accepted are refused now rather than left to time out.
     let c = oldestPending(s);
     while (c != null) {
-      resetConnection(c, "listener-closed");
+      if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
+      if (c.endReason.length == 0) c.endReason = "listener-closed";
+      discardPending(c);
       c = oldestPending(s);
     }
   } else if (s.state == SOCK_CONNECTED) {

@@ -28,12 +28,22 @@ export function endConnection(c: Connection, reason: string, error: i32 = 0): vo
   c.owed = 0;
   c.tx.reset();
   if (c.listenerFd >= 0) {
-    // Died before anyone accepted it: drop it from the queue rather than hand out a dead socket.
-    const listener = socketForFd(c.listenerFd);
-    if (listener != null) removeFromAcceptQueue(listener, c);
-    c.listenerFd = -1;
+    // Ended before anyone accepted it. With data (a client that wrote and closed at once) it
+    // stays queued, like Linux: accept hands it out, reads drain the data, then EOF.
+    // Without data it is dropped rather than handed out dead.
+    if (c.rx.count > 0 && error == 0) return;
+    discardPending(c);
+    return;
   }
   if (c.fd < 0) freeConnection(c);
+}
+
+// Removes a not-yet-accepted connection from its listener's queue and frees it.
+export function discardPending(c: Connection): void {
+  const listener = socketForFd(c.listenerFd);
+  if (listener != null) removeFromAcceptQueue(listener, c);
+  c.listenerFd = -1;
+  freeConnection(c);
 }
 
 // Sends RST (queued: never blocks) and releases the tuple.

@@ -247,3 +247,36 @@ test("transport reset: cid re-read, connections reset (ECONNRESET), listeners ke
   assert.ok(m.device!.sentByGuest.slice(0, before).every((p) => p.header.srcCid === BigInt(GUEST_CID)));
   noViolations(m);
 });
+
+test("a client that writes and closes before accept: accept still returns it, data then EOF", async () => {
+  const { m, g } = await guest();
+  const lfd = g.listener(5310);
+  const h = m.host.connect(5310, 8311);
+  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  h.send("fire and forget");
+  h.close();
+  m.poll(4);
+  assert.equal(h.state, "closed", "we answered its SHUTDOWN with RST at once");
+  const a = g.accept(lfd);
+  assert.ok(a.fd >= 0);
+  assert.equal(text(g.recv(a.fd, 100) as Uint8Array), "fire and forget");
+  assert.deepEqual(g.recv(a.fd, 100), new Uint8Array(0));
+  g.close(a.fd);
+  assert.equal(connCount(m), 0);
+});
+
+test("closing a listener resets the connections still waiting in its queue", async () => {
+  const { m, g } = await guest();
+  const lfd = g.listener(5311);
+  const h1 = m.host.connect(5311, 8312);
+  const h2 = m.host.connect(5311, 8313);
+  assert.ok(m.runUntil(() => h1.state === "connected" && h2.state === "connected", 100));
+  assert.equal(connCount(m), 2);
+  assert.equal(g.close(lfd), 0);
+  m.poll(2);
+  assert.deepEqual([h1.state, h2.state], ["reset", "reset"]);
+  assert.equal(connCount(m), 0);
+  const again = m.host.connect(5311, 8314);
+  assert.ok(m.runUntil(() => again.state !== "connecting", 100));
+  assert.equal(again.state, "reset", "nobody listens any more");
+});
