@@ -32,7 +32,7 @@ function logOutcome(what: string, error: i32): void {
     logStr(what);
     logKv("port", GREETING_PORT);
     logKv("attempt", attempts);
-    if (error != 0) logKvStr("error", errnoName(error));
+    if (error != 0) logKvStr("reason", errnoName(error));
     logEnd();
   }
 }

@@ -131,7 +131,7 @@ test("500 open/use/close cycles across the services leave no connection behind",
 test("greeting: delivered at boot when the host listens on 4050", async () => {
   const { m } = await guest({});
   // boot() already made the first attempt (nobody listening): it is logged at info, not as an error.
-  assert.match(m.logLines("greeting:")[0], /info app: greeting: no listener yet .* attempt=1 error=ECONNRESET/);
+  assert.match(m.logLines("greeting:")[0], /info app: greeting: no listener yet .* attempt=1 reason=ECONNRESET/);
   assert.equal(m.logLines(/ error /).length, 0);
   const hl = m.host.listen(GREETING_PORT);
   m.advance(2_000_000_000n);
