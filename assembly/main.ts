@@ -5,11 +5,14 @@ import { clockHz, clockNs, platformExit } from "./platform/imports";
 import { LEVEL_ERROR, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "./platform/log";
 import { runtimeOption } from "./platform/options";
 import { pciScan } from "./pci/scan";
+import { pciAssignResources } from "./pci/resources";
 import { vsockPoll, vsockStart } from "./vsock/stack";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
 
 export * from "./vsock/api";
+// Thin wrappers over the device layer for its unit tests (and fw_set_rx_layout).
+export * from "./vsock/device-test-exports";
 
 const VERSION = "0.1.0";
 
@@ -29,6 +32,7 @@ export function fw_init(): bool {
   banner();
   if (SELFTEST != 0) selfTest(SELFTEST);
   pciScan();
+  pciAssignResources();
   if (!vsockStart()) return false;
   appsStart();
   return true;
