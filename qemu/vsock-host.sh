@@ -99,6 +99,8 @@ if [ -w /dev/vhost-vsock ]; then
   wait "$l1_pid"
   set -e
 else
+  # The image travels in the job share (a tmpfs on /tmp inside L1 would hide an image under /tmp).
+  [ "$guest" = firmware ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
   echo "vsock-host: booting the outer VM (L1: TCG, $(basename "$kdir")) ..."
