@@ -48,6 +48,7 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
+  VMADDR_CID_HOST,
   opName,
 } from "./packet";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
@@ -123,6 +124,12 @@ function replyReset(h: usize, why: string): void {
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   traceHeader("rx", h);
   packetsReceived++;
+  if (headerSrcCid(h) != VMADDR_CID_HOST) {
+    // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
+    // another cid: such a packet is bogus and gets no reply at all, not even an RST.
+    logDropped("packet from a cid other than the host dropped", h);
+    return;
+  }
   if (headerType(h) != VIRTIO_VSOCK_TYPE_STREAM) {
     replyReset(h, "unsupported socket type: RST");
     return;
