@@ -92,10 +92,14 @@ if [ $ready != 0 ]; then
 fi
 log "inner QEMU (-accel $accel) start -> ready: $(since "$t0") s"
 
+# Leave the command enough of the overall --timeout to stop cleanly and report (status 124).
+left=$(awk -v t="$TIMEOUT" -v u="$(cut -d' ' -f1 /proc/uptime)" -v d="$([ "$RUNDIR" = /run/vsockfw ] && echo 1 || echo 0)" \
+  'BEGIN { l = t - 20 - (d ? u + 5 : 0); print (l < 10 ? 10 : int(l)) }')
 t1=$(now)
-env VSOCK_CID=33 FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
+timeout -k 5 "$left" env VSOCK_CID=33 FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
 cmd_pid=$!
 wait "$cmd_pid"; status=$?
 cmd_pid=
+[ "$status" = 124 ] && log "command stopped by its deadline ($left s)"
 log "command exited with status $status after $(since "$t1") s"
 exit "$status"
