@@ -22,6 +22,7 @@ int app_main(void) {
   if (listener < 0 || vsock_bind(listener, VSOCK_CID_ANY, PORT) < 0 || vsock_listen(listener, MAX_CLIENTS) < 0)
     return 1;
   vsock_settimeout(listener, 0);
+  vsock_log("hello-app: uppercase echo listening port=2000");
 
   struct vsock_pollfd fds[1 + MAX_CLIENTS];
   int clients[MAX_CLIENTS];

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "debugcon.h"
 #include "runtime.h"
 #include "vsock.h"
 
@@ -129,3 +130,16 @@ uint64_t vsock_local_cid(void) { return Z_fwZ_vs_local_cid(&fw_instance); }
 void vsock_service(void) { Z_fwZ_fw_poll(&fw_instance); }
 
 uint64_t vsock_clock_ns(void) { return clock_ns(); }
+
+void vsock_log(const char *message) {
+  char line[200];
+  size_t n = 0;
+  /* printable ASCII only, so an app's message cannot fake or tear log lines */
+  while (message[n] && n < sizeof line - 1) {
+    char c = message[n];
+    line[n++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  line[n++] = '\n';
+  debugcon_line_start("info", "app");
+  debugcon_write(line, n);
+}

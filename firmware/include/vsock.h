@@ -97,5 +97,7 @@ uint64_t vsock_local_cid(void);
 void vsock_service(void);
 /* Monotonic time in nanoseconds (the firmware's clock). */
 uint64_t vsock_clock_ns(void);
+/* One info line on the debug console: "[s.micros] info app: <message>" (ASCII, no newline needed). */
+void vsock_log(const char *message);
 
 #endif
