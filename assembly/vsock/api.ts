@@ -15,7 +15,6 @@
 import { clockNs } from "../platform/imports";
 import { LEVEL_DEBUG, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
 import {
-  ADDR_SIZE,
   MSG_DONTWAIT,
   MSG_PEEK,
   POLLERR,
@@ -25,24 +24,16 @@ import {
   SHUT_RD,
   SHUT_RDWR,
   SHUT_WR,
-  SO_ERROR,
   SO_RCVTIMEO,
-  SO_SNDTIMEO,
-  SO_VM_SOCKETS_BUFFER_MAX_SIZE,
-  SO_VM_SOCKETS_BUFFER_MIN_SIZE,
-  SO_VM_SOCKETS_BUFFER_SIZE,
-  SO_VM_SOCKETS_CONNECT_TIMEOUT,
 } from "./api-constants";
 import {
   Connection,
   CONN_CLOSED,
   CONN_CONNECTING,
   CONN_ESTABLISHED,
-  OWE_CREDIT_REPLY,
   OWE_CREDIT_UPDATE,
   OWE_REQUEST,
   OWE_SHUTDOWN,
-  RECEIVE_BUFFER_CAPACITY,
 } from "./connection";
 import { allocateConnection, findConnection, freeConnection, liveConnectionCount } from "./connection-table";
 import { creditUpdateDue } from "./credit";
@@ -59,7 +50,6 @@ import {
   ENETDOWN,
   ENOBUFS,
   ENOTCONN,
-  EOPNOTSUPP,
   EPIPE,
   errnoName,
 } from "./errors";
@@ -76,6 +66,7 @@ import {
 } from "./packet";
 import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
 import { socketEvents } from "./readiness";
+import { getOption, setOption } from "./socket-options";
 import {
   allocateSocket,
   MAX_SOCKETS,
@@ -84,7 +75,6 @@ import {
   SOCK_FREE,
   SOCK_LISTENING,
   SOCK_OPEN,
-  socketAt,
   socketForFd,
 } from "./socket-table";
 import { vsockPoll, vsockStarted } from "./stack";
@@ -354,64 +344,18 @@ export function vs_settimeout(fd: i32, ns: i64): i32 {
   return 0;
 }
 
-// Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer.
-function applyBufferSize(s: Socket, size: u64): void {
-  let value = size > <u64>s.bufferMax ? s.bufferMax : <u32>size;
-  if (value < s.bufferMin) value = s.bufferMin;
-  s.bufferSize = value;
-  const c = s.conn;
-  if (c != null && c.state == CONN_ESTABLISHED && c.bufAlloc != value) {
-    c.bufAlloc = value;
-    c.owed |= OWE_CREDIT_REPLY;
-  } else if (c != null && c.state == CONN_CONNECTING) {
-    c.bufAlloc = value;
-  }
-}
-
 export function vs_setsockopt(fd: i32, option: i32, value: i64): i32 {
   const s = socketForFd(fd);
   if (s == null) return fail("setsockopt", fd, EBADF);
-  if (option == SO_VM_SOCKETS_BUFFER_SIZE) {
-    if (value < 0) return fail("setsockopt", fd, EINVAL);
-    applyBufferSize(s, <u64>value);
-  } else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE || option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) {
-    // The receive buffer is preallocated: no size above its capacity.
-    if (value < 0 || value > <i64>RECEIVE_BUFFER_CAPACITY) return fail("setsockopt", fd, EINVAL);
-    if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) s.bufferMin = <u32>value;
-    else s.bufferMax = <u32>value;
-    applyBufferSize(s, <u64>s.bufferSize);
-  } else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) {
-    if (value <= 0) return fail("setsockopt", fd, EINVAL);
-    s.connectTimeout = value;
-  } else if (option == SO_RCVTIMEO) {
-    s.recvTimeout = value < 0 ? -1 : value;
-  } else if (option == SO_SNDTIMEO) {
-    s.sendTimeout = value < 0 ? -1 : value;
-  } else {
-    return fail("setsockopt", fd, EOPNOTSUPP);
-  }
-  return 0;
+  const errno = setOption(s, option, value);
+  return errno == 0 ? 0 : fail("setsockopt", fd, errno);
 }
 
 export function vs_getsockopt(fd: i32, option: i32, valueOut: usize): i32 {
   const s = socketForFd(fd);
   if (s == null) return fail("getsockopt", fd, EBADF);
-  let value: i64 = 0;
-  if (option == SO_VM_SOCKETS_BUFFER_SIZE) value = s.bufferSize;
-  else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) value = s.bufferMin;
-  else if (option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) value = s.bufferMax;
-  else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) value = s.connectTimeout;
-  else if (option == SO_RCVTIMEO) value = s.recvTimeout;
-  else if (option == SO_SNDTIMEO) value = s.sendTimeout;
-  else if (option == SO_ERROR) {
-    const c = s.conn;
-    if (c != null) {
-      value = c.error;
-      c.error = 0;
-    }
-  } else return fail("getsockopt", fd, EOPNOTSUPP);
-  if (valueOut != 0) store<i64>(valueOut, value);
-  return 0;
+  const errno = getOption(s, option, valueOut);
+  return errno == 0 ? 0 : fail("getsockopt", fd, errno);
 }
 
 export function vs_getsockname(fd: i32, addrOut: usize): i32 {

@@ -33,7 +33,6 @@ export class Socket {
   bufferSize: u32 = RECEIVE_BUFFER_CAPACITY;
   bufferMin: u32 = BUFFER_MIN_DEFAULT;
   bufferMax: u32 = RECEIVE_BUFFER_CAPACITY;
-  error: i32 = 0; // pending error for SO_ERROR / POLLERR (failed connect, reset by transport)
 
   constructor(index: i32) {
     this.index = index;
@@ -58,7 +57,6 @@ export class Socket {
     this.bufferSize = RECEIVE_BUFFER_CAPACITY;
     this.bufferMin = BUFFER_MIN_DEFAULT;
     this.bufferMax = RECEIVE_BUFFER_CAPACITY;
-    this.error = 0;
   }
 }
 

@@ -1,0 +1,72 @@
+// Socket options (vs_setsockopt / vs_getsockopt; numbers in api-constants.ts). Buffer sizes
+// follow Linux's vsock_update_buffer_size; timeouts are nanoseconds (< 0 forever, 0 never wait).
+import {
+  SO_ERROR,
+  SO_RCVTIMEO,
+  SO_SNDTIMEO,
+  SO_VM_SOCKETS_BUFFER_MAX_SIZE,
+  SO_VM_SOCKETS_BUFFER_MIN_SIZE,
+  SO_VM_SOCKETS_BUFFER_SIZE,
+  SO_VM_SOCKETS_CONNECT_TIMEOUT,
+} from "./api-constants";
+import { CONN_CONNECTING, CONN_ESTABLISHED, OWE_CREDIT_REPLY, RECEIVE_BUFFER_CAPACITY } from "./connection";
+import { EINVAL, EOPNOTSUPP } from "./errors";
+import { Socket } from "./socket-table";
+
+// Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer.
+function applyBufferSize(s: Socket, size: u64): void {
+  let value = size > <u64>s.bufferMax ? s.bufferMax : <u32>size;
+  if (value < s.bufferMin) value = s.bufferMin;
+  s.bufferSize = value;
+  const c = s.conn;
+  if (c != null && c.state == CONN_ESTABLISHED && c.bufAlloc != value) {
+    c.bufAlloc = value;
+    c.owed |= OWE_CREDIT_REPLY;
+  } else if (c != null && c.state == CONN_CONNECTING) {
+    c.bufAlloc = value;
+  }
+}
+
+// 0 or the errno (positive).
+export function setOption(s: Socket, option: i32, value: i64): i32 {
+  if (option == SO_VM_SOCKETS_BUFFER_SIZE) {
+    if (value < 0) return EINVAL;
+    applyBufferSize(s, <u64>value);
+  } else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE || option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) {
+    // The receive buffer is preallocated: no size above its capacity.
+    if (value < 0 || value > <i64>RECEIVE_BUFFER_CAPACITY) return EINVAL;
+    if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) s.bufferMin = <u32>value;
+    else s.bufferMax = <u32>value;
+    applyBufferSize(s, <u64>s.bufferSize);
+  } else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) {
+    if (value <= 0) return EINVAL;
+    s.connectTimeout = value;
+  } else if (option == SO_RCVTIMEO) {
+    s.recvTimeout = value < 0 ? -1 : value;
+  } else if (option == SO_SNDTIMEO) {
+    s.sendTimeout = value < 0 ? -1 : value;
+  } else {
+    return EOPNOTSUPP;
+  }
+  return 0;
+}
+
+// Writes the value (i64) at valueOut; 0 or the errno (positive).
+export function getOption(s: Socket, option: i32, valueOut: usize): i32 {
+  let value: i64 = 0;
+  if (option == SO_VM_SOCKETS_BUFFER_SIZE) value = s.bufferSize;
+  else if (option == SO_VM_SOCKETS_BUFFER_MIN_SIZE) value = s.bufferMin;
+  else if (option == SO_VM_SOCKETS_BUFFER_MAX_SIZE) value = s.bufferMax;
+  else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) value = s.connectTimeout;
+  else if (option == SO_RCVTIMEO) value = s.recvTimeout;
+  else if (option == SO_SNDTIMEO) value = s.sendTimeout;
+  else if (option == SO_ERROR) {
+    const c = s.conn;
+    if (c != null) {
+      value = c.error;
+      c.error = 0;
+    }
+  } else return EOPNOTSUPP;
+  if (valueOut != 0) store<i64>(valueOut, value);
+  return 0;
+}
