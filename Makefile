@@ -96,7 +96,7 @@ $(OBJ)/fw.o: $(BUILD)/fw.c
 $(OBJ)/%.o: firmware/%.c $(wildcard firmware/*.h firmware/include/*.h) $(BUILD)/fw.h $(CONFIG_STAMP)
 	@mkdir -p $(OBJ)
 	clang $(CFLAGS) -c $< -o $@
-$(OBJ)/app.o: $(APP) $(BUILD)/fw.h $(CONFIG_STAMP)
+$(OBJ)/app.o: $(APP) firmware/include/vsock.h $(BUILD)/fw.h $(CONFIG_STAMP)
 	@mkdir -p $(OBJ)
 	clang $(CFLAGS) -c $< -o $@
 $(OBJ)/%.o: reset-vector/%.asm reset-vector/layout.inc

@@ -11,6 +11,8 @@ import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
 
 export * from "./vsock/api";
+// A C application (make image APP=...) turns the default services off before fw_init.
+export { apps_set_enabled } from "./apps/index";
 // Thin wrappers over the device layer for its unit tests (and fw_set_rx_layout).
 export * from "./vsock/device-test-exports";
 

@@ -35,6 +35,7 @@ void fw_entry(uint64_t reset_tsc) {
   debugcon_str("\n");
 
 #ifdef FW_APP
+  Z_fwZ_apps_set_enabled(&fw_instance, 0); /* the app serves; the default services stay off */
   if (!Z_fwZ_fw_init(&fw_instance)) fw_exit(FW_EXIT_NO_DEVICE);
   int status = app_main();
   debugcon_line_start("info", "app");
