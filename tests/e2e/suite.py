@@ -17,7 +17,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vsockclient import (CaseFailure, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
+from vsockclient import (CaseFailure, connect_retries, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
                          payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
 
 MIB = 1 << 20
@@ -35,14 +35,16 @@ def digest(data):
 def echo_once(size, seed):
     """Writer and reader in parallel on one echo connection; checks sha256 of what came back."""
     data = payload(size, seed)
+    start = time.monotonic()
     with connect(ECHO_PORT) as s:
         writer = Background(send_all, s, data)
         back = recv_exact(s, size)
         writer.join_result(OP_TIMEOUT)
+    took = time.monotonic() - start
     if back != data:
         raise CaseFailure("echo %d B: expected sha256 %s, got %d B sha256 %s"
                           % (size, digest(data), len(back), digest(back)))
-    return size
+    return size, took
 
 
 def case_greeting():
@@ -60,6 +62,13 @@ def case_greeting():
 
 def case_echo(size):
     return lambda: echo_once(size, size)
+
+
+def figures(result, wall):
+    """(bytes, seconds, note): a case returns bytes, or (bytes, seconds of the transfer alone[, note])."""
+    if not isinstance(result, tuple):
+        return result, wall, ""
+    return result if len(result) == 3 else result + ("",)
 
 
 def case_half_close():
@@ -99,17 +108,20 @@ def case_unbound_port():
 
 def case_sink(size=64 * MIB):
     data = payload(size, 1235)
+    start = time.monotonic()
     with connect(SINK_PORT) as s:
         send_all(s, data)
         s.shutdown(socket.SHUT_WR)
         answer = recv_to_eof(s, limit=64)
+    took = time.monotonic() - start
     expected = b"%d %08x\n" % (size, zlib.crc32(data))
     if answer.lower() != expected:
         raise CaseFailure("sink: expected answer %r, got %r" % (expected, answer))
-    return size
+    return size, took
 
 
 def case_source(size=64 * MIB):
+    start = time.monotonic()
     with connect(SOURCE_PORT) as s:
         s.sendall(b"%d\n" % size)
         crc, got = 0, 0
@@ -119,10 +131,11 @@ def case_source(size=64 * MIB):
                 break
             crc = zlib.crc32(data, crc)
             got += len(data)
+    took = time.monotonic() - start
     expected = zlib.crc32(pattern_bytes(size))
     if got != size or crc != expected:
         raise CaseFailure("source: expected %d B crc32 %08x, got %d B crc32 %08x" % (size, expected, got, crc))
-    return size
+    return size, took
 
 
 def case_concurrent(count=64, rounds=8, chunk=2048):
@@ -170,14 +183,16 @@ def case_host_close_mid_transfer():
 def case_cycles(cycles):
     def run():
         message = b"cycle-%06d\n"
+        start = time.monotonic()
         for i in range(cycles):
             with connect(ECHO_PORT) as s:
                 s.sendall(message % i)
                 back = recv_exact(s, len(message % i))
             if back != message % i:
                 raise CaseFailure("cycle %d: expected %r, got %r" % (i, message % i, back))
+        took = time.monotonic() - start
         wait_conns_zero()
-        return cycles * len(message % 0) * 2
+        return cycles * len(message % 0) * 2, took, "%.1f ms/cycle, firmware conns=0" % (took * 1000 / cycles)
     return run
 
 
@@ -249,13 +264,16 @@ def main():
             rows.append((name, "SKIP", 0, 0.0, "not installed"))
             continue
         start = time.monotonic()
+        connect_retries[0] = 0
         try:
-            moved = fn()
-            status, note = "ok", ""
+            result = fn()
+            status = "ok"
         except (CaseFailure, OSError, subprocess.SubprocessError) as e:
-            moved, status, note = 0, "FAIL", str(e) or repr(e)
+            result, status = (0, time.monotonic() - start, "%s: %s" % (type(e).__name__, e)), "FAIL"
             failures += 1
-        took = time.monotonic() - start
+        moved, took, note = figures(result, time.monotonic() - start)
+        if connect_retries[0]:
+            note = ("%s; " % note if note else "") + "connect retried %d times" % connect_retries[0]
         rows.append((name, status, moved, took, note))
         rate = moved / MIB / took if moved and took > 0 else 0
         print("e2e: %-16s %-4s %10d B %7.2f s %8.2f MiB/s %s" % (name, status, moved, took, rate, note), flush=True)

@@ -21,6 +21,9 @@ PATTERN_PERIOD = 65536
 PATTERN = bytes(((i * 7 + (i >> 8)) & 0xFF) for i in range(2 * PATTERN_PERIOD))
 
 
+connect_retries = [0]     # connects that were reset/refused and retried (reported per case)
+
+
 class CaseFailure(Exception):
     """A check failed: the message names what was expected and what came."""
 
@@ -40,7 +43,8 @@ def connect(port, deadline=CONNECT_DEADLINE, timeout=OP_TIMEOUT):
                 raise
             if time.monotonic() >= end:
                 raise CaseFailure("connect to %d:%d: still %s after %.0f s" % (GUEST_CID, port, e, deadline))
-            time.sleep(0.1)
+            connect_retries[0] += 1
+            time.sleep(0.05)
 
 
 def recv_exact(s, count):
