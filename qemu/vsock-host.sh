@@ -3,12 +3,12 @@
 #
 #   qemu/vsock-host.sh [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
 #                      [--ready REGEX] [--inner-accel auto|kvm|tcg] [--pre COMMAND]
-#                      [--guest firmware|linux] -- COMMAND [ARGS...]
+#                      [--guest firmware|linux] [--cid 33] -- COMMAND [ARGS...]
 #
 # With a usable /dev/vhost-vsock here, QEMU runs on this machine. Otherwise (this machine) the host
 # is an outer VM ("L1", TCG, Debian kernel, this machine's root shared read-only over 9p) that loads
 # vhost_vsock and kvm_amd and runs the inner QEMU under nested KVM (see design/NESTED-HOST.md).
-# The COMMAND runs with cwd = repo root and env VSOCK_CID=33, FW_LOG=<debugcon log>,
+# The COMMAND runs with cwd = repo root and env VSOCK_CID=<--cid, default 33>, FW_LOG=<debugcon log>,
 # RESULTS=<writable results dir = --out>; --pre runs in the background before the inner QEMU starts
 # (output in $RESULTS/pre.log; it may touch $PRE_READY once listening). --guest linux boots the
 # Linux stand-in (qemu/nested/linux-guest/) instead of the image. Exit status = the command's
@@ -17,7 +17,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
-image=build/firmware.bin out=build/e2e timeout=540 ready='ready: cid=33' accel=auto pre= guest=firmware
+image=build/firmware.bin out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33
 ready_timeout=${VSOCKFW_READY_TIMEOUT:-90}
 
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -30,6 +30,7 @@ while [ $# -gt 0 ]; do
     --inner-accel) accel=$2; shift 2 ;;
     --pre) pre=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
+    --cid) cid=$2; shift 2 ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -37,6 +38,8 @@ done
 [ $# -gt 0 ] || usage
 case "$accel" in auto|kvm|tcg) ;; *) usage ;; esac
 case "$guest" in firmware|linux) ;; *) usage ;; esac
+case "$cid" in [3-9]|[1-9][0-9]|[1-9][0-9][0-9]) ;; *) usage ;; esac
+ready=${ready:-"ready: cid=$cid"}
 
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$repo/$1" ;; esac; }
 image=$(abspath "$image")
@@ -85,7 +88,7 @@ write_job() {  # $1 = job.env path, $2 = rundir; then the command
   {
     printf 'IMAGE=%q RESULTS=%q REPO=%q\n' "$image" "$out" "$repo"
     printf 'READY=%q TIMEOUT=%q READY_TIMEOUT=%q\n' "$ready" "$timeout" "$ready_timeout"
-    printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir"
+    printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q CID=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir" "$cid"
     printf 'CMD=('; printf '%q ' "$@"; printf ')\n'
   } >"$env"
 }

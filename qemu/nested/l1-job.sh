@@ -5,7 +5,7 @@
 # $1 = job.env written by qemu/vsock-host.sh. Writes the command's exit status to $RESULTS/.status.
 set -u
 # shellcheck disable=SC1090
-. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CMD=(...)
+. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CID CMD=(...)
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 cd "$REPO" || exit 125
 [ "$RUNDIR" = /run/vsockfw ] && log "L1 boot (kernel start -> job start): $(cut -d' ' -f1 /proc/uptime) s"
-export VSOCK_CID=33 FW_LOG=$RESULTS/debug.log RESULTS
+export VSOCK_CID=$CID FW_LOG=$RESULTS/debug.log RESULTS
 rm -f "$FW_LOG" "$RESULTS/pre.ready"
 
 if [ -n "$PRE" ]; then
@@ -57,7 +57,7 @@ start_qemu() {  # $1 = kvm|tcg
   fi
   rm -f "$RUNDIR/inner.pid"
   timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -machine q35 -nodefaults -nic none \
-    -display none -no-reboot "${guest[@]}" -device vhost-vsock-pci,guest-cid=33 \
+    -display none -no-reboot "${guest[@]}" -device "vhost-vsock-pci,guest-cid=$CID" \
     -debugcon "file:$FW_LOG" -global isa-debugcon.iobase=0x402 \
     -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$RUNDIR/inner.pid" \
     </dev/null >"$RESULTS/inner-qemu.log" 2>&1 &
@@ -96,7 +96,7 @@ log "inner QEMU (-accel $accel) start -> ready: $(since "$t0") s"
 left=$(awk -v t="$TIMEOUT" -v u="$(cut -d' ' -f1 /proc/uptime)" -v d="$([ "$RUNDIR" = /run/vsockfw ] && echo 1 || echo 0)" \
   'BEGIN { l = t - 20 - (d ? u + 5 : 0); print (l < 10 ? 10 : int(l)) }')
 t1=$(now)
-timeout -k 5 "$left" env VSOCK_CID=33 FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
+timeout -k 5 "$left" env VSOCK_CID="$CID" FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
 cmd_pid=$!
 wait "$cmd_pid"; status=$?
 cmd_pid=
