@@ -71,6 +71,30 @@ def figures(result, wall):
     return result if len(result) == 3 else result + ("",)
 
 
+def case_parallel_echo(streams=4, size=4 * MIB):
+    """Several large echoes at once: credit and buffers are per connection."""
+    start = time.monotonic()
+    workers = [Background(echo_once, size, 100 + i) for i in range(streams)]
+    for w in workers:
+        w.join_result(OP_TIMEOUT * 2)
+    return streams * size, time.monotonic() - start
+
+
+def case_slow_reader(size=2 * MIB, pause=1.5):
+    """The host stops reading for a while (its window fills, the firmware must wait for credit), then drains."""
+    data = payload(size, 77)
+    start = time.monotonic()
+    with connect(ECHO_PORT) as s:
+        writer = Background(send_all, s, data)
+        time.sleep(pause)
+        back = recv_exact(s, size)
+        writer.join_result(OP_TIMEOUT)
+    if back != data:
+        raise CaseFailure("slow reader: expected %d B sha256 %s, got %d B sha256 %s"
+                          % (size, digest(data), len(back), digest(back)))
+    return size, time.monotonic() - start
+
+
 def case_half_close():
     """Host SHUT_WR after sending: every echoed byte still arrives, then EOF."""
     data = payload(256 * 1024, 7)
@@ -239,6 +263,8 @@ def cases(cycles):
         ("echo-4KiB", case_echo(4096)),
         ("echo-64KiB", case_echo(65536)),
         ("echo-16MiB", case_echo(16 * MIB)),
+        ("echo-parallel-4", case_parallel_echo),
+        ("slow-reader", case_slow_reader),
         ("half-close", case_half_close),
         ("sink-64MiB", case_sink),
         ("source-64MiB", case_source),
