@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # Pinned: what `apt-cache depends linux-image-amd64` named on 2026-11-21 (bookworm-security).
-PINNED_KVER=6.1.0-56-amd64
+PINNED_KVER=${VSOCKFW_KVER:-6.1.0-56-amd64}  # VSOCKFW_KVER overrides (for testing the fallback)
 # The modules L1 (9p root, vhost-vsock, nested KVM) and the stand-in guest (virtio vsock) load;
 # their dependencies are added from modules.dep.
 MODULES="virtio_pci 9pnet_virtio 9p vhost_vsock kvm-amd vmw_vsock_virtio_transport"
@@ -62,11 +62,16 @@ fetch_kernel() {  # $1 = kernel version; unpacks vmlinuz + module subset into $c
 pick_kernel() {
   local kver=$PINNED_KVER
   [ -e "$cache/linux-$kver/modules.ok" ] && { echo "$kver"; return; }
+  # The pin was found gone before: keep using the fallback chosen then (no apt traffic).
+  local previous
+  previous=$(cat "$cache/fallback-$kver" 2>/dev/null || true)
+  [ -n "$previous" ] && [ -e "$cache/linux-$previous/modules.ok" ] && { echo "$previous"; return; }
   if fetch_kernel "$kver"; then echo "$kver"; return; fi
   kver=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*\)$/\1/p' | head -1)
   [ -n "$kver" ] || { say "cannot find a Debian kernel package"; exit 1; }
   say "pinned kernel $PINNED_KVER is gone; using linux-image-$kver"
   fetch_kernel "$kver" || { say "cannot download linux-image-$kver"; exit 1; }
+  echo "$kver" >"$cache/fallback-$PINNED_KVER"
   echo "$kver"
 }
 
