@@ -16,6 +16,8 @@ cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
 mkdir -p "$cache"
 
 say() { echo "vsockfw: $*" >&2; }
+scratch=()   # work directories removed on any exit (an interrupted preparation leaves nothing behind)
+trap 'rm -rf "${scratch[@]}"' EXIT
 
 # Everything that shapes the initramfs; a change rebuilds it.
 inputs_hash() {
@@ -25,7 +27,7 @@ inputs_hash() {
 fetch_kernel() {  # $1 = kernel version; unpacks vmlinuz + module subset into $cache/linux-$1
   local kver=$1 dir=$cache/linux-$1 work
   [ -s "$dir/vmlinuz" ] && [ -e "$dir/modules.ok" ] && return 0
-  work=$(mktemp -d "$cache/unpack.XXXXXX")
+  work=$(mktemp -d "$cache/unpack.XXXXXX"); scratch+=("$work")
   say "downloading linux-image-$kver (one time) ..."
   if ! (cd "$work" && apt-get download -q "linux-image-$kver" >/dev/null 2>&1); then
     say "apt-get download failed; running apt-get update once"
@@ -59,20 +61,19 @@ fetch_kernel() {  # $1 = kernel version; unpacks vmlinuz + module subset into $c
   rm -rf "$work"
 }
 
-pick_kernel() {
-  local kver=$PINNED_KVER
-  [ -e "$cache/linux-$kver/modules.ok" ] && { echo "$kver"; return; }
+pick_kernel() {  # sets $kver (no subshell, so the EXIT trap sees every scratch directory)
+  kver=$PINNED_KVER
+  [ -e "$cache/linux-$kver/modules.ok" ] && return
   # The pin was found gone before: keep using the fallback chosen then (no apt traffic).
   local previous
   previous=$(cat "$cache/fallback-$kver" 2>/dev/null || true)
-  [ -n "$previous" ] && [ -e "$cache/linux-$previous/modules.ok" ] && { echo "$previous"; return; }
-  if fetch_kernel "$kver"; then echo "$kver"; return; fi
+  [ -n "$previous" ] && [ -e "$cache/linux-$previous/modules.ok" ] && { kver=$previous; return; }
+  fetch_kernel "$kver" && return
   kver=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*\)$/\1/p' | head -1)
   [ -n "$kver" ] || { say "cannot find a Debian kernel package"; exit 1; }
   say "pinned kernel $PINNED_KVER is gone; using linux-image-$kver"
   fetch_kernel "$kver" || { say "cannot download linux-image-$kver"; exit 1; }
   echo "$kver" >"$cache/fallback-$PINNED_KVER"
-  echo "$kver"
 }
 
 build_initrd() {  # $1 = kernel dir
@@ -80,7 +81,7 @@ build_initrd() {  # $1 = kernel dir
   hash=$(inputs_hash)
   [ -s "$dir/initrd.gz" ] && [ "$(cat "$dir/initrd.hash" 2>/dev/null)" = "$hash" ] && return 0
   say "building initramfs ..."
-  root=$(mktemp -d "$cache/initrd.XXXXXX")
+  root=$(mktemp -d "$cache/initrd.XXXXXX"); scratch+=("$root")
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,newroot,job,results,tmp}
   cp /bin/busybox "$root/bin/busybox"
   cp -a "$dir/root/lib" "$root/lib"
@@ -94,6 +95,6 @@ build_initrd() {  # $1 = kernel dir
 
 # The initramfs runs /bin/busybox with no libc beside it: it must be busybox-static.
 dpkg -s busybox-static >/dev/null 2>&1 || { say "busybox-static is required (apt-get install busybox-static)"; exit 1; }
-kver=$(pick_kernel)
+pick_kernel
 build_initrd "$cache/linux-$kver"
 echo "$cache/linux-$kver"
