@@ -12,12 +12,13 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "vsock-host: L1 kernel up after $(cut -d' ' -f1 /proc/uptime) s" >/dev/console
 
-fail() { echo "vsock-host: L1: $*" >/dev/console; echo 125 >/results/.status 2>/dev/null; poweroff -f; }
+fail() { echo "vsock-host: L1: $*" >/dev/console; echo 125 >/results/.status 2>/dev/null; sync; poweroff -f; }
 
 for m in virtio_pci 9pnet_virtio 9p vhost_vsock; do modprobe "$m" || fail "modprobe $m failed"; done
 modprobe kvm_amd nested=1 2>/dev/null || echo "vsock-host: L1: kvm_amd did not load (inner QEMU will use TCG)"
 
 opts=trans=virtio,version=9p2000.L,msize=512000
+mount -t 9p -o "$opts,rw" results /results || fail "cannot mount the results share"
 mount -t 9p -o "$opts,ro" job /job || fail "cannot mount the job share"
 mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || fail "cannot mount the host root"
 results=$(sed -n 1p /job/paths)
@@ -34,12 +35,13 @@ mkdir -p $r/run/vsockfw-job
 mount --bind /job $r/run/vsockfw-job
 # The results path may lie under a tmpfs just mounted (e.g. /tmp/...): create it there then.
 mkdir -p "$r$results" 2>/dev/null
-mount -t 9p -o "$opts,rw" results "$r$results" || fail "cannot mount the results share at $results"
+mount --bind /results "$r$results" || fail "cannot mount the results share at $results"
 
 repo=$(sed -n 2p /job/paths)
 chroot $r /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root TERM=dumb LANG=C.UTF-8 /bin/bash "$repo/qemu/nested/l1-job.sh" /run/vsockfw-job/job.env
 echo "vsock-host: L1 job finished with status $?" >/dev/console
 sync
-umount "$r$results" 2>/dev/null
+umount "$r$results" /results 2>/dev/null
+echo 0 >/proc/sys/kernel/printk   # no "reboot: Power down" line
 poweroff -f
