@@ -27,6 +27,7 @@ cleanup() {
   stop_pid "$qemu_pid"
   stop_pid "$(cat "$RUNDIR/inner.pid" 2>/dev/null)"
   stop_pid "$pre_pid"
+  [ -e "${FW_LOG:-}" ] && [ "$FW_LOG" != "$RESULTS/debug.log" ] && cp "$FW_LOG" "$RESULTS/debug.log"
   echo "$status" >"$RESULTS/.status"
 }
 trap 'status=130; cleanup; exit 130' INT TERM
@@ -34,8 +35,10 @@ trap cleanup EXIT
 
 cd "$REPO" || exit 125
 [ "$RUNDIR" = /run/vsockfw ] && log "L1 boot (kernel start -> job start): $(cut -d' ' -f1 /proc/uptime) s"
-export VSOCK_CID=$CID FW_LOG=$RESULTS/debug.log RESULTS
-rm -f "$FW_LOG" "$RESULTS/pre.ready"
+# QEMU's debugcon writes one byte per write(2): on the 9p results share that is one 9p round trip per
+# byte (~60 ms per log line pair under L1's TCG). So the log lives on L1's tmpfs and is copied back.
+export VSOCK_CID=$CID FW_LOG=$RUNDIR/debug.log RESULTS
+rm -f "$FW_LOG" "$RESULTS/debug.log" "$RESULTS/pre.ready"
 
 if [ -n "$PRE" ]; then
   PRE_READY=$RESULTS/pre.ready bash -c "$PRE" >"$RESULTS/pre.log" 2>&1 &

@@ -25,6 +25,7 @@ GREETING = b"Hello, Host! This is a message from the VM.\n"
 UNBOUND_PORT = 9999
 FW_LOG = os.environ.get("FW_LOG", "")
 RESULTS = os.environ.get("RESULTS", ".")
+SAVED_LOG = os.path.join(RESULTS, "debug.log")  # where vsock-host.sh leaves the firmware log after the run
 CONNS_LINE = re.compile(r"\] \w+ vsock: .*\bconns=(\d+)")
 
 
@@ -304,12 +305,12 @@ def main():
         rate = moved / MIB / took if moved and took > 0 else 0
         print("e2e: %-16s %-4s %10d B %7.2f s %8.2f MiB/s %s" % (name, status, moved, took, rate, note), flush=True)
         if status == "FAIL":
-            print("e2e:   firmware log: %s" % FW_LOG, flush=True)
+            print("e2e:   firmware log: %s (saved after the run as %s)" % (FW_LOG, SAVED_LOG), flush=True)
     print("\n%-16s %-4s %12s %9s %10s" % ("case", "ok", "bytes", "seconds", "MiB/s"))
     for name, status, moved, took, _ in rows:
         rate = moved / MIB / took if moved and took > 0 else 0
         print("%-16s %-4s %12d %9.2f %10.2f" % (name, status, moved, took, rate))
-    print("\n%d case(s), %d failed%s" % (len(rows), failures, "; firmware log: %s" % FW_LOG if failures else ""))
+    print("\n%d case(s), %d failed%s" % (len(rows), failures, "; firmware log saved as %s" % SAVED_LOG if failures else ""))
     return 1 if failures else 0
 
 
