@@ -115,6 +115,7 @@ else
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$job,mount_tag=job,security_model=none,readonly=on" \
     -virtfs "local,path=$out,mount_tag=results,security_model=none" \
+    -virtfs "local,path=$repo,mount_tag=repo,security_model=none,readonly=on" \
     </dev/null &
   l1_pid=$!
   wait "$l1_pid"

@@ -21,6 +21,8 @@ opts=trans=virtio,version=9p2000.L,msize=512000
 mount -t 9p -o "$opts,rw" results /results || fail "cannot mount the results share"
 mount -t 9p -o "$opts,ro" job /job || fail "cannot mount the job share"
 mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || fail "cannot mount the host root"
+mkdir -p /repo
+mount -t 9p -o "$opts,ro" repo /repo || fail "cannot mount the repo share"
 results=$(sed -n 1p /job/paths)
 
 r=/newroot
@@ -33,15 +35,20 @@ mount -t devpts devpts $r/dev/pts
 for d in tmp run var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $r/$d; done
 mkdir -p $r/run/vsockfw-job
 mount --bind /job $r/run/vsockfw-job
+# The repo too has its own share: a clone under /tmp would be hidden by the tmpfs above.
+repo=$(sed -n 2p /job/paths)
+mkdir -p "$r$repo" 2>/dev/null
+mount --bind /repo "$r$repo" || fail "cannot mount the repo share at $repo"
+# The results path (usually inside the repo) is bound after it, so it is not hidden by it.
 # The results path may lie under a tmpfs just mounted (e.g. /tmp/...): create it there then.
 mkdir -p "$r$results" 2>/dev/null
 mount --bind /results "$r$results" || fail "cannot mount the results share at $results"
 
-repo=$(sed -n 2p /job/paths)
 chroot $r /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root TERM=dumb LANG=C.UTF-8 /bin/bash "$repo/qemu/nested/l1-job.sh" /run/vsockfw-job/job.env
 echo "vsock-host: L1 job finished with status $?" >/dev/console
 sync
+umount "$r$repo" /repo 2>/dev/null
 umount "$r$results" /results 2>/dev/null
 echo 0 >/proc/sys/kernel/printk   # no "reboot: Power down" line
 poweroff -f
