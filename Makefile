@@ -142,8 +142,12 @@ test-boot: setup
 	$(NODE_TEST) tests/boot/*.test.ts
 
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
+# First the C application example (make image APP=examples/hello-app.c) against the real host.
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
+	qemu/vsock-host.sh --image build/app-example/firmware.bin --out build/e2e-app --timeout 180 \
+		--ready 'hello-app: .*listening' -- /usr/bin/python3 examples/hello-app-check.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
 
 clean:
