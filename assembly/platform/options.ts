@@ -45,7 +45,7 @@ function readItem(selector: u16, destination: usize, length: u32): bool {
     portOut32(FW_CFG_DMA_LOW, bswap<u32>(<u32>physical));
     barrier();
     // QEMU completes the transfer within the port write; the control word then reads 0 or ERROR.
-    return (bswap<u32>(load<u32>(access)) & FW_CFG_DMA_CTL_ERROR) == 0;
+    return (bigEndian32(access) & FW_CFG_DMA_CTL_ERROR) == 0;
   }
   portOut16(FW_CFG_SELECTOR, selector);
   for (let i: u32 = 0; i < length; i++) store<u8>(destination + i, <u8>portIn8(FW_CFG_DATA));
@@ -95,7 +95,7 @@ export function runtimeOption(name: string): string {
     if (nameAt(entry) != wanted) continue;
     let size = bigEndian32(entry);
     if (size > MAX_OPTION_BYTES) size = MAX_OPTION_BYTES;
-    const selector = <u16>(bswap<u32>(<u32>load<u16>(entry + 4)) >> 16);
+    const selector = bswap<u16>(load<u16>(entry + 4));
     const value = new StaticArray<u8>(<i32>size);
     if (!readItem(selector, changetype<usize>(value), size)) return "";
     let text = "";

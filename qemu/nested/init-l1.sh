@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # /init of the outer VM (L1): the vhost-vsock host. Loads the modules, mounts this machine's root
 # (read-only, 9p "hostroot"), the job share (read-only, 9p "job": job.env + paths) and the results
-# share (writable, 9p "results") at the results path, chroots into the host root and runs the
+# share (writable, 9p "results") at the results path and the repo (read-only, 9p "repo") at its own
+# path, chroots into the host root and runs the
 # repo's qemu/nested/l1-job.sh there. Powers off when it returns.
 /bin/busybox mkdir -p /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
