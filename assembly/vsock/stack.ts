@@ -55,6 +55,7 @@ import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from 
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { DIRECTION_RX, recordPacket } from "../crash/packet-history";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
 const RX_BUDGET: i32 = 512;
@@ -123,6 +124,7 @@ function replyReset(h: usize, why: string): void {
 
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   traceHeader("rx", h);
+  recordPacket(DIRECTION_RX, h);
   packetsReceived++;
   if (headerSrcCid(h) != VMADDR_CID_HOST) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
