@@ -521,6 +521,14 @@ export function vsockDeviceInit(): bool {
   return true;
 }
 
+// After a crash (assembly/crash/): a reset stops the device using our buffers before the run ends.
+export function deviceResetForCrash(): bool {
+  const t = transport;
+  if (t == null) return false;
+  t.setStatus(0);
+  return true;
+}
+
 export function deviceLogCounters(): void {
   if (logBegin(LEVEL_INFO, "vsock-dev")) {
     logStr("counters");

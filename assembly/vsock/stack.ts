@@ -70,6 +70,7 @@ import {
   REJECT_UNKNOWN_TYPE,
   rejectionCount,
 } from "./rejections";
+import { DIRECTION_RX, recordPacket } from "../crash/packet-history";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
 const RX_BUDGET: i32 = 512;
@@ -161,6 +162,7 @@ function knownOp(op: u32): bool {
 
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   traceHeader("rx", h);
+  recordPacket(DIRECTION_RX, h);
   packetsReceived++;
   if (headerSrcCid(h) != VMADDR_CID_HOST) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
