@@ -55,6 +55,7 @@ import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from 
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { countDrop, countersPoll, countRx } from "./counters";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
 const RX_BUDGET: i32 = 512;
@@ -96,13 +97,17 @@ export function vsockPoll(): void {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
   }
-  runTimers(clockNs());
+  const now = clockNs();
+  runTimers(now);
   transmitPending();
+  countersPoll(now);
 }
 
 // ---- receive ----------------------------------------------------------------------------
 
+// `what` is a static string: the counters use it as the drop reason.
 function logDropped(what: string, h: usize): void {
+  countDrop(what);
   if (logBegin(LEVEL_DEBUG, "vsock")) {
     logStr(what);
     logKvStr("op", opName(headerOp(h)));
@@ -122,7 +127,8 @@ function replyReset(h: usize, why: string): void {
 }
 
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
-  traceHeader("rx", h);
+  countRx(h);
+  traceHeader("rx", h, payloadLength);
   packetsReceived++;
   if (headerSrcCid(h) != VMADDR_CID_HOST) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
@@ -222,10 +228,10 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
 function receiveClosing(c: Connection, h: usize): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RST) {
-    endConnection(c, "closed");
+    endConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_SHUTDOWN) {
     c.peerShutdown |= headerFlags(h) & VIRTIO_VSOCK_SHUTDOWN_MASK;
-    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "closed");
+    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_RW) {
     c.fwdCnt += min(rxPayloadLength, headerLen(h)); // nobody will read it: count it consumed
   }
