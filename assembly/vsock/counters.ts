@@ -1,14 +1,14 @@
-// Protocol statistics: packets by op each way, credit traffic, rx buffer refills, tx stalls, and
-// drops by reason. Counting is a few increments per packet; the log lines are written only when
-// asked: at exit, by the stats service (port 1237), and every N seconds with the runtime option
-// `opt/vsockfw/counters=<seconds>`. The lines:
+// Protocol statistics: packets by op each way, credit traffic, rx buffer refills and tx stalls;
+// drops by reason are rejections.ts's (logged with the device counters). Counting is a few
+// increments per packet; the log lines are written only when asked: at exit, by the stats
+// service (port 1237), and every N seconds with `opt/vsockfw/counters=<seconds>`. The lines:
 //   info vsock: counters why=<why> rx_packets=.. tx_packets=.. credit_updates_sent=.. ...
 //   info vsock: packets dir=<rx|tx> request=.. response=.. rst=.. shutdown=.. rw=.. credit_update=.. credit_request=.. other=..
-//   info vsock: drop reason="<why the packet was dropped>" count=..     (one per reason seen)
-// followed by the device layer's own counters (vsock-dev, per queue).
+// followed by the device layer's own (vsock-dev counters, `rejections total=.. <reason>=..`, per queue).
 import { LEVEL_INFO, logEnd, logKv, logKvStr, logStartLine, logStr } from "../platform/log";
 import { COUNTER_RX_REFILLS, deviceCounter, deviceLogCounters } from "./device";
 import { headerOp, VIRTIO_VSOCK_OP_CREDIT_REQUEST, VIRTIO_VSOCK_OP_CREDIT_UPDATE } from "./packet";
+import { rejectionTotal } from "./rejections";
 
 const OP_SLOTS: i32 = 8; // ops 1..7 by number; slot 0 counts anything else
 const rxByOp = new StaticArray<u64>(OP_SLOTS);
@@ -19,13 +19,6 @@ let txTotal: u64 = 0;
 export const STALL_CREDIT: i32 = 0; // data waiting, the peer's window closed
 export const STALL_RING: i32 = 1; // a packet to send, no free tx buffer
 const stalls = new StaticArray<u64>(2);
-
-// Drop reasons are the stack's own message strings (static, so the pointer identifies them).
-const MAX_DROP_REASONS: i32 = 24;
-const dropReasons = new StaticArray<string>(MAX_DROP_REASONS);
-const dropCounts = new StaticArray<u64>(MAX_DROP_REASONS);
-let dropReasonCount: i32 = 0;
-let dropsOther: u64 = 0;
 
 let intervalNs: u64 = 0;
 let nextReportNs: u64 = 0;
@@ -48,24 +41,6 @@ export function countTx(h: usize): void {
 
 export function countStall(kind: i32): void {
   unchecked((stalls[kind] = unchecked(stalls[kind]) + 1));
-}
-
-// Returns the new count for this reason (1: first time seen).
-export function countDrop(reason: string): u64 {
-  for (let i = 0; i < dropReasonCount; i++) {
-    if (changetype<usize>(unchecked(dropReasons[i])) == changetype<usize>(reason)) {
-      const n = unchecked(dropCounts[i]) + 1;
-      unchecked((dropCounts[i] = n));
-      return n;
-    }
-  }
-  if (dropReasonCount < MAX_DROP_REASONS) {
-    unchecked((dropReasons[dropReasonCount] = reason));
-    unchecked((dropCounts[dropReasonCount] = 1));
-    dropReasonCount++;
-    return 1;
-  }
-  return ++dropsOther;
 }
 
 export function packetsByOp(rx: bool, op: u32): u64 {
@@ -104,26 +79,10 @@ export function logCounters(why: string): void {
   logKv("rx_refills", deviceCounter(COUNTER_RX_REFILLS));
   logKv("tx_stalls_credit", unchecked(stalls[STALL_CREDIT]));
   logKv("tx_stalls_ring", unchecked(stalls[STALL_RING]));
-  let dropped: u64 = dropsOther;
-  for (let i = 0; i < dropReasonCount; i++) dropped += unchecked(dropCounts[i]);
-  logKv("drops", dropped);
+  logKv("drops", rejectionTotal());
   logEnd();
   logPackets("rx", rxByOp);
   logPackets("tx", txByOp);
-  for (let i = 0; i < dropReasonCount; i++) {
-    logStartLine(LEVEL_INFO, "vsock");
-    logStr("drop reason=\"");
-    logStr(unchecked(dropReasons[i]));
-    logStr("\"");
-    logKv("count", unchecked(dropCounts[i]));
-    logEnd();
-  }
-  if (dropsOther != 0) {
-    logStartLine(LEVEL_INFO, "vsock");
-    logStr("drop reason=\"other\"");
-    logKv("count", dropsOther);
-    logEnd();
-  }
   deviceLogCounters();
 }
 

@@ -27,6 +27,7 @@ import {
 } from "./packet";
 import { traceHeader } from "./trace";
 import { countStall, countTx, STALL_CREDIT, STALL_RING } from "./counters";
+import { DIRECTION_TX, recordPacket } from "../crash/packet-history";
 
 let guestCid: u64 = 0;
 
@@ -47,6 +48,7 @@ export function packetsSentCount(): u64 {
 function submit(buffer: usize, payloadLength: u32): void {
   countTx(buffer);
   traceHeader("tx", buffer, payloadLength);
+  recordPacket(DIRECTION_TX, buffer);
   txSubmit(buffer, payloadLength);
   packetsSent++;
 }

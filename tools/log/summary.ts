@@ -49,7 +49,7 @@ export interface Summary {
   devices: Device[];
   vsockDevice: Record<string, string>;
   connections: Connection[];
-  /** The last counter report (the `counters`, `packets` and `drop` lines, and vsock-dev's). */
+  /** The last counter report (the `counters` and `packets` lines, vsock-dev's, and the rejections by reason). */
   counters?: { why: string; micros: number; totals: Record<string, string>; packets: Record<string, Record<string, string>>; drops: { reason: string; count: string }[]; device?: Record<string, string> };
   alerts: LogRecord[];
   problems: Problem[];
@@ -147,8 +147,8 @@ export function summarize(records: LogRecord[], problems: Problem[]): Summary {
       s.counters = counters;
     } else if (r.subsystem === "vsock" && r.message === "packets" && counters) {
       counters.packets[r.fields.dir ?? "?"] = r.fields;
-    } else if (r.subsystem === "vsock" && r.message === "drop" && counters) {
-      counters.drops.push({ reason: r.fields.reason ?? "?", count: r.fields.count ?? "?" });
+    } else if (r.subsystem === "vsock" && r.message === "rejections" && counters) {
+      counters.drops = Object.entries(r.fields).filter(([k]) => k !== "total").map(([reason, count]) => ({ reason, count }));
     } else if (isTraceLine(r)) {
       const p = tracePacket(r);
       if (typeof p === "string") s.traceProblems.push({ line: r.line, text: r.raw, reason: p });
