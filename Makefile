@@ -55,7 +55,7 @@ endif
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
 .PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean \
-	vhost-user-addon
+	vhost-user-addon test-vhost-user
 .DELETE_ON_ERROR:
 
 all: image
@@ -127,6 +127,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 test: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts
+	@$(MAKE) --no-print-directory test-vhost-user
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
@@ -141,6 +142,12 @@ test-unit: setup
 test-boot: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/boot/*.test.ts
+
+# The vhost-user backend end to end on this machine, no outer VM and no root: guests under TCG on
+# tools/vhost-user-vsock, the e2e suite's host clients over Unix sockets. One QEMU at a time.
+test-vhost-user: setup
+	@$(MAKE) --no-print-directory test-images
+	$(NODE_TEST) --test-concurrency=1 tests/vhost-user/*.test.ts
 
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
