@@ -150,12 +150,15 @@ test-vhost-user: setup
 	$(NODE_TEST) --test-concurrency=1 tests/vhost-user/*.test.ts
 
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
-# First the C application example (make image APP=examples/hello-app.c) against the real host.
+# First the C application example (make image APP=examples/hello-app.c) against the real host, and
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
 	qemu/vsock-host.sh --image build/app-example/firmware.bin --out build/e2e-app --timeout 180 \
 		--ready 'hello-app: .*listening' -- /usr/bin/python3 examples/hello-app-check.py
+	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
+		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
 
 # The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
