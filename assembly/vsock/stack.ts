@@ -56,6 +56,7 @@ import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from 
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { countersPoll, countRx } from "./counters";
 import {
   countRejection,
   REJECT_BACKLOG_FULL,
@@ -112,8 +113,10 @@ export function vsockPoll(): void {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
   }
-  runTimers(clockNs());
+  const now = clockNs();
+  runTimers(now);
   transmitPending();
+  countersPoll(now);
 }
 
 // ---- receive ----------------------------------------------------------------------------
@@ -161,7 +164,8 @@ function knownOp(op: u32): bool {
 }
 
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
-  traceHeader("rx", h);
+  countRx(h);
+  traceHeader("rx", h, payloadLength);
   recordPacket(DIRECTION_RX, h);
   packetsReceived++;
   if (headerSrcCid(h) != VMADDR_CID_HOST) {
@@ -279,10 +283,10 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
 function receiveClosing(c: Connection, h: usize): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RST) {
-    endConnection(c, "closed");
+    endConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_SHUTDOWN) {
     c.peerShutdown |= headerFlags(h) & VIRTIO_VSOCK_SHUTDOWN_MASK;
-    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "closed");
+    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_RW) {
     c.fwdCnt += min(rxPayloadLength, headerLen(h)); // nobody will read it: count it consumed
   } else if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {

@@ -91,7 +91,7 @@ class Pipe {
   private unixClosed(): void {
     if (this.done) return;
     this.finish();
-    this.vsock.close(); // SHUTDOWN after queued data, then the guest's RST (or the 8 s linger)
+    this.vsock.closeDiscarding(); // SHUTDOWN (unsent bytes dropped), then the guest's RST or the 8 s linger
   }
 
   private finish(): void {
