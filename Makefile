@@ -150,5 +150,11 @@ test-e2e: setup
 		--ready 'hello-app: .*listening' -- /usr/bin/python3 examples/hello-app-check.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
 
+# Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
+# side by side; the table, build/bench/results.json and the plots come out at the end.
+bench: setup
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	tools/bench/run.sh --image $(BUILD)/firmware.bin
+
 clean:
 	rm -rf build
