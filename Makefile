@@ -54,7 +54,8 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean
+.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean \
+	vhost-user-addon
 .DELETE_ON_ERROR:
 
 all: image
@@ -129,7 +130,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
-	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(VHOST_USER_ADDON)
 	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
 
@@ -155,6 +156,15 @@ test-e2e: setup
 bench: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	tools/bench/run.sh --image $(BUILD)/firmware.bin
+
+# The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
+NODE_INCLUDE ?= /usr/include/node
+VHOST_USER_ADDON := build/vhost-user-vsock/addon.node
+vhost-user-addon: $(VHOST_USER_ADDON)
+$(VHOST_USER_ADDON): tools/vhost-user-vsock/native/addon.c
+	@mkdir -p $(dir $@)
+	clang -O2 -Wall -Wextra -Wno-unused-parameter -shared -fPIC -I$(NODE_INCLUDE) -DNAPI_VERSION=8 \
+		-DNODE_GYP_MODULE_NAME=vhost_user_addon -o $@ $<
 
 clean:
 	rm -rf build

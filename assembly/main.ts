@@ -9,12 +9,15 @@ import { pciAssignResources } from "./pci/resources";
 import { vsockPoll, vsockStart } from "./vsock/stack";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
+import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
 export * from "./vsock/api";
 // A C application (make image APP=...) turns the default services off before fw_init.
 export { apps_set_enabled } from "./apps/index";
 // Thin wrappers over the device layer for its unit tests (and fw_set_rx_layout).
 export * from "./vsock/device-test-exports";
+// The crash report's view of the stack (firmware/crash-report.c).
+export * from "./crash/index";
 
 const VERSION = "0.1.0";
 
@@ -37,6 +40,7 @@ export function fw_init(): bool {
   pciAssignResources();
   if (!vsockStart()) return false;
   appsStart();
+  if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsStart();
   return true;
 }
 
@@ -44,6 +48,7 @@ export function fw_init(): bool {
 export function fw_poll(): void {
   vsockPoll();
   appsPoll();
+  if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsPoll();
 }
 
 export function main(): void {

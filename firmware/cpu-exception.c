@@ -1,7 +1,9 @@
-/* CPU exception report, called by the IDT stubs in reset-vector/exceptions.asm. */
+/* CPU exception report, called by the IDT stubs in reset-vector/exceptions.asm; the rest of the
+ * report (packets, connections, device reset, exit) is crash-report.c. */
 #include <stdint.h>
 
 #include "cpu.h"
+#include "crash-report.h"
 #include "debugcon.h"
 #include "runtime.h"
 
@@ -16,7 +18,10 @@ static const char *const exception_names[32] = {
 
 __attribute__((noreturn)) void fw_exception(uint64_t vector, uint64_t error_code, uint64_t rip, uint64_t rsp) {
   uint64_t cr2 = read_cr2();
-  debugcon_freeze_context();
+  if (crash_report_running()) {
+    crash_fault_during_report("CPU exception", vector < 32 ? exception_names[vector] : "external");
+  }
+  crash_report_begin("cpu-exception", FW_EXIT_CPU_EXCEPTION);
   debugcon_str("\n");
   debugcon_line_start("error", "cpu");
   debugcon_str("exception vector=");
@@ -35,5 +40,5 @@ __attribute__((noreturn)) void fw_exception(uint64_t vector, uint64_t error_code
   debugcon_line_start("error", "cpu");
   debugcon_str("last log line before the exception follows\n");
   debugcon_replay_context();
-  fw_exit(FW_EXIT_CPU_EXCEPTION);
+  crash_report_finish(); /* last packets, connections, device reset, exit code 3 */
 }

@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "cpu.h"
+#include "crash-report.h"
 #include "debugcon.h"
 #include "runtime.h"
 
@@ -27,6 +28,7 @@ void fw_entry(uint64_t reset_tsc) {
   wasm_rt_init();
   Z_fw_init_module();
   Z_fw_instantiate(&fw_instance, 0);
+  crash_record_register();
   debugcon_line_start("info", "boot");
   debugcon_str("runtime up memory_base=0x");
   debugcon_hex((uint64_t)(uintptr_t)fw_memory(), 1);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crash-report.h"
 #include "debugcon.h"
 #include "runtime.h"
 #include "wasm-rt.h"
@@ -45,7 +46,8 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
 }
 
 void wasm_rt_trap(wasm_rt_trap_t code) {
-  debugcon_freeze_context();
+  if (crash_report_running()) crash_fault_during_report("wasm trap", wasm_rt_strerror(code));
+  crash_report_begin("wasm-trap", FW_EXIT_WASM_TRAP);
   debugcon_str("\n");
   debugcon_line_start("error", "wasm");
   debugcon_str("trap kind=");
@@ -56,7 +58,7 @@ void wasm_rt_trap(wasm_rt_trap_t code) {
   debugcon_line_start("error", "wasm");
   debugcon_str("last log line before the trap follows\n");
   debugcon_replay_context();
-  fw_exit(FW_EXIT_WASM_TRAP);
+  crash_report_finish(); /* last packets, connections, device reset, exit code 2 */
 }
 
 /* Function signatures, for call_indirect type checks. */

@@ -15,6 +15,11 @@ export function connectionTableInit(): void {
   for (let i = 0; i < MAX_CONNECTIONS; i++) unchecked((connections[i] = new Connection(i)));
 }
 
+// Whether the pool exists (the crash report may run before the stack came up).
+export function connectionTableReady(): bool {
+  return initialized;
+}
+
 // @ts-ignore: decorator
 @inline export function connectionAt(index: i32): Connection {
   return unchecked(connections[index]);

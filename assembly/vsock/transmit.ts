@@ -26,6 +26,7 @@ import {
   writeHeader,
 } from "./packet";
 import { traceHeader } from "./trace";
+import { DIRECTION_TX, recordPacket } from "../crash/packet-history";
 
 let guestCid: u64 = 0;
 
@@ -45,6 +46,7 @@ export function packetsSentCount(): u64 {
 
 function submit(buffer: usize, payloadLength: u32): void {
   traceHeader("tx", buffer);
+  recordPacket(DIRECTION_TX, buffer);
   txSubmit(buffer, payloadLength);
   packetsSent++;
 }

@@ -18,6 +18,7 @@ uint32_t fw_memory_size(void);
 #define FW_EXIT_NO_DEVICE 1
 #define FW_EXIT_WASM_TRAP 2
 #define FW_EXIT_CPU_EXCEPTION 3
+#define FW_ISA_DEBUG_EXIT_PORT 0xf4
 __attribute__((noreturn)) void fw_exit(uint32_t code);
 
 #endif

@@ -13,6 +13,21 @@ const FW_EXIT_NO_DEVICE = 1;
 const FW_EXIT_WASM_TRAP = 2;
 const FW_EXIT_CPU_EXCEPTION = 3;
 
+// The common part of every crash report (firmware/crash-report.c), here for a crash before the
+// device came up: no packets yet, no connection table, no device to reset; then the clean end.
+// (tests/e2e/crash_check.py checks a report with real packets and connections in it.)
+function assertCrashReportEnd(lines: string[], from: number, kind: string, code: number): void {
+  const expected = [
+    /error crash: last packets total=0 shown=0$/,
+    /error crash: connections none: the stack was not started$/,
+    /error crash: no device to reset$/,
+    new RegExp(`error crash: end of report kind=${kind} outcome=halt exit_code=${code}$`),
+    new RegExp(`info boot: exit code=${code}$`),
+  ];
+  assert.equal(lines.length, from + expected.length, `report lines:\n${lines.slice(from).join("\n")}`);
+  expected.forEach((pattern, i) => assert.match(lines[from + i], pattern));
+}
+
 function pciLine(lines: string[], bdf: string, ids: string): string | undefined {
   return lines.find((line) => new RegExp(`info pci: ${bdf} ${ids} class=`).test(line));
 }
@@ -53,7 +68,7 @@ test("follows a PCIe root port: the bridge gets bus numbers and the device behin
   assert.match(run.log, /scan done functions=6 buses=2/);
 });
 
-test("a CPU exception is reported with vector, error code, RIP and CR2, then the run ends", { skip: !existsSync(CPU_EXCEPTION_IMAGE) && "no selftest image" }, async () => {
+test("a CPU exception is reported with vector, error code, RIP and CR2, the crash report follows, then the run ends", { skip: !existsSync(CPU_EXCEPTION_IMAGE) && "no selftest image" }, async () => {
   const run = await bootFirmware({ image: CPU_EXCEPTION_IMAGE });
   assert.equal(run.timedOut, false, run.log);
   assert.equal(run.firmwareExitCode, FW_EXIT_CPU_EXCEPTION, run.log);
@@ -62,9 +77,10 @@ test("a CPU exception is reported with vector, error code, RIP and CR2, then the
   const report = run.lines.findIndex((line) => line.includes("last log line before the exception"));
   assert.ok(report > 0, run.log);
   assert.match(run.lines[report + 1], /warn selftest: reading unmapped address/);
+  assertCrashReportEnd(run.lines, report + 2, "cpu-exception", FW_EXIT_CPU_EXCEPTION);
 });
 
-test("a wasm trap is reported with its kind and the last log line, then the run ends", { skip: !existsSync(WASM_TRAP_IMAGE) && "no selftest image" }, async () => {
+test("a wasm trap is reported with its kind and the last log line, the crash report follows, then the run ends", { skip: !existsSync(WASM_TRAP_IMAGE) && "no selftest image" }, async () => {
   const run = await bootFirmware({ image: WASM_TRAP_IMAGE });
   assert.equal(run.timedOut, false, run.log);
   assert.equal(run.firmwareExitCode, FW_EXIT_WASM_TRAP, run.log);
@@ -72,6 +88,7 @@ test("a wasm trap is reported with its kind and the last log line, then the run 
   const report = run.lines.findIndex((line) => line.includes("last log line before the trap"));
   assert.ok(report > 0, run.log);
   assert.match(run.lines[report + 1], /warn selftest: executing unreachable/);
+  assertCrashReportEnd(run.lines, report + 2, "wasm-trap", FW_EXIT_WASM_TRAP);
 });
 
 test("boots under KVM when this machine has it", { skip: !existsSync("/dev/kvm") && "no /dev/kvm" }, async () => {
