@@ -82,7 +82,9 @@ void debugcon_write_deferred(const void *data, uint64_t length) {
     return;
   }
   remember(bytes, length);
-  if (length > DEFERRED_CAPACITY - deferred_count) write_deferred(deferred_count);
+  /* Full: only the oldest bytes that make room go out now, so a burst of lines costs what
+   * writing them directly would, never a stall of the whole buffer. */
+  if (length > DEFERRED_CAPACITY - deferred_count) write_deferred(length - (DEFERRED_CAPACITY - deferred_count));
   for (uint64_t i = 0; i < length; i++) {
     deferred[(deferred_head + deferred_count) % DEFERRED_CAPACITY] = (char)bytes[i];
     deferred_count++;

@@ -50,6 +50,17 @@ def this_machine():
             "kvm_device": os.path.exists("/dev/kvm")}
 
 
+def load_averages(out):
+    """The machine's 1/5/15-minute load before and after the run (tools/bench/run.sh records them)."""
+    figures = {}
+    for when in ("before", "after"):
+        try:
+            figures[when] = open(os.path.join(out, "loadavg-%s.txt" % when)).read().split()
+        except OSError:
+            pass
+    return figures
+
+
 def get(guest, *path):
     value = guest
     for key in path:
@@ -109,10 +120,11 @@ def plots(raw, out):
             series = get(guest, "throughput_mib_s", mode)
             if not series:
                 continue
-            xs = [int(s) // KIB for s in WRITE_SIZES]
-            med = [series[s]["median"] for s in WRITE_SIZES]
-            low = [series[s]["median"] - series[s]["min"] for s in WRITE_SIZES]
-            high = [series[s]["max"] - series[s]["median"] for s in WRITE_SIZES]
+            measured = [s for s in WRITE_SIZES if series.get(s)]
+            xs = [int(s) // KIB for s in measured]
+            med = [series[s]["median"] for s in measured]
+            low = [series[s]["median"] - series[s]["min"] for s in measured]
+            high = [series[s]["max"] - series[s]["median"] for s in measured]
             ax.errorbar(xs, med, yerr=[low, high], marker="o", capsize=4, label=kind, color=colours.get(kind))
         ax.set_xscale("log", base=2)
         ax.set_xticks([4, 64, 1024], ["4 KiB", "64 KiB", "1 MiB"])
@@ -136,7 +148,7 @@ def plots(raw, out):
                 continue
             ordered = sorted(samples)
             ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
-            ax.plot(ordered, ys, label="%s (p50 %.0f us)" % (kind, guest["latency"][size]["p50_us"]),
+            ax.plot(ordered, ys, label="%s (p50 %.0f us)" % (kind, get(guest, "latency", size, "p50_us")),
                     color=colours.get(kind))
         ax.set_xscale("log")
         ax.set_xlabel("round trip (us, log scale)")
@@ -170,7 +182,7 @@ def main():
     }
     sizes["linux_kernel_initramfs_bytes"] = sizes["linux_kernel_bytes"] + sizes["linux_initramfs_bytes"]
     results = {
-        "conditions": dict(conditions, this_machine=this_machine(),
+        "conditions": dict(conditions, this_machine=dict(this_machine(), load_average=load_averages(args.out)),
                            outer_vm_accel="tcg" if conditions.get("host_in_outer_vm") else "none",
                            firmware_accel=get(raw["guests"].get("firmware", {}), "accel"),
                            linux_accel=get(raw["guests"].get("linux", {}), "accel")),
@@ -182,7 +194,8 @@ def main():
     for kind, guest in raw["guests"].items():
         copy = json.loads(json.dumps(guest))
         for size, figures in (copy.get("latency") or {}).items():
-            figures.pop("samples_us", None)  # 10,000 per run: they stay in raw.json
+            if figures:
+                figures.pop("samples_us", None)  # 10,000 per run: they stay in raw.json
         results["guests"][kind] = copy
     results["table"] = [dict(zip(("figure", "firmware", "linux", "unit", "higher_is_better"), r[:5]))
                         for r in rows(raw, sizes)]
@@ -192,9 +205,10 @@ def main():
     made = plots(raw, args.out)
     c = results["conditions"]
     print()
-    print("Benchmarks: firmware vs Linux guest (kernel %s), inner QEMU -accel %s/%s, outer VM %s on %s; %s"
+    print("Benchmarks: firmware vs Linux guest (kernel %s), inner QEMU -accel %s/%s, outer VM %s on %s; %s;"
+          " load average before/after %s"
           % (c.get("guest_kernel"), c.get("firmware_accel"), c.get("linux_accel"), c.get("outer_vm_accel"),
-             c["this_machine"]["cpu"], c["this_machine"]["qemu"]))
+             c["this_machine"]["cpu"], c["this_machine"]["qemu"], c["this_machine"]["load_average"]))
     print()
     print(table(raw, sizes))
     print()
