@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import struct
@@ -396,6 +397,19 @@ def conditions():
     }
 
 
+def private_kernel_copy():
+    """The Linux guest boots from a copy on this host's tmpfs: the shared cache's initramfs may be
+    rebuilt by another worktree's run while the bench is going (seen: "Initramfs unpacking failed")."""
+    kdir = os.environ.get("KDIR", "")
+    if not kdir:
+        return
+    copy = os.path.join(RUNDIR, "bench-kernel")
+    os.makedirs(copy, exist_ok=True)
+    for name in ("vmlinuz", "initrd.gz", "kver"):
+        shutil.copyfile(os.path.join(kdir, name), os.path.join(copy, name))
+    os.environ["KDIR"] = copy
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small counts, for trying the harness")
@@ -407,6 +421,8 @@ def main():
         plan.update(boots=1, repeats=1, bulk=2 * MIB, echo=2 * MIB, round_trips=500, cycles=10, cycle_repeats=1)
     accels = os.environ.get("INNER_ACCELS", "kvm tcg").split()
     started = time.monotonic()
+    if "linux" in args.guests:
+        private_kernel_copy()
     raw = {"plan": plan, "conditions": conditions(), "guests": {}}
     progress("conditions: %s" % json.dumps({k: v for k, v in raw["conditions"].items()}))
     status = 0

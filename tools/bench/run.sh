@@ -17,9 +17,11 @@ done
 out=build/bench
 mkdir -p "$out"
 rm -f "$out/raw.json"
+cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-before.txt"   # the machine's load: other work skews figures
 status=0
 qemu/vsock-host.sh --guest none --image "$image" --out "$out" --timeout "$timeout" \
   -- /usr/bin/python3 tools/bench/bench.py "${bench_args[@]}" || status=$?
+cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-after.txt"
 [ -s "$out/raw.json" ] || { echo "bench: no figures (status $status)" >&2; exit "${status/#0/1}"; }
 /usr/bin/python3 tools/bench/report.py "$out/raw.json" --image "$image" --elf "$(dirname "$image")/firmware.elf" --out "$out"
 exit "$status"
