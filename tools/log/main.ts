@@ -1,7 +1,8 @@
 // The log tool: `npm run log -- [build/debug.log] [options]` (see --help and README "Log format").
 // Without filters it prints the summary; with --level/--subsystem/--conn the matching lines;
 // --follow keeps printing as the log grows; --pcap writes the packet trace as a pcap file.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import chalk from "chalk";
 import { isProblem, parseLine, parseLog } from "./parse.ts";
@@ -25,7 +26,20 @@ function positiveInt(text: string): number {
   return Number(text);
 }
 
-function run(file: string, o: Options): number {
+// Without a file: the newest debug.log under build/ (make run's direct run writes build/debug.log,
+// its outer-VM demo build/demo/, the e2e runs build/e2e*/).
+function newestLog(): string {
+  const candidates = ["build/debug.log"];
+  if (existsSync("build")) {
+    for (const d of readdirSync("build")) candidates.push(join("build", d, "debug.log"));
+  }
+  const present = candidates.filter((f) => existsSync(f));
+  present.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return present[0] ?? "build/debug.log";
+}
+
+function run(file: string | undefined, o: Options): number {
+  file ??= newestLog();
   const filter: Filter = {
     level: o.level !== undefined ? parseLevel(o.level) : undefined,
     subsystems: o.subsystem?.flatMap((s) => s.split(",")).filter((s) => s.length > 0),
@@ -81,7 +95,7 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 const program = new Command()
   .name("npm run log --")
   .description("Summarise, filter or follow the firmware's debugcon log; write its packet trace as pcap.")
-  .argument("[file]", "the log", "build/debug.log")
+  .argument("[file]", "the log (default: the newest build/debug.log or build/*/debug.log)")
   .option("-l, --level <level>", "lines of this level and worse (error, warn, info, debug)")
   .option("-s, --subsystem <names...>", "lines of these subsystems (boot, pci, virtio, vsock-dev, vsock, sock, app, trace, ...)")
   .option("-c, --conn <spec>", "lines of one connection: a port (1234), a peer (2:5000) or a summary number (#3)")
@@ -90,7 +104,7 @@ const program = new Command()
   .option("--connections <n>", "connections listed one by one in the summary", positiveInt, 20)
   .showHelpAfterError();
 
-program.action((file: string, options: Options) => {
+program.action((file: string | undefined, options: Options) => {
   try {
     const status = run(file, options);
     if (status >= 0) process.exitCode = status;
