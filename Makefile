@@ -54,8 +54,8 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean \
-	vhost-user-addon
+.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean fuzz \
+	vhost-user-addon test-vhost-user
 .DELETE_ON_ERROR:
 
 all: image
@@ -126,7 +126,8 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 
 test: setup
 	@$(MAKE) --no-print-directory test-images
-	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts
+	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts tests/fuzz/*.test.ts
+	@$(MAKE) --no-print-directory test-vhost-user
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
@@ -142,13 +143,30 @@ test-boot: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/boot/*.test.ts
 
+# The hostile-device fuzzer on the simulated machine (tests/fuzz/): FUZZ_SECONDS long, from FUZZ_SEED
+# (default: from the clock; printed). A failure leaves its seed and a minimised reproducer in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
+fuzz: setup
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm
+	node --import tsx tests/fuzz/fuzz.ts --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# The vhost-user backend end to end on this machine, no outer VM and no root: guests under TCG on
+# tools/vhost-user-vsock, the e2e suite's host clients over Unix sockets. One QEMU at a time.
+test-vhost-user: setup
+	@$(MAKE) --no-print-directory test-images
+	$(NODE_TEST) --test-concurrency=1 tests/vhost-user/*.test.ts
+
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
-# First the C application example (make image APP=examples/hello-app.c) against the real host.
+# First the C application example (make image APP=examples/hello-app.c) against the real host, and
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
 	qemu/vsock-host.sh --image build/app-example/firmware.bin --out build/e2e-app --timeout 180 \
 		--ready 'hello-app: .*listening' -- /usr/bin/python3 examples/hello-app-check.py
+	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
+		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
 
 # Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in

@@ -123,6 +123,7 @@ let rxBytes: u64 = 0;
 let txPackets: u64 = 0;
 let txBytes: u64 = 0;
 let transportResets: u64 = 0;
+let rxRefills: u64 = 0; // rx buffers posted again after use
 
 export function deviceGuestCid(): u64 {
   return guestCid;
@@ -201,6 +202,7 @@ function recycleRx(q: SplitQueue, head: i32): void {
 function flushRx(q: SplitQueue): void {
   if (rxToPostCount == 0) return;
   for (let i: u32 = 0; i < rxToPostCount; i++) postRx(q, unchecked(rxToPost[i]));
+  rxRefills += rxToPostCount;
   rxToPostCount = 0;
   q.kick();
 }
@@ -556,12 +558,14 @@ export const COUNTER_RX_NOTIFIES: i32 = 3;
 export const COUNTER_TX_NOTIFIES: i32 = 4;
 export const COUNTER_EVENT_NOTIFIES: i32 = 5;
 export const COUNTER_TX_NOTIFIES_SUPPRESSED: i32 = 6;
+export const COUNTER_RX_REFILLS: i32 = 7;
 
 // One counter by name (COUNTER_*), for tests and the protocol layer's statistics.
 export function deviceCounter(name: i32): u64 {
   if (name == COUNTER_RX_PACKETS) return rxPackets;
   if (name == COUNTER_TX_PACKETS) return txPackets;
   if (name == COUNTER_TRANSPORT_RESETS) return transportResets;
+  if (name == COUNTER_RX_REFILLS) return rxRefills;
   const rx = rxQueue;
   const tx = txQueue;
   const events = eventQueue;

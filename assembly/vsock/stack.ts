@@ -49,13 +49,14 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
-  VMADDR_CID_HOST,
   opName,
 } from "./packet";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { peerCidAllowed } from "./siblings";
+import { countersPoll, countRx } from "./counters";
 import {
   countRejection,
   REJECT_BACKLOG_FULL,
@@ -116,8 +117,10 @@ export function vsockPoll(): bool {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
   }
-  runTimers(clockNs());
+  const now = clockNs();
+  runTimers(now);
   transmitPending();
+  countersPoll(now);
   const progressed = reset || packetsReceived + packetsSentCount() != before;
   if (!progressed) platformIdle();
   return progressed;
@@ -168,12 +171,14 @@ function knownOp(op: u32): bool {
 }
 
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
-  traceHeader("rx", h);
+  countRx(h);
+  traceHeader("rx", h, payloadLength);
   recordPacket(DIRECTION_RX, h);
   packetsReceived++;
-  if (headerSrcCid(h) != VMADDR_CID_HOST) {
+  if (!peerCidAllowed(headerSrcCid(h))) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
-    // another cid: such a packet is bogus and gets no reply at all, not even an RST.
+    // another cid: such a packet is bogus and gets no reply at all, not even an RST. Sibling VMs
+    // (siblings.ts) are the one exception, when a vhost-user backend routes between guests.
     rejectPacket(REJECT_SRC_CID, "packet from a cid other than the host", h);
     return;
   }
@@ -286,10 +291,10 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
 function receiveClosing(c: Connection, h: usize): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RST) {
-    endConnection(c, "closed");
+    endConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_SHUTDOWN) {
     c.peerShutdown |= headerFlags(h) & VIRTIO_VSOCK_SHUTDOWN_MASK;
-    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "closed");
+    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_RW) {
     c.fwdCnt += min(rxPayloadLength, headerLen(h)); // nobody will read it: count it consumed
   } else if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {

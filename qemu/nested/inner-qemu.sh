@@ -2,12 +2,13 @@
 # Starts the guest QEMU on the vhost-vsock host: the firmware image or the Linux stand-in, with the
 # same machine, accelerator, memory and vsock device either way (so benchmarks compare like with like).
 #
-#   inner-qemu.sh ACCEL GUEST CID TIMEOUT DEBUGCON_LOG PIDFILE QEMU_LOG
+#   inner-qemu.sh ACCEL GUEST CID TIMEOUT DEBUGCON_LOG PIDFILE QEMU_LOG [FW_OPTION NAME=VALUE ...]
 #     ACCEL kvm|tcg, GUEST firmware|linux; env IMAGE (firmware), KDIR and REPO (linux),
 #     RESULTS (the Linux console log goes to $RESULTS/guest-console.log).
 # Replaces itself with `timeout QEMU`: the caller's PID for it is the one to stop.
 set -u
 accel=$1 guest=$2 cid=$3 limit=$4 debugcon_log=$5 pidfile=$6 qemu_log=$7
+shift 7  # the rest: firmware runtime options (-fw_cfg opt/vsockfw/NAME)
 GUEST_MEMORY=256M
 cpu=host
 [ "$accel" = tcg ] && cpu=max
@@ -18,6 +19,7 @@ if [ "$guest" = linux ]; then
     -serial "file:$RESULTS/guest-console.log")
 else
   payload=(-drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
+  for option in "$@"; do payload+=(-fw_cfg "name=opt/vsockfw/${option%%=*},string=${option#*=}"); done
 fi
 rm -f "$pidfile"
 exec timeout -k 5 "$limit" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -machine q35 -m "$GUEST_MEMORY" \

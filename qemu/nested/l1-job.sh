@@ -5,7 +5,7 @@
 # $1 = job.env written by qemu/vsock-host.sh. Writes the command's exit status to $RESULTS/.status.
 set -u
 # shellcheck disable=SC1090
-. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CID CMD=(...)
+. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CID FW_OPTIONS=(...) CMD=(...)
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -49,7 +49,7 @@ fi
 
 start_qemu() {  # $1 = kvm|tcg
   IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
-    "$CID" "$TIMEOUT" "$FW_LOG" "$RUNDIR/inner.pid" "$RESULTS/inner-qemu.log" &
+    "$CID" "$TIMEOUT" "$FW_LOG" "$RUNDIR/inner.pid" "$RESULTS/inner-qemu.log" "${FW_OPTIONS[@]}" &
   qemu_pid=$!
 }
 

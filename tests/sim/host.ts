@@ -178,6 +178,17 @@ export class HostSocket {
     this.pump();
   }
 
+  /**
+   * close(2) by an app that is gone (vhost-user: its Unix peer closed): bytes a blocked send()
+   * still held are dropped, reading resumes (into nowhere), then close() as usual.
+   */
+  closeDiscarding(): void {
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.pauseReading(false);
+    this.close();
+  }
+
   /** Sends RST now and forgets the connection. */
   reset(): void {
     if (this.state === "connected" || this.state === "connecting") this.host.sendPacket(this, VIRTIO_VSOCK_OP_RST, 0, false);

@@ -34,6 +34,7 @@ class Pipe {
     private readonly bridge: UdsBridge,
   ) {
     bridge.pipes.add(this);
+    if (bridge.creditWithheld) vsock.pauseReading(true);
     vsock.onData((bytes) => {
       if (this.unix.destroyed) return;
       if (!this.unix.write(bytes) || this.bridge.creditWithheld) {
@@ -91,7 +92,7 @@ class Pipe {
   private unixClosed(): void {
     if (this.done) return;
     this.finish();
-    this.vsock.close(); // SHUTDOWN after queued data, then the guest's RST (or the 8 s linger)
+    this.vsock.closeDiscarding(); // SHUTDOWN (unsent bytes dropped), then the guest's RST or the 8 s linger
   }
 
   private finish(): void {
