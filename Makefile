@@ -55,7 +55,8 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean
+.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean \
+	vhost-user-addon test-vhost-user
 .DELETE_ON_ERROR:
 
 all: image
@@ -128,10 +129,11 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 test: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts
+	@$(MAKE) --no-print-directory test-vhost-user
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
-	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(VHOST_USER_ADDON)
 	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-report-fault SELFTEST=4 build/selftest-report-fault/firmware.bin
@@ -144,9 +146,16 @@ test-boot: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/boot/*.test.ts
 
+# The vhost-user backend end to end on this machine, no outer VM and no root: guests under TCG on
+# tools/vhost-user-vsock, the e2e suite's host clients over Unix sockets. One QEMU at a time.
+test-vhost-user: setup
+	@$(MAKE) --no-print-directory test-images
+	$(NODE_TEST) --test-concurrency=1 tests/vhost-user/*.test.ts
+
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
-# the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py).
+# the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -155,7 +164,18 @@ test-e2e: setup
 	@$(MAKE) --no-print-directory BUILD=build/selftest-serving-crash SELFTEST=3 build/selftest-serving-crash/firmware.bin
 	qemu/vsock-host.sh --image build/selftest-serving-crash/firmware.bin --out build/e2e-crash --timeout 180 \
 		--ready 'selftest: crash ports' -- /usr/bin/python3 tests/e2e/crash_check.py
+	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
+		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+
+# The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
+NODE_INCLUDE ?= /usr/include/node
+VHOST_USER_ADDON := build/vhost-user-vsock/addon.node
+vhost-user-addon: $(VHOST_USER_ADDON)
+$(VHOST_USER_ADDON): tools/vhost-user-vsock/native/addon.c
+	@mkdir -p $(dir $@)
+	clang -O2 -Wall -Wextra -Wno-unused-parameter -shared -fPIC -I$(NODE_INCLUDE) -DNAPI_VERSION=8 \
+		-DNODE_GYP_MODULE_NAME=vhost_user_addon -o $@ $<
 
 clean:
 	rm -rf build

@@ -9,6 +9,8 @@ import { pciAssignResources } from "./pci/resources";
 import { vsockPoll, vsockStart } from "./vsock/stack";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
+import { traceConfigure } from "./vsock/trace";
+import { countersConfigure, logCounters } from "./vsock/counters";
 import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
 export * from "./vsock/api";
@@ -38,10 +40,17 @@ export function fw_init(): bool {
   if (SELFTEST != 0) selfTest(SELFTEST);
   pciScan();
   pciAssignResources();
+  traceConfigure(runtimeOption("trace"));
+  countersConfigure(runtimeOption("counters"));
   if (!vsockStart()) return false;
   appsStart();
   if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsStart();
   return true;
+}
+
+// The counters at the end of a run (also called by the C layer before an APP image exits).
+export function fw_log_counters(): void {
+  logCounters("exit");
 }
 
 // One round of progress: device queues, every connection, every service.
@@ -62,6 +71,7 @@ export function main(): void {
       logKv("uptime_us", clockNs() / 1000);
       logEnd();
     }
+    if (ok) logCounters("exit");
     platformExit(ok ? 0 : 1);
   }
   if (!ok) {

@@ -39,9 +39,11 @@ uint64_t clock_calibrate(uint64_t reset_tsc) {
   return tsc_hz;
 }
 
-uint64_t clock_ns(void) {
-  return (uint64_t)(((unsigned __int128)(rdtsc() - tsc_at_reset) * ns_per_tick_q32) >> 32);
+uint64_t clock_ns_at(uint64_t tsc) {
+  return (uint64_t)(((unsigned __int128)(tsc - tsc_at_reset) * ns_per_tick_q32) >> 32);
 }
+
+uint64_t clock_ns(void) { return clock_ns_at(rdtsc()); }
 
 uint64_t clock_hz(void) { return tsc_hz; }
 

@@ -9,6 +9,8 @@
 uint64_t clock_calibrate(uint64_t reset_tsc);
 /* Nanoseconds since reset, 0 before calibration. */
 uint64_t clock_ns(void);
+/* The same clock for a TSC value read earlier (e.g. before calibration). */
+uint64_t clock_ns_at(uint64_t tsc);
 uint64_t clock_hz(void);
 /* True when calibration had to fall back to an assumed frequency. */
 int clock_is_estimated(void);

@@ -54,7 +54,11 @@ void debugcon_hex(uint64_t value, int width) {
 }
 
 void debugcon_line_start(const char *level, const char *subsystem) {
-  uint64_t micros = clock_ns() / 1000;
+  debugcon_line_start_at(clock_ns(), level, subsystem);
+}
+
+void debugcon_line_start_at(uint64_t ns, const char *level, const char *subsystem) {
+  uint64_t micros = ns / 1000;
   char fraction[6];
   uint64_t rest = micros % 1000000;
   for (int i = 5; i >= 0; i--) {

@@ -12,6 +12,8 @@ void debugcon_dec(uint64_t value);
 void debugcon_hex(uint64_t value, int width);
 /* "[s.micros] <level> <subsystem>: " with the same clock and shape as the AssemblyScript logger. */
 void debugcon_line_start(const char *level, const char *subsystem);
+/* The same for a moment logged after the fact (boot milestones from before the clock was calibrated). */
+void debugcon_line_start_at(uint64_t ns, const char *level, const char *subsystem);
 /* Crash reports: freeze the last complete line logged before the report, then re-emit it. */
 void debugcon_freeze_context(void);
 void debugcon_replay_context(void);

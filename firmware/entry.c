@@ -16,8 +16,11 @@ int app_main(void);
 #endif
 
 void fw_entry(uint64_t reset_tsc) {
+  uint64_t long_mode_tsc = rdtsc(); /* the long-mode milestone: before the 10 ms calibration */
   uint64_t hz = clock_calibrate(reset_tsc);
-  debugcon_line_start("info", "boot");
+  debugcon_line_start_at(0, "info", "boot"); /* the clock's zero is the reset TSC */
+  debugcon_str("reset\n");
+  debugcon_line_start_at(clock_ns_at(long_mode_tsc), "info", "boot");
   debugcon_str("long mode tsc_hz=");
   debugcon_dec(hz);
   debugcon_str(clock_is_estimated() ? " (estimated: no PIT answer)" : "");
@@ -40,6 +43,7 @@ void fw_entry(uint64_t reset_tsc) {
   Z_fwZ_apps_set_enabled(&fw_instance, 0); /* the app serves; the default services stay off */
   if (!Z_fwZ_fw_init(&fw_instance)) fw_exit(FW_EXIT_NO_DEVICE);
   int status = app_main();
+  Z_fwZ_fw_log_counters(&fw_instance);
   debugcon_line_start("info", "app");
   debugcon_str("app_main returned ");
   debugcon_dec((uint64_t)(uint32_t)status);

@@ -3,7 +3,7 @@
 #
 #   qemu/vsock-host.sh [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
 #                      [--ready REGEX] [--inner-accel auto|kvm|tcg] [--pre COMMAND]
-#                      [--guest firmware|linux] [--cid 33] -- COMMAND [ARGS...]
+#                      [--guest firmware|linux] [--cid 33] [--fw-option NAME=VALUE]... -- COMMAND [ARGS...]
 #
 # With a usable /dev/vhost-vsock here, QEMU runs on this machine. Otherwise (this machine) the host
 # is an outer VM ("L1", TCG, Debian kernel, this machine's root shared read-only over 9p) that loads
@@ -11,16 +11,17 @@
 # The COMMAND runs with cwd = repo root and env VSOCK_CID=<--cid, default 33>, FW_LOG=<debugcon log>,
 # RESULTS=<writable results dir = --out>; --pre runs in the background before the inner QEMU starts
 # (output in $RESULTS/pre.log; it may touch $PRE_READY once listening). --guest linux boots the
-# Linux stand-in (qemu/nested/linux-guest/) instead of the image. Exit status = the command's
+# Linux stand-in (qemu/nested/linux-guest/) instead of the image. --fw-option passes a runtime option
+# to the firmware (-fw_cfg name=opt/vsockfw/NAME,string=VALUE, e.g. trace=1). Exit status = the command's
 # (124: not ready in time / timeout, 125: harness failure, 130: interrupted).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
-image=build/firmware.bin out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33
+image=build/firmware.bin out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33 fw_options=()
 ready_timeout=${VSOCKFW_READY_TIMEOUT:-90}
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) image=$2; shift 2 ;;
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
     --pre) pre=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
     --cid) cid=$2; shift 2 ;;
+    --fw-option) [[ $2 =~ ^[a-z0-9-]+=[^,]*$ ]] || usage; fw_options+=("$2"); shift 2 ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -89,6 +91,7 @@ write_job() {  # $1 = job.env path, $2 = rundir; then the command
     printf 'IMAGE=%q RESULTS=%q REPO=%q\n' "$image" "$out" "$repo"
     printf 'READY=%q TIMEOUT=%q READY_TIMEOUT=%q\n' "$ready" "$timeout" "$ready_timeout"
     printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q CID=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir" "$cid"
+    printf 'FW_OPTIONS=('; [ ${#fw_options[@]} -gt 0 ] && printf '%q ' "${fw_options[@]}"; printf ')\n'
     printf 'CMD=('; printf '%q ' "$@"; printf ')\n'
   } >"$env"
 }

@@ -1,5 +1,5 @@
 // The default applications: echo (1234), sink (1235) and source (1236) services, many
-// connections each, plus the boot greeting to the host. Everything is a non-blocking state
+// connections each, the stats service (1237, stats.ts), plus the boot greeting to the host. Everything is a non-blocking state
 // machine stepped by appsPoll(), so one slow peer never holds up the loop.
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
 import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../vsock/api";
@@ -7,6 +7,7 @@ import { VMADDR_CID_ANY } from "../vsock/packet";
 import { greetingPoll, greetingStart } from "./greeting";
 import { servicesInit, stepSession } from "./services";
 import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
+import { STATS_PORT, statsInit, statsPoll } from "./stats";
 
 export const ECHO_PORT: u32 = 1234;
 export const SINK_PORT: u32 = 1235;
@@ -15,6 +16,7 @@ export const SOURCE_PORT: u32 = 1236;
 const sessions = new StaticArray<Session>(MAX_CONNECTIONS);
 const listenFds = new StaticArray<i32>(3);
 const listenServices = new StaticArray<i32>(3);
+let statsFd: i32 = -1;
 let started = false;
 let enabled = true;
 
@@ -52,12 +54,15 @@ export function appsStart(): void {
   unchecked((listenFds[0] = listenOn(ECHO_PORT)));
   unchecked((listenFds[1] = listenOn(SINK_PORT)));
   unchecked((listenFds[2] = listenOn(SOURCE_PORT)));
+  statsInit();
+  statsFd = listenOn(STATS_PORT);
   if (logBegin(LEVEL_INFO, "app")) {
     logStr("ready:");
     logKv("cid", vs_local_cid());
     logKv("echo", ECHO_PORT);
     logKv("sink", SINK_PORT);
     logKv("source", SOURCE_PORT);
+    logKv("stats", STATS_PORT);
     logEnd();
   }
   greetingStart();
@@ -90,6 +95,7 @@ function acceptAll(): void {
 export function appsPoll(): void {
   if (!started) return;
   acceptAll();
+  statsPoll(statsFd);
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const s = unchecked(sessions[i]);
     if (s.inUse()) stepSession(s);

@@ -4,6 +4,7 @@
 // decoding on. A BAR that does not fit is logged and skipped, and its address space stays disabled
 // for that function (an unassigned BAR would otherwise decode at address 0, on top of RAM).
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
+import { countRejection, REJECT_BAR_UNASSIGNABLE } from "../vsock/rejections";
 import { logBdf } from "./bdf-log";
 import {
   bdfBus,
@@ -168,7 +169,7 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     if (isIo) brokenIo = true;
     else brokenMemory = true;
     barsSkipped++;
-    if (logBar(LEVEL_WARN, f, index, kind, prefetchable, "does not fit: skipped")) {
+    if (logBar(countRejection(REJECT_BAR_UNASSIGNABLE), f, index, kind, prefetchable, "does not fit: skipped")) {
       logKvHex("size", size);
       logKvHex("window_free", isIo ? <u64>IO_WINDOW_END - <u64>ioCursor : MEMORY_WINDOW_END - memoryCursor);
       logEnd();
@@ -185,7 +186,7 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     if (isIo) brokenIo = true;
     else brokenMemory = true;
     barsSkipped++;
-    if (logBar(LEVEL_WARN, f, index, kind, prefetchable, "did not take its address: skipped")) {
+    if (logBar(countRejection(REJECT_BAR_UNASSIGNABLE), f, index, kind, prefetchable, "did not take its address: skipped")) {
       logKvHex("wrote", address);
       logKvHex("read", readBack);
       logEnd();

@@ -91,6 +91,18 @@ export function logKvHex(key: string, value: u64, width: i32 = 1): void {
   logHex(value, width);
 }
 
+// "key=<hex bytes>": the first `count` bytes at `ptr`, two lowercase digits each.
+export function logKvBytes(key: string, ptr: usize, count: u32): void {
+  putByte(0x20);
+  logStr(key);
+  putByte(0x3d);
+  for (let i: u32 = 0; i < count; i++) {
+    const b = <u32>load<u8>(ptr + i);
+    putByte(b >> 4 < 10 ? 0x30 + (b >> 4) : 0x57 + (b >> 4));
+    putByte((b & 0xf) < 10 ? 0x30 + (b & 0xf) : 0x57 + (b & 0xf));
+  }
+}
+
 export function logKvStr(key: string, value: string): void {
   putByte(0x20);
   logStr(key);
@@ -147,7 +159,32 @@ export function logEnd(): void {
   putByte(0x0a);
   if (line[lineLength - 1] != 0x0a) unchecked((line[lineLength++] = 0x0a)); // truncated line still ends
   logWrite(changetype<usize>(line), <u32>lineLength);
+  if (captureBuffer != 0) capture();
   lineLength = 0;
+}
+
+// Capture: lines logged between logCaptureBegin and logCaptureEnd are also copied into a buffer
+// (whole lines only), so a service can hand the host exactly what the log says.
+let captureBuffer: usize = 0;
+let captureCapacity: u32 = 0;
+let captureLength: u32 = 0;
+
+function capture(): void {
+  if (captureLength + <u32>lineLength > captureCapacity) return;
+  memory.copy(captureBuffer + captureLength, changetype<usize>(line), <usize>lineLength);
+  captureLength += <u32>lineLength;
+}
+
+export function logCaptureBegin(buffer: usize, capacity: u32): void {
+  captureBuffer = buffer;
+  captureCapacity = capacity;
+  captureLength = 0;
+}
+
+// Stops capturing; returns the bytes captured.
+export function logCaptureEnd(): u32 {
+  captureBuffer = 0;
+  return captureLength;
 }
 
 // One-call forms for plain messages.

@@ -7,6 +7,7 @@ import { logBdf } from "../pci/bdf-log";
 import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "../pci/resources";
 import { PciFunction } from "../pci/scan";
 import { LEVEL_DEBUG, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
+import { countRejection, REJECT_CAPABILITY_INVALID, rejectionCount } from "../vsock/rejections";
 import { VirtioError } from "./constants";
 
 export const VIRTIO_PCI_CAP_COMMON_CFG: u32 = 1;
@@ -67,12 +68,13 @@ function minimumLength(type: u32): u32 {
 }
 
 function reject(f: PciFunction, at: u32, type: u32, why: string): void {
-  if (logBegin(LEVEL_WARN, "virtio")) {
+  if (logBegin(countRejection(REJECT_CAPABILITY_INVALID), "virtio")) {
     logBdf(f.address);
     logStr(" capability rejected: ");
     logStr(why);
     logKvHex("at", at);
     logKv("type", type);
+    logKv("count", rejectionCount(REJECT_CAPABILITY_INVALID));
     logEnd();
   }
 }

@@ -2,6 +2,8 @@
 // structure, one notify register per queue, device config in its own structure. Every access
 // stays inside the region its capability announced.
 import { mmioRead16, mmioRead32, mmioRead8, mmioWrite16, mmioWrite32, mmioWrite8 } from "../platform/imports";
+import { logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
+import { countRejection, REJECT_NOTIFY_OUTSIDE_CAP, rejectionCount } from "../vsock/rejections";
 import { VIRTIO_MSI_NO_VECTOR } from "./constants";
 import { VirtioPciCapabilities } from "./pci-capabilities";
 import { VirtioTransport } from "./transport";
@@ -88,7 +90,17 @@ export class PciTransport extends VirtioTransport {
     // Where this queue's doorbell is: notify base + queue_notify_off * multiplier (4.1.4.4),
     // which must leave room for the 16-bit write inside the notify structure.
     const notifyOffset = <u64>mmioRead16(this.common + COMMON_QUEUE_NOTIFY_OFF) * <u64>this.notifyOffMultiplier;
-    if (notifyOffset + 2 > <u64>this.notifyLength) return false;
+    if (notifyOffset + 2 > <u64>this.notifyLength) {
+      if (logBegin(countRejection(REJECT_NOTIFY_OUTSIDE_CAP), "virtio")) {
+        logStr("rejected: queue notify address outside the notify structure");
+        logKv("queue", queue);
+        logKvHex("offset", notifyOffset);
+        logKvHex("length", this.notifyLength);
+        logKv("count", rejectionCount(REJECT_NOTIFY_OUTSIDE_CAP));
+        logEnd();
+      }
+      return false;
+    }
     unchecked((this.notifyAddresses[queue] = this.notifyBase + notifyOffset));
     unchecked((this.notifyReady[queue] = true));
     mmioWrite16(this.common + COMMON_QUEUE_SIZE, size);

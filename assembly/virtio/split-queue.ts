@@ -3,7 +3,16 @@
 // list kept in our own memory (the device can write its rings, never our bookkeeping). Everything
 // the device hands back through the used ring is validated before anyone trusts it.
 import { barrier } from "../platform/imports";
-import { LEVEL_DEBUG, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
+import { LEVEL_INFO, logBegin, logEnd, logKv, logStr } from "../platform/log";
+import {
+  countRejection,
+  REJECT_USED_BAD_ID,
+  REJECT_USED_DUPLICATE,
+  REJECT_USED_IDX_JUMP,
+  REJECT_USED_NOT_IN_FLIGHT,
+  REJECT_USED_TOO_LONG,
+  rejectionCount,
+} from "../vsock/rejections";
 import { dmaAddress, dmaAllocate, PAGE_SIZE, roundUpToPage } from "./dma";
 import { VirtioTransport } from "./transport";
 
@@ -33,6 +42,15 @@ export const USED_DUPLICATE: i32 = 2; // the same chain returned twice
 export const USED_TOO_LONG: i32 = 3; // used length beyond the chain's writable bytes
 export const USED_INDEX_JUMP: i32 = 4; // used idx ahead of us by more than the queue size
 const USED_REJECTION_KINDS: i32 = 5;
+
+// The firmware-wide reason (vsock/rejections.ts) for each kind.
+function rejectionReason(kind: i32): i32 {
+  if (kind == USED_BAD_ID) return REJECT_USED_BAD_ID;
+  if (kind == USED_NOT_IN_FLIGHT) return REJECT_USED_NOT_IN_FLIGHT;
+  if (kind == USED_DUPLICATE) return REJECT_USED_DUPLICATE;
+  if (kind == USED_TOO_LONG) return REJECT_USED_TOO_LONG;
+  return REJECT_USED_IDX_JUMP;
+}
 
 function rejectionName(kind: i32): string {
   if (kind == USED_BAD_ID) return "id out of range";
@@ -262,16 +280,16 @@ export class SplitQueue {
   }
 
   private rejectUsed(kind: i32, id: u32, length: u32): void {
-    const count = unchecked(this.rejections[kind]) + 1;
-    unchecked((this.rejections[kind] = count));
-    // The first of each kind at warn; the rest only at debug (a hostile device must not flood).
-    if (logBegin(count == 1 ? LEVEL_WARN : LEVEL_DEBUG, "virtq")) {
+    unchecked((this.rejections[kind] = unchecked(this.rejections[kind]) + 1));
+    // The first of each reason (on any queue) at warn; the rest only at debug (no flooding).
+    const reason = rejectionReason(kind);
+    if (logBegin(countRejection(reason), "virtq")) {
       logStr("used entry rejected: ");
       logStr(rejectionName(kind));
       logKv("queue", this.index);
       logKv("id", id);
       logKv("len", length);
-      logKv("count", count);
+      logKv("count", rejectionCount(reason));
       logEnd();
     }
   }

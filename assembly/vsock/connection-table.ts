@@ -96,7 +96,7 @@ export function freeConnection(c: Connection): void {
     logStr("connection closed");
     logKvStr("dir", c.outbound ? "out" : "in");
     logTuple(c);
-    logKvStr("reason", c.endReason.length > 0 ? c.endReason : "closed");
+    logKvStr("reason", c.endReason.length > 0 ? c.endReason : "local-close");
     logKv("rx_bytes", c.bytesReceived);
     logKv("tx_bytes", c.bytesSent);
     if (c.dropped != 0) logKv("dropped", c.dropped);

@@ -20,6 +20,7 @@ import {
   vsockDeviceInit,
 } from "./device";
 import { pciScan } from "../pci/scan";
+import { logRejections, REJECTION_REASONS, rejectionCount, rejectionKey } from "./rejections";
 
 export { fw_set_rx_layout } from "./device";
 
@@ -72,4 +73,19 @@ export function fw_device_drop_count(kind: i32): u64 {
 }
 export function fw_device_log_counters(): void {
   deviceLogCounters();
+}
+
+// The rejection registry (rejections.ts): reasons are numbered 0..fw_rejection_reasons()-1 and
+// named by fw_rejection_key (an AssemblyScript string), so tests look them up by name.
+export function fw_rejection_reasons(): i32 {
+  return REJECTION_REASONS;
+}
+export function fw_rejection_key(reason: i32): string {
+  return rejectionKey(reason);
+}
+export function fw_rejection_count(reason: i32): u64 {
+  return rejectionCount(reason);
+}
+export function fw_log_rejections(): void {
+  logRejections();
 }

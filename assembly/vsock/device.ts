@@ -12,6 +12,18 @@ import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError 
 import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
+import {
+  countRejection,
+  logRejections,
+  REJECT_CONFIG_UNSTABLE,
+  REJECT_EVENT_SHORT,
+  REJECT_EVENT_UNKNOWN,
+  REJECT_RX_LEN_MISMATCH,
+  REJECT_RX_SHORT,
+  REJECT_TX_INVALID,
+  REJECT_USED_TOO_LONG,
+  rejectionCount,
+} from "./rejections";
 
 export const VSOCK_HEADER_SIZE: u32 = 44;
 export const TX_PAYLOAD_MAX: u32 = 65536;
@@ -47,19 +59,27 @@ export const QUEUE_TX: u32 = 1;
 export const QUEUE_EVENT: u32 = 2;
 const QUEUE_COUNT: u32 = 3;
 
-// Drop reasons, for the counters and the log.
+// Drop reasons of this layer (tests name them); each is a firmware-wide rejection reason.
 export const DROP_RX_SHORT: i32 = 0; // used length < header
 export const DROP_RX_LEN_MISMATCH: i32 = 1; // header len != used length - header
-export const DROP_RX_USED_TOO_LONG: i32 = 2; // used length beyond the buffer
+export const DROP_RX_USED_TOO_LONG: i32 = 2; // used length beyond the buffer (the virtqueue rejects it)
 export const DROP_EVENT_SHORT: i32 = 3;
 export const DROP_EVENT_UNKNOWN: i32 = 4;
 export const DROP_TX_INVALID: i32 = 5; // txSubmit with a foreign buffer or a bad length
 const DROP_KINDS: i32 = 6;
 
+function dropReason(kind: i32): i32 {
+  if (kind == DROP_RX_SHORT) return REJECT_RX_SHORT;
+  if (kind == DROP_RX_LEN_MISMATCH) return REJECT_RX_LEN_MISMATCH;
+  if (kind == DROP_RX_USED_TOO_LONG) return REJECT_USED_TOO_LONG;
+  if (kind == DROP_EVENT_SHORT) return REJECT_EVENT_SHORT;
+  if (kind == DROP_EVENT_UNKNOWN) return REJECT_EVENT_UNKNOWN;
+  return REJECT_TX_INVALID;
+}
+
 function dropName(kind: i32): string {
   if (kind == DROP_RX_SHORT) return "rx packet shorter than the header";
   if (kind == DROP_RX_LEN_MISMATCH) return "rx header len disagrees with used length";
-  if (kind == DROP_RX_USED_TOO_LONG) return "rx used length beyond the buffer";
   if (kind == DROP_EVENT_SHORT) return "event shorter than 4 bytes";
   if (kind == DROP_EVENT_UNKNOWN) return "unknown event id";
   return "invalid tx submit";
@@ -103,7 +123,7 @@ let rxBytes: u64 = 0;
 let txPackets: u64 = 0;
 let txBytes: u64 = 0;
 let transportResets: u64 = 0;
-const drops = new StaticArray<u64>(DROP_KINDS);
+let rxRefills: u64 = 0; // rx buffers posted again after use
 
 export function deviceGuestCid(): u64 {
   return guestCid;
@@ -120,19 +140,18 @@ export function fw_set_rx_layout(split: bool): void {
 }
 
 function countDrop(kind: i32, detail: u64): void {
-  const n = unchecked(drops[kind]) + 1;
-  unchecked((drops[kind] = n));
-  if (logBegin(n == 1 ? LEVEL_WARN : LEVEL_DEBUG, "vsock-dev")) {
+  const reason = dropReason(kind);
+  if (logBegin(countRejection(reason), "vsock-dev")) {
     logStr("dropped: ");
     logStr(dropName(kind));
     logKv("value", detail);
-    logKv("count", n);
+    logKv("count", rejectionCount(reason));
     logEnd();
   }
 }
 
 export function deviceDropCount(kind: i32): u64 {
-  return kind >= 0 && kind < DROP_KINDS ? unchecked(drops[kind]) : 0;
+  return kind >= 0 && kind < DROP_KINDS ? rejectionCount(dropReason(kind)) : 0;
 }
 
 // ---- device config ----
@@ -143,9 +162,17 @@ function readGuestCid(t: VirtioTransport): bool {
     const before = t.configGeneration();
     const low = t.readConfig32(VIRTIO_VSOCK_CONFIG_GUEST_CID);
     const high = t.readConfig32(VIRTIO_VSOCK_CONFIG_GUEST_CID + 4);
-    if (t.configGeneration() == before) {
+    const after = t.configGeneration();
+    if (after == before) {
       guestCid = (<u64>high << 32) | <u64>low;
       return true;
+    }
+    if (logBegin(countRejection(REJECT_CONFIG_UNSTABLE), "vsock-dev")) {
+      logStr("rejected: guest_cid read while config_generation moved, reading again");
+      logKv("generation", before);
+      logKv("now", after);
+      logKv("count", rejectionCount(REJECT_CONFIG_UNSTABLE));
+      logEnd();
     }
   }
   return false;
@@ -154,6 +181,9 @@ function readGuestCid(t: VirtioTransport): bool {
 // ---- rx ----
 
 function postRx(q: SplitQueue, buffer: usize): void {
+  // A blank header: a device that "completes" this buffer without writing it (a stale or forged
+  // used entry) hands back zeros, which fail validation, instead of replaying the last packet.
+  memory.fill(buffer, 0, VSOCK_HEADER_SIZE);
   if (rxSplitLayout) {
     q.stage(buffer, VSOCK_HEADER_SIZE, true);
     q.stage(buffer + VSOCK_HEADER_SIZE, RX_BUFFER_DATA_SIZE, true);
@@ -172,6 +202,7 @@ function recycleRx(q: SplitQueue, head: i32): void {
 function flushRx(q: SplitQueue): void {
   if (rxToPostCount == 0) return;
   for (let i: u32 = 0; i < rxToPostCount; i++) postRx(q, unchecked(rxToPost[i]));
+  rxRefills += rxToPostCount;
   rxToPostCount = 0;
   q.kick();
 }
@@ -186,8 +217,7 @@ export function rxNext(): bool {
     const buffer = q.token(head);
     const used = q.usedLength;
     if (!q.usedLengthValid) {
-      countDrop(DROP_RX_USED_TOO_LONG, used);
-      recycleRx(q, head);
+      recycleRx(q, head); // the queue counted and logged it (used_too_long)
       continue;
     }
     if (used < VSOCK_HEADER_SIZE) {
@@ -315,11 +345,11 @@ export function eventPoll(): bool {
     const head = q.popUsed();
     if (head < 0) break;
     const buffer = q.token(head);
-    const valid = q.usedLengthValid && q.usedLength >= EVENT_BUFFER_SIZE;
     const id = load<u32>(buffer);
     q.release(head);
     if (recycled < EVENT_BUFFER_COUNT) unchecked((eventToPost[recycled++] = buffer));
-    if (!valid) countDrop(DROP_EVENT_SHORT, q.usedLength);
+    if (!q.usedLengthValid) continue; // the queue counted and logged it (used_too_long)
+    if (q.usedLength < EVENT_BUFFER_SIZE) countDrop(DROP_EVENT_SHORT, q.usedLength);
     else if (id != VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) countDrop(DROP_EVENT_UNKNOWN, id);
     else reset = true;
   }
@@ -510,13 +540,9 @@ export function deviceLogCounters(): void {
     logKv("tx_bytes", txBytes);
     logKv("tx_in_flight", txInFlightCount);
     logKv("transport_resets", transportResets);
-    logKv("drop_rx_short", unchecked(drops[DROP_RX_SHORT]));
-    logKv("drop_rx_len_mismatch", unchecked(drops[DROP_RX_LEN_MISMATCH]));
-    logKv("drop_rx_used_too_long", unchecked(drops[DROP_RX_USED_TOO_LONG]));
-    logKv("drop_event", unchecked(drops[DROP_EVENT_SHORT]) + unchecked(drops[DROP_EVENT_UNKNOWN]));
-    logKv("drop_tx_invalid", unchecked(drops[DROP_TX_INVALID]));
     logEnd();
   }
+  logRejections();
   const rx = rxQueue;
   const tx = txQueue;
   const events = eventQueue;
@@ -532,12 +558,14 @@ export const COUNTER_RX_NOTIFIES: i32 = 3;
 export const COUNTER_TX_NOTIFIES: i32 = 4;
 export const COUNTER_EVENT_NOTIFIES: i32 = 5;
 export const COUNTER_TX_NOTIFIES_SUPPRESSED: i32 = 6;
+export const COUNTER_RX_REFILLS: i32 = 7;
 
 // One counter by name (COUNTER_*), for tests and the protocol layer's statistics.
 export function deviceCounter(name: i32): u64 {
   if (name == COUNTER_RX_PACKETS) return rxPackets;
   if (name == COUNTER_TX_PACKETS) return txPackets;
   if (name == COUNTER_TRANSPORT_RESETS) return transportResets;
+  if (name == COUNTER_RX_REFILLS) return rxRefills;
   const rx = rxQueue;
   const tx = txQueue;
   const events = eventQueue;

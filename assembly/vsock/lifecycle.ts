@@ -58,7 +58,7 @@ export function closeByApplication(c: Connection): void {
   if (c.state == CONN_ESTABLISHED) {
     if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) {
       // The peer already shut both directions down: it waits for our RST (Linux does the same).
-      resetConnection(c, "closed");
+      resetConnection(c, "local-close");
       return;
     }
     // SHUTDOWN(RCV|SEND) goes out after buffered data; then wait for the peer's RST.

@@ -31,6 +31,7 @@ import { updatePeerCredit } from "./credit";
 import { endConnection, resetConnection } from "./lifecycle";
 import { backlogFull, enqueueAccept } from "./listener";
 import {
+  headerDstCid,
   headerDstPort,
   headerFlags,
   headerLen,
@@ -55,6 +56,21 @@ import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from 
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { countersPoll, countRx } from "./counters";
+import {
+  countRejection,
+  REJECT_BACKLOG_FULL,
+  REJECT_CONNECTION_TABLE_FULL,
+  REJECT_DST_CID,
+  REJECT_NO_SOCKET,
+  REJECT_NOT_REQUEST_TO_LISTENER,
+  REJECT_RW_BEYOND_CREDIT,
+  REJECT_SRC_CID,
+  REJECT_UNEXPECTED_OP,
+  REJECT_UNKNOWN_OP,
+  REJECT_UNKNOWN_TYPE,
+  rejectionCount,
+} from "./rejections";
 import { DIRECTION_RX, recordPacket } from "../crash/packet-history";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
@@ -97,8 +113,10 @@ export function vsockPoll(): void {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
   }
-  runTimers(clockNs());
+  const now = clockNs();
+  runTimers(now);
   transmitPending();
+  countersPoll(now);
 }
 
 // ---- receive ----------------------------------------------------------------------------
@@ -106,37 +124,72 @@ export function vsockPoll(): void {
 function logDropped(what: string, h: usize): void {
   if (logBegin(LEVEL_DEBUG, "vsock")) {
     logStr(what);
-    logKvStr("op", opName(headerOp(h)));
-    logKv("local", headerDstPort(h));
-    logKv("peer_cid", headerSrcCid(h));
-    logKv("peer_port", headerSrcPort(h));
+    logPacketFields(h);
     logEnd();
   }
 }
 
-// RST in answer to a packet nothing here wants. Never in answer to an RST (two stacks would
-// otherwise bounce resets forever).
-function replyReset(h: usize, why: string): void {
+function logPacketFields(h: usize): void {
+  logKvStr("op", opName(headerOp(h)));
+  if (headerOp(h) == VIRTIO_VSOCK_OP_INVALID || headerOp(h) > VIRTIO_VSOCK_OP_CREDIT_REQUEST) logKv("op_code", headerOp(h));
+  logKv("local", headerDstPort(h));
+  logKv("peer_cid", headerSrcCid(h));
+  logKv("peer_port", headerSrcPort(h));
+}
+
+// A packet refused for `reason`: counted, logged (warn the first time, then debug), dropped.
+function rejectPacket(reason: i32, what: string, h: usize): void {
+  if (logBegin(countRejection(reason), "vsock")) {
+    logStr("rejected: ");
+    logStr(what);
+    logPacketFields(h);
+    logKv("type", headerType(h));
+    logKv("dst_cid", headerDstCid(h));
+    logKv("len", headerLen(h));
+    logKv("count", rejectionCount(reason));
+    logEnd();
+  }
+}
+
+// Refused, and answered with an RST, as Linux's virtio_transport_reset_no_sock does. Never an
+// RST in answer to an RST (two stacks would otherwise bounce resets forever).
+function rejectWithReset(reason: i32, what: string, h: usize): void {
+  rejectPacket(reason, what, h);
   if (headerOp(h) == VIRTIO_VSOCK_OP_RST) return;
-  logDropped(why, h);
   queueReset(headerDstPort(h), headerSrcCid(h), headerSrcPort(h));
 }
 
+function knownOp(op: u32): bool {
+  return op >= VIRTIO_VSOCK_OP_REQUEST && op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST;
+}
+
 function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
-  traceHeader("rx", h);
+  countRx(h);
+  traceHeader("rx", h, payloadLength);
   recordPacket(DIRECTION_RX, h);
   packetsReceived++;
   if (headerSrcCid(h) != VMADDR_CID_HOST) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
     // another cid: such a packet is bogus and gets no reply at all, not even an RST.
-    logDropped("packet from a cid other than the host dropped", h);
+    rejectPacket(REJECT_SRC_CID, "packet from a cid other than the host", h);
+    return;
+  }
+  if (headerDstCid(h) != localCid()) {
+    // Not for us (e.g. still addressed to the cid we had before a transport reset): no reply.
+    rejectPacket(REJECT_DST_CID, "packet for another cid", h);
     return;
   }
   if (headerType(h) != VIRTIO_VSOCK_TYPE_STREAM) {
-    replyReset(h, "unsupported socket type: RST");
+    rejectWithReset(REJECT_UNKNOWN_TYPE, "unsupported socket type: RST", h);
     return;
   }
   const c = findConnection(headerDstPort(h), headerSrcCid(h), headerSrcPort(h));
+  if (!knownOp(headerOp(h))) {
+    // Linux ignores an unknown op on a connection and resets it without one.
+    if (c != null) rejectPacket(REJECT_UNKNOWN_OP, "unknown op on a connection: ignored", h);
+    else rejectWithReset(REJECT_UNKNOWN_OP, "unknown op: RST", h);
+    return;
+  }
   if (c != null) {
     updatePeerCredit(c, h); // every header carries the peer's current credit
     if (c.state == CONN_CONNECTING) receiveConnecting(c, h);
@@ -149,21 +202,26 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
     receiveListening(listener, h);
     return;
   }
-  replyReset(h, "no socket for tuple: RST");
+  if (headerOp(h) == VIRTIO_VSOCK_OP_RST) {
+    logDropped("RST for no socket ignored", h); // the normal end of a tuple we already forgot
+    return;
+  }
+  rejectWithReset(REJECT_NO_SOCKET, "no socket for tuple: RST", h);
 }
 
 function receiveListening(listener: Socket, h: usize): void {
   if (headerOp(h) != VIRTIO_VSOCK_OP_REQUEST) {
-    replyReset(h, "non-REQUEST to a listener: RST");
+    if (headerOp(h) == VIRTIO_VSOCK_OP_RST) logDropped("RST to a listener ignored", h);
+    else rejectWithReset(REJECT_NOT_REQUEST_TO_LISTENER, "non-REQUEST to a listener: RST", h);
     return;
   }
   if (backlogFull(listener)) {
-    replyReset(h, "backlog full: RST");
+    rejectWithReset(REJECT_BACKLOG_FULL, "backlog full: RST", h);
     return;
   }
   const c = allocateConnection(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), false);
   if (c == null) {
-    replyReset(h, "connection table full: RST");
+    rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
     return;
   }
   c.bufAlloc = listener.bufferSize;
@@ -184,8 +242,9 @@ function receiveConnecting(c: Connection, h: usize): void {
   } else if (op == VIRTIO_VSOCK_OP_RST) {
     // Linux's connect() reports ECONNRESET when the host resets our REQUEST (nobody listening).
     endConnection(c, "reset-by-peer", ECONNRESET);
-  } else if (op != VIRTIO_VSOCK_OP_INVALID) {
-    logDropped("unexpected packet while connecting: RST", h);
+  } else {
+    // Linux answers anything else with RST and fails the connect with EPROTO.
+    rejectPacket(REJECT_UNEXPECTED_OP, "unexpected packet while connecting: RST", h);
     resetConnection(c, "protocol-error", EPROTO);
   }
 }
@@ -197,7 +256,7 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
     if (<u64>c.rx.count + <u64>length > <u64>c.bufAlloc || length > c.rx.free()) {
       // The peer overran the credit we gave it; Linux drops such a packet too.
       c.dropped += length;
-      logDropped("RW beyond our credit dropped", h);
+      rejectPacket(REJECT_RW_BEYOND_CREDIT, "RW beyond our credit dropped", h);
       return;
     }
     c.rx.write(payload, length);
@@ -216,7 +275,7 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
     c.peerShutdown = VIRTIO_VSOCK_SHUTDOWN_MASK;
     endConnection(c, "reset-by-peer");
   } else {
-    logDropped("unexpected packet on an established connection ignored", h);
+    rejectPacket(REJECT_UNEXPECTED_OP, "REQUEST or RESPONSE on an established connection ignored", h);
   }
 }
 
@@ -224,12 +283,14 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
 function receiveClosing(c: Connection, h: usize): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RST) {
-    endConnection(c, "closed");
+    endConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_SHUTDOWN) {
     c.peerShutdown |= headerFlags(h) & VIRTIO_VSOCK_SHUTDOWN_MASK;
-    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "closed");
+    if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_RW) {
     c.fwdCnt += min(rxPayloadLength, headerLen(h)); // nobody will read it: count it consumed
+  } else if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {
+    rejectPacket(REJECT_UNEXPECTED_OP, "REQUEST or RESPONSE on a closing connection ignored", h);
   }
 }
 

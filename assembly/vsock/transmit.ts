@@ -26,6 +26,7 @@ import {
   writeHeader,
 } from "./packet";
 import { traceHeader } from "./trace";
+import { countStall, countTx, STALL_CREDIT, STALL_RING } from "./counters";
 import { DIRECTION_TX, recordPacket } from "../crash/packet-history";
 
 let guestCid: u64 = 0;
@@ -45,16 +46,23 @@ export function packetsSentCount(): u64 {
 }
 
 function submit(buffer: usize, payloadLength: u32): void {
-  traceHeader("tx", buffer);
+  countTx(buffer);
+  traceHeader("tx", buffer, payloadLength);
   recordPacket(DIRECTION_TX, buffer);
   txSubmit(buffer, payloadLength);
   packetsSent++;
 }
 
+// No free tx buffer: counted, and the caller retries on a later poll.
+function stalled(): bool {
+  countStall(STALL_RING);
+  return false;
+}
+
 // A packet without payload for connection c. False when no tx buffer is free.
 function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
   const buffer = txAcquire();
-  if (buffer == 0) return false;
+  if (buffer == 0) return stalled();
   writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, op, flags, 0, c.bufAlloc, c.fwdCnt);
   c.lastFwdCntSent = c.fwdCnt;
   submit(buffer, 0);
@@ -64,7 +72,7 @@ function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
 // An RST for a tuple (the connection may already be gone). Never sent in answer to an RST.
 export function sendReset(localPort: u32, peerCid: u64, peerPort: u32): bool {
   const buffer = txAcquire();
-  if (buffer == 0) return false;
+  if (buffer == 0) return stalled();
   writeHeader(buffer, guestCid, localPort, peerCid, peerPort, VIRTIO_VSOCK_OP_RST, 0, 0, 0, 0);
   submit(buffer, 0);
   return true;
@@ -75,10 +83,13 @@ export function sendReset(localPort: u32, peerCid: u64, peerPort: u32): bool {
 function sendData(c: Connection): bool {
   while (c.tx.count > 0) {
     const credit = peerFreeSpace(c);
-    if (credit == 0) return true; // the peer's CREDIT_UPDATE (or any header) reopens the window
+    if (credit == 0) {
+      countStall(STALL_CREDIT);
+      return true; // the peer's CREDIT_UPDATE (or any header) reopens the window
+    }
     const n = min(min(c.tx.count, credit), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
     const buffer = txAcquire();
-    if (buffer == 0) return false;
+    if (buffer == 0) return stalled();
     c.tx.read(buffer + VSOCK_HEADER_SIZE, n);
     writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, c.bufAlloc, c.fwdCnt);
     c.lastFwdCntSent = c.fwdCnt;

@@ -5,7 +5,7 @@
 # $1 = job.env written by qemu/vsock-host.sh. Writes the command's exit status to $RESULTS/.status.
 set -u
 # shellcheck disable=SC1090
-. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CID CMD=(...)
+. "$1"   # IMAGE RESULTS REPO READY TIMEOUT READY_TIMEOUT INNER_ACCEL GUEST KDIR PRE RUNDIR CID FW_OPTIONS=(...) CMD=(...)
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -57,6 +57,8 @@ start_qemu() {  # $1 = kvm|tcg
       -serial "file:$RESULTS/guest-console.log")
   else
     guest=(-m 256M -drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
+    local option
+    for option in "${FW_OPTIONS[@]}"; do guest+=(-fw_cfg "name=opt/vsockfw/${option%%=*},string=${option#*=}"); done
   fi
   rm -f "$RUNDIR/inner.pid"
   timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -machine q35 -nodefaults -nic none \

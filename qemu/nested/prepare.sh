@@ -7,9 +7,9 @@ set -euo pipefail
 
 # Pinned: what `apt-cache depends linux-image-amd64` named on 2026-11-21 (bookworm-security).
 PINNED_KVER=${VSOCKFW_KVER:-6.1.0-56-amd64}  # VSOCKFW_KVER overrides (for testing the fallback)
-# The modules L1 (9p root, vhost-vsock, nested KVM) and the stand-in guest (virtio vsock) load;
-# their dependencies are added from modules.dep.
-MODULES="virtio_pci 9pnet_virtio 9p vhost_vsock kvm-amd vmw_vsock_virtio_transport"
+# The modules L1 (9p root, vhost-vsock, nested KVM, the vsockmon capture device) and the stand-in
+# guest (virtio vsock) load; their dependencies are added from modules.dep.
+MODULES="virtio_pci 9pnet_virtio 9p vhost_vsock kvm-amd vmw_vsock_virtio_transport vsockmon"
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
@@ -24,9 +24,14 @@ inputs_hash() {
   cat "$0" "$here/init-l1.sh" "$here/linux-guest/init.sh" /bin/busybox | sha256sum | cut -c1-16
 }
 
+# modules.ok lists the modules unpacked: a module added to $MODULES unpacks the kernel again.
+prepared() {  # $1 = kernel version
+  [ -s "$cache/linux-$1/vmlinuz" ] && [ "$(cat "$cache/linux-$1/modules.ok" 2>/dev/null)" = "$MODULES" ]
+}
+
 fetch_kernel() {  # $1 = kernel version; unpacks vmlinuz + module subset into $cache/linux-$1
   local kver=$1 dir=$cache/linux-$1 work
-  [ -s "$dir/vmlinuz" ] && [ -e "$dir/modules.ok" ] && return 0
+  prepared "$kver" && return 0
   work=$(mktemp -d "$cache/unpack.XXXXXX"); scratch+=("$work")
   say "downloading linux-image-$kver (one time) ..."
   if ! (cd "$work" && apt-get download -q "linux-image-$kver" >/dev/null 2>&1); then
@@ -57,17 +62,17 @@ fetch_kernel() {  # $1 = kernel version; unpacks vmlinuz + module subset into $c
   cp "$src"/modules.builtin* "$dir/root/lib/modules/$kver/" 2>/dev/null || true
   busybox depmod -b "$dir/root" "$kver"
   echo "$kver" >"$dir/kver"
-  touch "$dir/modules.ok"
+  echo "$MODULES" >"$dir/modules.ok"
   rm -rf "$work"
 }
 
 pick_kernel() {  # sets $kver (no subshell, so the EXIT trap sees every scratch directory)
   kver=$PINNED_KVER
-  [ -e "$cache/linux-$kver/modules.ok" ] && return
+  prepared "$kver" && return
   # The pin was found gone before: keep using the fallback chosen then (no apt traffic).
   local previous
   previous=$(cat "$cache/fallback-$kver" 2>/dev/null || true)
-  [ -n "$previous" ] && [ -e "$cache/linux-$previous/modules.ok" ] && { kver=$previous; return; }
+  [ -n "$previous" ] && prepared "$previous" && { kver=$previous; return; }
   fetch_kernel "$kver" && return
   kver=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*\)$/\1/p' | head -1)
   [ -n "$kver" ] || { say "cannot find a Debian kernel package"; exit 1; }

@@ -1,10 +1,13 @@
-"""Host listener for the firmware's boot greeting (CID 2 port 4050); started by vsock-host.sh --pre
-before the inner QEMU, so the greeting sent once at boot has somewhere to land.
+"""Host listener for the firmware's boot greeting (CID 2 port 4050; over the vhost-user backend
+<uds-path>_4050, see transport.py); started before the guest boots, so the greeting sent once at
+boot has somewhere to land.
 Writes what the first connection sent (until EOF) to $RESULTS/greeting.txt and its peer to stdout.
 """
 import os
-import socket
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import transport  # noqa: E402
 
 PORT = 4050
 ACCEPT_TIMEOUT = 300
@@ -13,9 +16,7 @@ READ_TIMEOUT = 20
 
 def main():
     results = os.environ["RESULTS"]
-    server = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    server.bind((socket.VMADDR_CID_ANY, PORT))
-    server.listen(4)
+    server = transport.listen_host_port(PORT)
     server.settimeout(ACCEPT_TIMEOUT)
     if os.environ.get("PRE_READY"):
         open(os.environ["PRE_READY"], "w").close()
@@ -34,7 +35,8 @@ def main():
     with open(os.path.join(results, "greeting.txt.new"), "wb") as out:
         out.write(received)
     os.rename(os.path.join(results, "greeting.txt.new"), os.path.join(results, "greeting.txt"))
-    print("greeting listener: %d bytes from cid %d port %d" % (len(received), peer[0], peer[1]), flush=True)
+    source = "cid %d port %d" % peer if isinstance(peer, tuple) else "the vhost-user backend"
+    print("greeting listener: %d bytes from %s" % (len(received), source), flush=True)
     conn.close()
     return 0
 

@@ -1,4 +1,5 @@
-"""End-to-end suite against the firmware (guest CID 33) from a real vhost-vsock host.
+"""End-to-end suite against the firmware (guest CID 33) from a real vhost-vsock host, or over the
+vhost-user backend's Unix sockets (VSOCK_TRANSPORT=uds:<path>, see transport.py).
 
 Runs inside the vhost-vsock host through qemu/vsock-host.sh (tests/e2e/run.sh); never on a machine
 whose own kernel would route AF_VSOCK. Env: VSOCK_CID, FW_LOG (firmware debugcon log), RESULTS.
@@ -17,6 +18,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import transport  # noqa: E402
 from vsockclient import (CaseFailure, connect_retries, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
                          payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
 from faults import fault_cases  # noqa: E402  (the misbehaving-host cases, same boot)
@@ -115,11 +117,9 @@ def case_half_close():
 
 def case_unbound_port():
     """Connecting to a port nobody listens on is reset at once (Linux: ECONNRESET)."""
-    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    s.settimeout(10)
     start = time.monotonic()
     try:
-        s.connect((GUEST_CID, UNBOUND_PORT))
+        transport.connect_stream(GUEST_CID, UNBOUND_PORT, 10).close()
         raise CaseFailure("connect to unbound port %d succeeded; expected ECONNRESET" % UNBOUND_PORT)
     except OSError as e:
         took = time.monotonic() - start
@@ -127,8 +127,6 @@ def case_unbound_port():
             raise CaseFailure("unbound port %d: expected ECONNRESET, got %r after %.2f s" % (UNBOUND_PORT, e, took))
         if took > 2:
             raise CaseFailure("unbound port %d: ECONNRESET only after %.2f s (expected at once)" % (UNBOUND_PORT, took))
-    finally:
-        s.close()
     return 0
 
 
@@ -240,21 +238,23 @@ def wait_conns_zero(deadline=20):
     raise CaseFailure("firmware log: expected the last vsock conns=0, got conns=%s after %d s" % (last_conns(), deadline))
 
 
-def run_tool(argv, data, seconds=60):
-    done = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=seconds)
-    if done.stdout != data:
+def run_tool(tool, port, data, seconds=60):
+    argv, prefix, hybrid = transport.tool_command(tool, GUEST_CID, port)
+    done = subprocess.run(argv, input=prefix + data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=seconds)
+    output = transport.strip_ok_line(done.stdout) if hybrid else done.stdout
+    if output != data:
         raise CaseFailure("%s: expected %d B sha256 %s, got %d B sha256 %s (exit %d, stderr %r)"
-                          % (" ".join(argv), len(data), digest(data), len(done.stdout), digest(done.stdout),
+                          % (" ".join(argv), len(data), digest(data), len(output), digest(output),
                              done.returncode, done.stderr[-200:]))
     return len(data)
 
 
 def case_ncat():
-    return run_tool(["ncat", "--vsock", str(GUEST_CID), str(ECHO_PORT)], payload(100000, 51))
+    return run_tool("ncat", ECHO_PORT, payload(100000, 51))
 
 
 def case_socat():
-    return run_tool(["socat", "-t", "20", "-", "VSOCK-CONNECT:%d:%d" % (GUEST_CID, ECHO_PORT)], payload(100000, 52))
+    return run_tool("socat", ECHO_PORT, payload(100000, 52))
 
 
 def cases(cycles):

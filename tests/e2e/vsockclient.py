@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+import transport
+
 GUEST_CID = int(os.environ.get("VSOCK_CID", "33"))
 ECHO_PORT, SINK_PORT, SOURCE_PORT, GREETING_PORT = 1234, 1235, 1236, 4050
 OP_TIMEOUT = 30.0          # seconds any single send/recv/connect may take
@@ -32,13 +34,9 @@ def connect(port, deadline=CONNECT_DEADLINE, timeout=OP_TIMEOUT):
     """A connected stream socket to the guest, retrying resets/refusals until the deadline."""
     end = time.monotonic() + deadline
     while True:
-        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-        s.settimeout(timeout)
         try:
-            s.connect((GUEST_CID, port))
-            return s
+            return transport.connect_stream(GUEST_CID, port, timeout)
         except OSError as e:
-            s.close()
             if e.errno not in RETRYABLE and not isinstance(e, socket.timeout):
                 raise
             if time.monotonic() >= end:

@@ -86,6 +86,7 @@ export class HostSocket {
   closing = false;
   deadline: bigint | null = null;
   private readonly dataCallbacks: ((bytes: Uint8Array, socket: HostSocket) => void)[] = [];
+  private readonly changeCallbacks: ((socket: HostSocket) => void)[] = [];
 
   constructor(
     private readonly host: SimHost,
@@ -135,6 +136,15 @@ export class HostSocket {
     this.dataCallbacks.push(callback);
   }
 
+  /** Called after every guest packet for this socket and when it ends (state, eof, shutdown may have moved). */
+  onChange(callback: (socket: HostSocket) => void): void {
+    this.changeCallbacks.push(callback);
+  }
+
+  changed(): void {
+    for (const callback of this.changeCallbacks) callback(this);
+  }
+
   /** Queues bytes for the guest; they go out as the guest's credit allows. Returns bytes taken or -EPIPE. */
   send(bytes: Uint8Array | string): number {
     const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes.slice();
@@ -168,6 +178,17 @@ export class HostSocket {
     this.pump();
   }
 
+  /**
+   * close(2) by an app that is gone (vhost-user: its Unix peer closed): bytes a blocked send()
+   * still held are dropped, reading resumes (into nowhere), then close() as usual.
+   */
+  closeDiscarding(): void {
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.pauseReading(false);
+    this.close();
+  }
+
   /** Sends RST now and forgets the connection. */
   reset(): void {
     if (this.state === "connected" || this.state === "connecting") this.host.sendPacket(this, VIRTIO_VSOCK_OP_RST, 0, false);
@@ -189,6 +210,7 @@ export class HostSocket {
     this.pending.length = 0;
     this.pendingBytes = 0;
     this.host.forget(this);
+    this.changed();
   }
 
   /** Moves unread data to the app (unless paused) and sends a credit update when Linux would. */
@@ -198,8 +220,10 @@ export class HostSocket {
     this.unread.length = 0;
     this.rxBytes -= bytes.length;
     this.fwdCnt = (this.fwdCnt + bytes.length) >>> 0;
-    this.readChunks.push(bytes);
-    this.readCache = null;
+    if (this.host.keepReceived) {
+      this.readChunks.push(bytes);
+      this.readCache = null;
+    }
     // virtio_transport_stream_do_dequeue: update when the free space the guest sees drops below
     // 64 KiB; Linux >= 6.8 also when the read emptied the queue (rx_bytes < SO_RCVLOWAT = 1).
     const fwdCntDelta = (this.fwdCnt - this.lastFwdCnt) >>> 0;
@@ -321,11 +345,16 @@ export interface SimHostOptions {
   bufAlloc?: number;
   /** Linux >= 6.8 behaviour: also send CREDIT_UPDATE whenever a read empties the receive queue. */
   creditUpdateOnDrain?: boolean;
+  /** false: the sockets keep nothing of what was read (`received` stays empty; onData still sees it). */
+  keepReceived?: boolean;
 }
 
 export class SimHost {
   readonly bufAlloc: number;
   readonly creditUpdateOnDrain: boolean;
+  readonly keepReceived: boolean;
+  /** A REQUEST to a port without a listener: a listener made on demand (vhost-user: `<uds-path>_<port>`), or null for RST. */
+  listenerFor: ((port: number) => HostListener | null) | null = null;
   private readonly connections = new Map<string, HostSocket>();
   private readonly listeners = new Map<number, HostListener>();
   private nextPort = FIRST_EPHEMERAL_PORT;
@@ -338,6 +367,7 @@ export class SimHost {
   ) {
     this.bufAlloc = options.bufAlloc ?? 262144;
     this.creditUpdateOnDrain = options.creditUpdateOnDrain ?? false;
+    this.keepReceived = options.keepReceived ?? true;
   }
 
   private static key(localPort: number, peerPort: number): string {
@@ -429,7 +459,7 @@ export class SimHost {
     }
     const socket = this.connections.get(SimHost.key(h.dstPort, h.srcPort));
     if (!socket) {
-      const listener = this.listeners.get(h.dstPort);
+      const listener = this.listeners.get(h.dstPort) ?? (h.op === VIRTIO_VSOCK_OP_REQUEST ? this.listenerFor?.(h.dstPort) : undefined);
       if (listener && h.op === VIRTIO_VSOCK_OP_REQUEST && listener.queue.length < listener.backlog) {
         this.acceptRequest(listener, h);
       } else {
@@ -443,6 +473,7 @@ export class SimHost {
     if (socket.state === "connecting") this.receiveConnecting(socket, h);
     else this.receiveConnected(socket, h, payload);
     if (socket.state === "connected") socket.pump();
+    socket.changed();
   }
 
   private acceptRequest(listener: HostListener, h: VsockHeader): void {

@@ -47,7 +47,13 @@ export interface QueueAddresses {
   desc: bigint;
   driver: bigint;
   device: bigint;
+  /** vhost-user: where the rings resume (SET_VRING_BASE; used idx as found in guest memory). */
+  lastAvailIdx?: number;
+  usedIdx?: number;
 }
+
+/** A packet a fault filter passes on: zero (dropped), one (maybe changed) or several (duplicated). */
+export type PacketFilter = (packet: VsockPacket) => VsockPacket[];
 
 /** A host -> guest packet waiting for rx buffers; `sent` bytes of its payload already went out. */
 interface OutgoingPacket {
@@ -68,6 +74,8 @@ export interface SimVsockDeviceOptions {
   /** Host sockets send CREDIT_UPDATE whenever a read empties their queue (Linux >= 6.8). */
   hostCreditUpdateOnDrain?: boolean;
   now?: () => bigint;
+  /** false: keep no packet history (sentByGuest, deliveredToGuest, host sockets' received): a long-running backend. */
+  recordPackets?: boolean;
 }
 
 export class SimVsockDevice implements VirtioDeviceModel {
@@ -97,12 +105,24 @@ export class SimVsockDevice implements VirtioDeviceModel {
   private readonly outgoing: OutgoingPacket[] = [];
   private processingTx = false;
   private readonly now: () => bigint;
+  private readonly recordPackets: boolean;
+  // ---- seams for transports other than the PCI function (the vhost-user backend) ----
+  /** Called after used entries were written on a queue (vhost-user: signal the call eventfd). */
+  onUsed: ((queueIndex: number) => void) | null = null;
+  /** Called for every violation as it happens (the backend logs them). */
+  onViolation: ((message: string) => void) | null = null;
+  /** Guest packets to a cid other than 2: true when a sibling took it (else dropped as vhost does). */
+  routeToCid: ((packet: VsockPacket) => boolean) | null = null;
+  /** Fault injection: every valid guest -> host packet, and every host -> guest packet, passes here. */
+  fromGuestFilter: PacketFilter | null = null;
+  toGuestFilter: PacketFilter | null = null;
 
   constructor(options: SimVsockDeviceOptions = {}) {
     this.guestCid = BigInt(options.guestCid ?? 33);
     this.queueSize = options.queueSizeMax ?? 128;
     this.offeredFeatures = options.features ?? VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET;
     this.now = options.now ?? (() => 0n);
+    this.recordPackets = options.recordPackets ?? true;
     this.host = new SimHost(
       {
         guestCid: () => this.guestCid,
@@ -110,12 +130,18 @@ export class SimVsockDevice implements VirtioDeviceModel {
         violation: (message) => this.violation(message),
         now: () => this.now(),
       },
-      { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain },
+      { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain, keepReceived: this.recordPackets },
     );
   }
 
   violation(message: string): void {
     this.violations.push(message);
+    this.onViolation?.(message);
+  }
+
+  private signalUsed(queueIndex: number): void {
+    this.transport?.usedBuffersAdded();
+    this.onUsed?.(queueIndex);
   }
 
   // ---- VirtioDeviceModel ----
@@ -153,7 +179,10 @@ export class SimVsockDevice implements VirtioDeviceModel {
     this.queues = [];
     for (const q of queues) {
       if (!q.enabled) this.violation(`queue ${q.index} not enabled at DRIVER_OK`);
-      this.queues[q.index] = new DeviceSplitQueue(memory, q.index, q.size, Number(q.desc), Number(q.driver), Number(q.device));
+      const queue = new DeviceSplitQueue(memory, q.index, q.size, Number(q.desc), Number(q.driver), Number(q.device));
+      queue.lastAvailIdx = (q.lastAvailIdx ?? 0) & 0xffff;
+      queue.usedIdx = (q.usedIdx ?? 0) & 0xffff;
+      this.queues[q.index] = queue;
     }
     this.started = true;
     // vhost_vsock_start kicks every queue once: buffers posted before DRIVER_OK are seen.
@@ -225,7 +254,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
     } finally {
       this.processingTx = false;
     }
-    if (used) this.transport?.usedBuffersAdded();
+    if (used) this.signalUsed(TX_QUEUE);
     this.deliverRx();
   }
 
@@ -242,7 +271,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
     const header = decodeHeader(bytes);
     const available = bytes.length - VSOCK_HEADER_SIZE;
     const payload = bytes.slice(VSOCK_HEADER_SIZE, VSOCK_HEADER_SIZE + Math.min(header.len, available));
-    this.sentByGuest.push({ header, payload });
+    if (this.recordPackets) this.sentByGuest.push({ header, payload });
     const what = describeHeader(header);
     if (header.len > VIRTIO_VSOCK_MAX_PKT_BUF_SIZE) {
       this.violation(`tx dropped, chain ${head} not returned: payload > 64 KiB: ${what}`);
@@ -253,13 +282,32 @@ export class SimVsockDevice implements VirtioDeviceModel {
       return false;
     }
     if (header.srcCid !== this.guestCid) this.violation(`tx dropped: src_cid is not the guest cid ${this.guestCid}: ${what}`);
-    else if (header.dstCid !== VSOCK_HOST_CID) this.violation(`tx dropped: dst_cid is not 2: ${what}`);
-    else this.host.receive(header, payload);
+    else if (header.dstCid !== VSOCK_HOST_CID && !this.routeToCid) this.violation(`tx dropped: dst_cid is not 2: ${what}`);
+    else for (const p of this.fromGuestFilter ? this.fromGuestFilter({ header, payload }) : [{ header, payload }]) this.fromGuest(p);
     return true;
+  }
+
+  private fromGuest(p: VsockPacket): void {
+    if (p.header.dstCid === VSOCK_HOST_CID) this.host.receive(p.header, p.payload);
+    else if (!this.routeToCid?.(p)) this.violation(`tx dropped: no sibling with cid ${p.header.dstCid}: ${describeHeader(p.header)}`);
+  }
+
+  /**
+   * A packet for this guest from a sibling VM (or a delayed fault-injected one): queued as the host's
+   * packets are (split across rx buffers as needed), not filtered again.
+   */
+  deliverToGuest(header: VsockHeader, payload: Uint8Array, reply = false): void {
+    this.outgoing.push({ header: { ...header }, payload, sent: 0, reply });
+    if (reply) this.queuedReplies++;
+    if (!this.processingTx) this.deliverRx();
   }
 
   // ---- rx: host -> guest ----
   private queueForGuest(packet: OutgoingPacket): void {
+    if (this.toGuestFilter && !packet.raw) {
+      for (const p of this.toGuestFilter({ header: packet.header, payload: packet.payload })) this.deliverToGuest(p.header, p.payload, packet.reply);
+      return;
+    }
     if (packet.reply) this.queuedReplies++;
     this.outgoing.push(packet);
     if (!this.processingTx) this.deliverRx();
@@ -311,14 +359,14 @@ export class SimVsockDevice implements VirtioDeviceModel {
       bytes.set(payload, VSOCK_HEADER_SIZE);
       q.scatter(chain, bytes);
       q.pushUsed(chain.head, packet.raw?.usedLength ?? bytes.length);
-      this.deliveredToGuest.push({ header, payload: payload.slice() });
+      if (this.recordPackets) this.deliveredToGuest.push({ header, payload: payload.slice() });
       packet.sent += n;
       if (last) {
         this.outgoing.shift();
         if (packet.reply) this.queuedReplies--;
       }
     }
-    if (used) this.transport?.usedBuffersAdded();
+    if (used) this.signalUsed(RX_QUEUE);
     const rxSize = this.queues[RX_QUEUE]?.size ?? 0;
     if (this.txStalled && this.queuedReplies < rxSize) {
       this.txStalled = false; // vhost restarts tx once replies drain
@@ -361,7 +409,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
     q.scatter(chain, event);
     q.pushUsed(chain.head, VIRTIO_VSOCK_EVENT_SIZE);
     this.eventsDelivered.push(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
-    this.transport?.usedBuffersAdded();
+    this.signalUsed(EVENT_QUEUE);
     return true;
   }
 

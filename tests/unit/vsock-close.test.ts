@@ -94,7 +94,7 @@ test("close handshake: SHUTDOWN(3), the peer's RST frees the tuple; the summary 
   assert.equal(text(h.received), "y".repeat(20), "buffered data left before the SHUTDOWN");
   assert.ok(m.runUntil(() => connCount(m) === 0, 100));
   const line = m.logLines("connection closed").at(-1)!;
-  assert.match(line, /dir=in local=5303 peer=2:8303 reason=closed rx_bytes=10 tx_bytes=20 duration_ms=\d+ conns=0/);
+  assert.match(line, /dir=in local=5303 peer=2:8303 reason=local-close rx_bytes=10 tx_bytes=20 duration_ms=\d+ conns=0/);
   assert.equal(g.close(fd), -9, "the fd is gone");
   noViolations(m);
 });

@@ -1,0 +1,84 @@
+"""How the e2e suite reaches the guest: AF_VSOCK (the kernel's vhost-vsock, inside the outer VM)
+or Unix sockets of the vhost-user backend (tools/vhost-user-vsock), chosen by VSOCK_TRANSPORT:
+
+  vsock (default)   AF_VSOCK to VSOCK_CID
+  uds:<path>        vhost-device-vsock's hybrid protocol: connect to <path>, "CONNECT <port>\\n",
+                    then "OK <hostport>\\n" (the socket just closes when the guest refuses);
+                    the guest's connects to host port P arrive on <path>_<P>.
+"""
+import errno
+import os
+import socket
+
+TRANSPORT = os.environ.get("VSOCK_TRANSPORT", "vsock")
+UDS_PATH = TRANSPORT[4:] if TRANSPORT.startswith("uds:") else None
+
+
+def _uds_connect(cid, port, timeout):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(UDS_PATH)
+        s.sendall(b"CONNECT %d\n" % port)
+        line = b""
+        while not line.endswith(b"\n"):
+            data = s.recv(1)
+            if not data:
+                # The backend closes the socket when the guest answered RST (or the connect timed out).
+                raise ConnectionResetError(errno.ECONNRESET, "guest refused port %d (socket closed before OK)" % port)
+            line += data
+            if len(line) > 64:
+                raise OSError(errno.EPROTO, "no OK line from the backend: %r" % line)
+        if not line.startswith(b"OK "):
+            raise OSError(errno.EPROTO, "backend answered %r" % line)
+        return s
+    except BaseException:
+        s.close()
+        raise
+
+
+def connect_stream(cid, port, timeout):
+    """A connected stream socket to the guest's port (raises OSError like AF_VSOCK's connect)."""
+    if UDS_PATH:
+        return _uds_connect(cid, port, timeout)
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((cid, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def listen_host_port(port, backlog=4):
+    """A listening socket for the guest's connects to CID 2 port `port`."""
+    if UDS_PATH:
+        path = "%s_%d" % (UDS_PATH, port)
+        if os.path.exists(path):
+            os.unlink(path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+    else:
+        server = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        server.bind((socket.VMADDR_CID_ANY, port))
+    server.listen(backlog)
+    return server
+
+
+def tool_command(tool, cid, port):
+    """(argv, input prefix, output prefix length) for ncat/socat talking to the guest's port."""
+    if UDS_PATH:
+        argv = ["ncat", "-U", UDS_PATH] if tool == "ncat" else ["socat", "-t", "20", "-", "UNIX-CONNECT:%s" % UDS_PATH]
+        return argv, b"CONNECT %d\n" % port, True
+    argv = ["ncat", "--vsock", str(cid), str(port)] if tool == "ncat" else ["socat", "-t", "20", "-", "VSOCK-CONNECT:%d:%d" % (cid, port)]
+    return argv, b"", False
+
+
+def strip_ok_line(output):
+    """Tool output without the hybrid protocol's "OK <port>\\n" line."""
+    if output.startswith(b"OK "):
+        end = output.find(b"\n")
+        if end >= 0:
+            return output[end + 1:]
+    return output

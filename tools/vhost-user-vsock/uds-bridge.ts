@@ -1,0 +1,209 @@
+// The host side over Unix sockets, in vhost-device-vsock's hybrid protocol:
+//   host-initiated: a client connects to <uds-path>, writes "CONNECT <port>\n"; once the guest
+//     accepts, it reads "OK <host port>\n" and then the stream; a refused or timed-out connect
+//     just closes the Unix socket.
+//   guest-initiated: the guest connects to CID 2 port P; the backend connects to <uds-path>_<P>
+//     (RST when nothing listens there) and pipes the two together.
+// Each vsock connection is a HostSocket of the shared device model (Linux-like credit, shutdown,
+// RST); this file only moves bytes and end-of-stream between it and a net.Socket.
+import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import { createServer, Server, Socket } from "node:net";
+import { HostListener, HostSocket, SHUT_WR } from "../../tests/sim/host";
+import { SimVsockDevice } from "../../tests/sim/vsock-device";
+import { addon } from "./addon";
+import { log } from "./log";
+
+/** Host -> guest bytes queued beyond the guest's credit before the Unix side is paused. */
+const SEND_HIGH_WATER = 1 << 20;
+const SEND_LOW_WATER = 256 << 10;
+const MAX_CONNECT_LINE = 64;
+
+/** Removes a stale socket file (never anything that is not a socket). */
+export function removeStaleSocket(path: string): void {
+  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+}
+
+class Pipe {
+  private pausedForCredit = false;
+  private unixEnded = false;
+  private done = false;
+
+  constructor(
+    readonly vsock: HostSocket,
+    readonly unix: Socket,
+    private readonly bridge: UdsBridge,
+  ) {
+    bridge.pipes.add(this);
+    vsock.onData((bytes) => {
+      if (this.unix.destroyed) return;
+      if (!this.unix.write(bytes) || this.bridge.creditWithheld) {
+        this.vsock.pauseReading(true); // fwd_cnt stops: the guest runs out of credit, as with a slow Linux reader
+        this.unix.once("drain", () => {
+          if (!this.bridge.creditWithheld) this.vsock.pauseReading(false);
+        });
+      }
+    });
+    vsock.onChange(() => this.vsockChanged());
+    unix.on("data", (chunk: Buffer) => this.fromUnix(chunk));
+    unix.on("end", () => {
+      if (this.vsock.state === "connected") this.vsock.shutdown(SHUT_WR);
+    });
+    unix.on("close", () => this.unixClosed());
+    unix.on("error", () => {}); // 'close' follows
+  }
+
+  fromUnix(chunk: Uint8Array): void {
+    if (this.vsock.send(chunk) < 0) {
+      this.unix.destroy(); // the guest shut its receive side or the connection is gone: EPIPE
+      return;
+    }
+    if (this.vsock.pendingSendBytes > SEND_HIGH_WATER && !this.pausedForCredit) {
+      this.pausedForCredit = true;
+      this.unix.pause();
+    }
+  }
+
+  /** After the guest sent credit (a tx kick): resume a Unix reader that waited for it. */
+  resumeIfCredit(): void {
+    if (this.pausedForCredit && this.vsock.pendingSendBytes < SEND_LOW_WATER) {
+      this.pausedForCredit = false;
+      this.unix.resume();
+    }
+  }
+
+  private vsockChanged(): void {
+    if (this.done) return;
+    if (this.vsock.eof && !this.unixEnded) {
+      this.unixEnded = true;
+      this.unix.end(); // the guest will send no more: half-close toward the Unix peer
+    }
+    if (this.vsock.state === "reset") {
+      this.finish();
+      this.unix.destroy();
+    } else if (this.vsock.state === "closed" && !this.vsock.closing) {
+      this.finish();
+      this.unixEnded = true;
+      if (this.unix.writableFinished) this.unix.destroy();
+      else this.unix.end(() => this.unix.destroy());
+    }
+  }
+
+  private unixClosed(): void {
+    if (this.done) return;
+    this.finish();
+    this.vsock.closeDiscarding(); // SHUTDOWN (unsent bytes dropped), then the guest's RST or the 8 s linger
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.bridge.pipes.delete(this);
+  }
+}
+
+export class UdsBridge {
+  readonly pipes = new Set<Pipe>();
+  creditWithheld = false;
+  private server: Server | null = null;
+  connectsFromHost = 0;
+  connectsFromGuest = 0;
+
+  constructor(
+    readonly udsPath: string,
+    readonly device: SimVsockDevice,
+  ) {
+    device.host.listenerFor = (port) => this.listenerFor(port);
+  }
+
+  start(): Promise<void> {
+    removeStaleSocket(this.udsPath);
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (client) => this.hostConnect(client));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.udsPath, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  stop(): void {
+    this.server?.close();
+    this.server = null;
+    removeStaleSocket(this.udsPath);
+    for (const pipe of [...this.pipes]) pipe.unix.destroy();
+  }
+
+  /** A Unix client of <uds-path>: "CONNECT <port>\n", then the stream. */
+  private hostConnect(client: Socket): void {
+    let line = Buffer.alloc(0);
+    client.on("error", () => {});
+    const onData = (chunk: Buffer) => {
+      line = Buffer.concat([line, chunk]);
+      const end = line.indexOf(0x0a);
+      if (end < 0) {
+        if (line.length > MAX_CONNECT_LINE) client.destroy();
+        return;
+      }
+      client.off("data", onData);
+      client.pause();
+      const match = /^CONNECT (\d{1,10})\r?$/.exec(line.subarray(0, end).toString("latin1"));
+      if (!match || Number(match[1]) > 0xffffffff) {
+        log("warn", "uds", "bad handshake line: closed", { line: JSON.stringify(line.subarray(0, end).toString("latin1")) });
+        client.destroy();
+        return;
+      }
+      this.connectToGuest(client, Number(match[1]), line.subarray(end + 1));
+    };
+    client.on("data", onData);
+  }
+
+  private connectToGuest(client: Socket, port: number, early: Uint8Array): void {
+    this.connectsFromHost++;
+    const vsock = this.device.host.connect(port);
+    if (early.length > 0) vsock.send(early); // bytes sent right behind the CONNECT line wait for the connection
+    let answered = false;
+    vsock.onChange(() => {
+      if (answered) return;
+      if (vsock.state === "connected") {
+        answered = true;
+        client.write(`OK ${vsock.localPort}\n`);
+        new Pipe(vsock, client, this);
+        client.resume();
+      } else if (vsock.state === "closed" || vsock.state === "reset") {
+        answered = true; // refused (RST) or timed out: the client just sees the socket close
+        log("debug", "uds", "connect refused", { port, error: vsock.error ?? "closed" });
+        client.destroy();
+      }
+    });
+    client.once("close", () => {
+      if (!answered) vsock.close();
+    });
+  }
+
+  /** The guest connects to CID 2 port P: <uds-path>_<P>, or RST when nothing listens there. */
+  private listenerFor(port: number): HostListener | null {
+    const path = `${this.udsPath}_${port}`;
+    if (!existsSync(path)) return null;
+    const fd = addon().connectUnix(path);
+    if (fd < 0) {
+      log("debug", "uds", "guest connect: nothing listens", { path, errno: -fd });
+      return null;
+    }
+    this.connectsFromGuest++;
+    const listener = new HostListener(this.device.host, port, 1);
+    listener.onAccept((vsock) => new Pipe(vsock, new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }), this));
+    return listener;
+  }
+
+  /** Called after the guest's tx ring ran: host senders paused for credit may go on. */
+  afterGuestActivity(): void {
+    for (const pipe of this.pipes) pipe.resumeIfCredit();
+  }
+
+  /** Fault injection: stop (or restart) consuming guest data, so no credit goes back. */
+  setCreditWithheld(withheld: boolean): void {
+    this.creditWithheld = withheld;
+    for (const pipe of this.pipes) pipe.vsock.pauseReading(withheld);
+  }
+}
