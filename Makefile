@@ -54,7 +54,7 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean \
+.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean fuzz \
 	vhost-user-addon test-vhost-user
 .DELETE_ON_ERROR:
 
@@ -126,7 +126,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 
 test: setup
 	@$(MAKE) --no-print-directory test-images
-	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts
+	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts tests/fuzz/*.test.ts
 	@$(MAKE) --no-print-directory test-vhost-user
 	@$(MAKE) --no-print-directory test-e2e
 
@@ -142,6 +142,14 @@ test-unit: setup
 test-boot: setup
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/boot/*.test.ts
+
+# The hostile-device fuzzer on the simulated machine (tests/fuzz/): FUZZ_SECONDS long, from FUZZ_SEED
+# (default: from the clock; printed). A failure leaves its seed and a minimised reproducer in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
+fuzz: setup
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm
+	node --import tsx tests/fuzz/fuzz.ts --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 # The vhost-user backend end to end on this machine, no outer VM and no root: guests under TCG on
 # tools/vhost-user-vsock, the e2e suite's host clients over Unix sockets. One QEMU at a time.

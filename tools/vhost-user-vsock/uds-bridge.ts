@@ -34,6 +34,7 @@ class Pipe {
     private readonly bridge: UdsBridge,
   ) {
     bridge.pipes.add(this);
+    if (bridge.creditWithheld) vsock.pauseReading(true);
     vsock.onData((bytes) => {
       if (this.unix.destroyed) return;
       if (!this.unix.write(bytes) || this.bridge.creditWithheld) {

@@ -1,0 +1,192 @@
+// What one fuzz case does, as a list of plain JSON actions: the honest host's moves, the hostile
+// device's moves (tests/fuzz/hostile-device.ts) and the passing of time. A case is generated
+// from a seed (tests/sim/seeded-random.ts), and every random choice an action needs at run time
+// is stored in the action itself, so a saved list replays exactly and can be shortened freely.
+import { SeededRandom } from "../sim/seeded-random";
+
+export type Service = "echo" | "sink" | "source";
+export type Queue = "rx" | "tx" | "event";
+
+export type Action =
+  // The honest host (Linux-like sockets of tests/sim/host.ts). `conn` picks a fuzz connection
+  // slot (modulo the live ones at run time).
+  | { k: "connect"; service: Service }
+  | { k: "send"; conn: number; bytes: number }
+  | { k: "sourceRequest"; conn: number; count: number }
+  | { k: "shutdownWrite"; conn: number }
+  | { k: "close"; conn: number }
+  | { k: "reset"; conn: number }
+  | { k: "pauseReading"; conn: number; paused: boolean }
+  // Time and scheduling.
+  | { k: "poll"; rounds: number }
+  | { k: "advance"; ms: number }
+  // Host -> guest packets: hold them back, then let them go in another order, or lose one.
+  | { k: "hold" }
+  | { k: "release"; order: "fifo" | "interleave" | "reverse"; pick: number }
+  | { k: "dropHeld"; pick: number }
+  // Copies of packets already delivered, replayed or with one field changed, and raw garbage.
+  | { k: "replay"; pick: number }
+  | { k: "mutate"; pick: number; field: MutableField; value: number; usedLength?: number }
+  | { k: "garbage"; header: GarbageHeader; payload: number; usedLength?: number }
+  // Many REQUESTs at once from new tuples: beyond the backlog and the connection table.
+  | { k: "requestFlood"; service: Service; count: number; firstPort: number }
+  // Used rings.
+  | { k: "usedDuplicate"; queue: Queue }
+  | { k: "usedBadId"; queue: Queue; id: number; len: number }
+  | { k: "usedIdxJump"; queue: Queue; ahead: number }
+  // Used-ring damage the driver cannot tell from real completions (chaos cases only).
+  | { k: "usedLength"; queue: Queue; len: number }
+  | { k: "usedLose"; queue: Queue }
+  | { k: "usedForge"; queue: Queue; pick: number; len: number }
+  // Event queue and device config.
+  | { k: "transportReset"; newCid: number | null }
+  | { k: "rawEvent"; id: number; len: number }
+  | { k: "configBump" }
+  | { k: "cidLie"; cid: number };
+
+export type MutableField = "srcCid" | "dstCid" | "srcPort" | "dstPort" | "len" | "type" | "op" | "flags" | "bufAlloc" | "fwdCnt";
+export const MUTABLE_FIELDS: readonly MutableField[] = ["srcCid", "dstCid", "srcPort", "dstPort", "len", "type", "op", "flags", "bufAlloc", "fwdCnt"];
+
+export interface GarbageHeader {
+  srcCid: number;
+  dstCid: number;
+  srcPort: number;
+  dstPort: number;
+  len: number;
+  type: number;
+  op: number;
+  flags: number;
+  bufAlloc: number;
+  fwdCnt: number;
+}
+
+/** Actions that make damage the firmware cannot detect on the rings: only chaos cases use them. */
+export const CHAOS_KINDS = new Set<Action["k"]>(["usedLength", "usedLose", "usedForge"]);
+
+export interface FuzzCase {
+  seed: number;
+  chaos: boolean;
+  actions: Action[];
+}
+
+const INTERESTING_U32 = [0, 1, 2, 3, 7, 33, 34, 43, 44, 45, 1234, 1235, 1236, 4050, 0x7fff, 0x8000, 0xffff, 0x10000, 0x10001, 0x40000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const PORTS = [1234, 1235, 1236, 4050, 5000, 0, 0xffffffff];
+
+function interesting(r: SeededRandom): number {
+  return r.below(3) === 0 ? r.nextU32() : r.pick(INTERESTING_U32);
+}
+
+// Picks an index by weight.
+function weighted(r: SeededRandom, weights: readonly number[]): number {
+  let roll = r.below(weights.reduce((a, b) => a + b, 0));
+  for (let i = 0; i < weights.length; i++) {
+    if (roll < weights[i]) return i;
+    roll -= weights[i];
+  }
+  return weights.length - 1;
+}
+
+// Mostly data, so streams get long; ending moves are rarer.
+const HOST_WEIGHTS = [10, 45, 8, 8, 5, 3, 8];
+
+function hostAction(r: SeededRandom): Action {
+  const conn = r.nextU32();
+  switch (weighted(r, HOST_WEIGHTS)) {
+    case 0:
+      return { k: "connect", service: r.pick(["echo", "echo", "sink", "source"] as const) };
+    case 1:
+      return { k: "send", conn, bytes: r.pick([1, 17, 100, 1000, 4096, 16384, 16385, 65536, 70000, 200000]) };
+    case 2:
+      return { k: "sourceRequest", conn, count: r.pick([0, 1, 1000, 65536, 100000, 300000]) };
+    case 3:
+      return { k: "shutdownWrite", conn };
+    case 4:
+      return { k: "close", conn };
+    case 5:
+      return { k: "reset", conn };
+    default:
+      return { k: "pauseReading", conn, paused: r.below(3) === 0 };
+  }
+}
+
+function timeAction(r: SeededRandom): Action {
+  if (r.below(10) < 3) return { k: "advance", ms: r.pick([1, 1, 10, 100, 1000, 2500, 9000]) };
+  return { k: "poll", rounds: 1 + r.below(8) };
+}
+
+// hold release dropHeld replay mutate garbage usedDuplicate usedBadId usedIdxJump transportReset
+// rawEvent configBump cidLie requestFlood | chaos only: usedLength usedLose usedForge
+const HOSTILE_WEIGHTS = [6, 6, 2, 6, 14, 10, 5, 4, 3, 1, 3, 2, 1, 2];
+const CHAOS_WEIGHTS = [3, 3, 3];
+
+function hostileAction(r: SeededRandom, chaos: boolean): Action {
+  const queue = r.pick(["rx", "rx", "rx", "tx", "event"] as const);
+  switch (weighted(r, chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS)) {
+    case 0:
+      return { k: "hold" };
+    case 1:
+      return { k: "release", order: r.pick(["fifo", "interleave", "interleave", "reverse"] as const), pick: r.nextU32() };
+    case 2:
+      return { k: "dropHeld", pick: r.nextU32() };
+    case 3:
+      return { k: "replay", pick: r.nextU32() };
+    case 4:
+    case 5: {
+      const usedLength = r.below(4) === 0 ? r.pick([0, 1, 43, 44, 45, 100, 16428, 16429, 0xffffffff]) : undefined;
+      return { k: "mutate", pick: r.nextU32(), field: r.pick(MUTABLE_FIELDS), value: interesting(r), usedLength };
+    }
+    case 6: {
+      const header: GarbageHeader = {
+        srcCid: r.below(4) === 0 ? interesting(r) : 2,
+        dstCid: r.below(4) === 0 ? interesting(r) : 33,
+        srcPort: r.below(2) === 0 ? interesting(r) : 30000 + r.below(4),
+        dstPort: r.pick(PORTS),
+        len: r.below(4) === 0 ? interesting(r) : -1, // -1: the payload's length
+        type: r.below(4) === 0 ? r.below(5) : 1,
+        op: r.below(10),
+        flags: interesting(r),
+        bufAlloc: interesting(r),
+        fwdCnt: interesting(r),
+      };
+      const usedLength = r.below(4) === 0 ? r.pick([0, 20, 44, 45, 16428, 16429, 0x7fffffff]) : undefined;
+      return { k: "garbage", header, payload: r.pick([0, 1, 100, 16384, 16385]), usedLength };
+    }
+    case 7:
+      return { k: "usedDuplicate", queue };
+    case 8:
+      return { k: "usedBadId", queue, id: r.pick([128, 129, 1000, 0xffff, 0x10000, 0xffffffff]), len: interesting(r) };
+    case 9:
+      return { k: "usedIdxJump", queue, ahead: 129 + r.below(60000) };
+    case 10:
+      return { k: "transportReset", newCid: r.below(3) === 0 ? 3 + r.below(100) : null };
+    case 11:
+      return { k: "rawEvent", id: r.pick([1, 2, 0xffffffff]), len: r.pick([0, 1, 3, 4, 8]) };
+    case 12:
+      return { k: "configBump" };
+    case 13:
+      return { k: "cidLie", cid: 3 + r.below(100) };
+    case 14:
+      return { k: "requestFlood", service: r.pick(["echo", "sink", "source"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
+    case 15:
+      return { k: "usedLength", queue, len: interesting(r) };
+    case 16:
+      return { k: "usedLose", queue };
+    default:
+      return { k: "usedForge", queue, pick: r.nextU32(), len: interesting(r) };
+  }
+}
+
+/** A case from its seed: 40-160 actions, a quarter of them hostile; one case in four is a chaos case. */
+export function generateCase(seed: number): FuzzCase {
+  const r = new SeededRandom(seed);
+  const chaos = r.below(4) === 0;
+  const length = 40 + r.below(121);
+  const actions: Action[] = [{ k: "connect", service: "echo" }];
+  for (let i = 0; i < length; i++) {
+    const roll = r.below(20);
+    if (roll < 9) actions.push(hostAction(r));
+    else if (roll < 15) actions.push(timeAction(r));
+    else actions.push(hostileAction(r, chaos));
+  }
+  return { seed, chaos, actions };
+}

@@ -1,0 +1,132 @@
+// The hostile half of the simulated vsock device, for the fuzzer. It sits between the honest
+// host (tests/sim/host.ts) and the device model (tests/sim/vsock-device.ts) without changing
+// either: it takes over the host's "send to guest" link, so it can hold packets back and let
+// them go in another order or not at all, and it uses the device's own hostile seams (inject,
+// corruptNextUsed, injectUsed, setGuestCid, transportReset) and the device side of the rings for
+// the rest. It also knows which host connections its moves could have corrupted ("tainted").
+import type { Machine } from "../sim/machine";
+import type { DeviceSplitQueue, UsedEntry } from "../sim/split-ring";
+import { HeaderFields, VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import type { Queue } from "./actions";
+
+interface HeldPacket {
+  header: VsockHeader;
+  payload: Uint8Array;
+  reply: boolean;
+}
+
+const QUEUE_INDEX: Record<Queue, number> = { rx: 0, tx: 1, event: 2 };
+
+export class HostileDevice {
+  holding = false;
+  readonly held: HeldPacket[] = [];
+  /** Used entries written that answer no real completion (forged, duplicated): the driver may see that many extra. */
+  forgedUsed = 0;
+  private readonly forward: (header: VsockHeader, payload: Uint8Array, reply: boolean) => void;
+
+  constructor(private readonly m: Machine) {
+    const link = m.host.link;
+    const original = link.sendToGuest;
+    this.forward = (header, payload, reply) => original.call(link, header, payload, reply);
+    link.sendToGuest = (header, payload, reply) => {
+      if (this.holding) this.held.push({ header, payload, reply });
+      else this.forward(header, payload, reply);
+    };
+  }
+
+  private get device() {
+    return this.m.device!;
+  }
+
+  queue(name: Queue): DeviceSplitQueue | null {
+    return this.device.queues[QUEUE_INDEX[name]] ?? null;
+  }
+
+  /** Lets every held packet go: in order, interleaved across tuples (each tuple's order kept), or reversed. */
+  release(order: "fifo" | "interleave" | "reverse", pick: number): HeldPacket[] {
+    this.holding = false;
+    const packets = this.held.splice(0);
+    let out: HeldPacket[];
+    if (order === "fifo") out = packets;
+    else if (order === "reverse") out = packets.slice().reverse();
+    else {
+      const byTuple = new Map<string, HeldPacket[]>();
+      for (const p of packets) {
+        const key = `${p.header.srcPort}:${p.header.dstPort}`;
+        if (!byTuple.has(key)) byTuple.set(key, []);
+        byTuple.get(key)!.push(p);
+      }
+      const lanes = [...byTuple.values()];
+      out = [];
+      let x = pick >>> 0 || 1;
+      while (lanes.some((l) => l.length > 0)) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        const live = lanes.filter((l) => l.length > 0);
+        out.push(live[(x >>> 8) % live.length].shift()!);
+      }
+    }
+    for (const p of out) this.forward(p.header, p.payload, p.reply);
+    return out;
+  }
+
+  /** Loses one held packet (returns it, or null when nothing is held). */
+  dropHeld(pick: number): HeldPacket | null {
+    if (this.held.length === 0) return null;
+    return this.held.splice((pick >>> 0) % this.held.length, 1)[0];
+  }
+
+  /** A raw packet for the guest, exactly as given (no splitting; `usedLength` forces the used length). */
+  inject(header: HeaderFields, payload: Uint8Array, usedLength?: number): void {
+    this.device.inject(header, payload, usedLength === undefined ? {} : { usedLength });
+  }
+
+  /** The next used entry on `queue` goes through `mutate`. False when the queue is not running. */
+  corruptNextUsed(name: Queue, mutate: (entry: UsedEntry) => UsedEntry[]): boolean {
+    if (!this.queue(name)) return false;
+    this.device.corruptNextUsed(QUEUE_INDEX[name], mutate);
+    return true;
+  }
+
+  injectUsed(name: Queue, id: number, len: number): boolean {
+    if (!this.queue(name)) return false;
+    this.device.injectUsed(QUEUE_INDEX[name], id, len);
+    this.forgedUsed++;
+    return true;
+  }
+
+  /** Writes a used idx `ahead` entries past the device's own (the device writes its real one with its next entry). */
+  usedIdxJump(name: Queue, ahead: number): boolean {
+    const q = this.queue(name);
+    if (!q) return false;
+    this.device.memory!.write16(q.usedAddr + 2, (q.usedIdx + ahead) & 0xffff);
+    return true;
+  }
+
+  /** The heads the driver has posted and the device has not taken yet, in avail order. */
+  postedHeads(name: Queue): number[] {
+    const q = this.queue(name);
+    if (!q) return [];
+    const heads: number[] = [];
+    const memory = this.device.memory!;
+    const pending = (memory.read16(q.availAddr + 2) - q.lastAvailIdx) & 0xffff;
+    for (let i = 0; i < Math.min(pending, q.size); i++) {
+      heads.push(memory.read16(q.availAddr + 4 + 2 * ((q.lastAvailIdx + i) % q.size)));
+    }
+    return heads;
+  }
+
+  /** An event with any id and used length, written into the next posted event buffer. */
+  rawEvent(id: number, len: number): boolean {
+    const q = this.queue("event");
+    if (!q || this.device.brokenQueues.has(2)) return false;
+    const chain = q.pop();
+    if (!chain) return false;
+    const bytes = new Uint8Array(4);
+    new DataView(bytes.buffer).setUint32(0, id >>> 0, true);
+    q.scatter(chain, bytes);
+    q.pushUsed(chain.head, len);
+    return true;
+  }
+}
+
+export { VSOCK_HEADER_SIZE };
