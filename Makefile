@@ -56,7 +56,7 @@ endif
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
 .PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean fuzz \
-	vhost-user-addon test-vhost-user
+	vhost-user-addon test-vhost-user run-vhost-user
 .DELETE_ON_ERROR:
 
 all: image
@@ -175,6 +175,10 @@ test-e2e: setup
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+
+# The firmware on the vhost-user backend: no root, no vhost-vsock; prints how to reach it with ncat -U.
+run-vhost-user: image vhost-user-addon
+	qemu/vhost-user.sh --image $(BUILD)/firmware.bin
 
 # The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
 NODE_INCLUDE ?= /usr/include/node

@@ -49,13 +49,13 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
-  VMADDR_CID_HOST,
   opName,
 } from "./packet";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { peerCidAllowed } from "./siblings";
 import { countersPoll, countRx } from "./counters";
 import {
   countRejection,
@@ -168,9 +168,10 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   traceHeader("rx", h, payloadLength);
   recordPacket(DIRECTION_RX, h);
   packetsReceived++;
-  if (headerSrcCid(h) != VMADDR_CID_HOST) {
+  if (!peerCidAllowed(headerSrcCid(h))) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
-    // another cid: such a packet is bogus and gets no reply at all, not even an RST.
+    // another cid: such a packet is bogus and gets no reply at all, not even an RST. Sibling VMs
+    // (siblings.ts) are the one exception, when a vhost-user backend routes between guests.
     rejectPacket(REJECT_SRC_CID, "packet from a cid other than the host", h);
     return;
   }
