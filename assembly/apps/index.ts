@@ -5,6 +5,9 @@ import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../plat
 import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../vsock/api";
 import { VMADDR_CID_ANY } from "../vsock/packet";
 import { greetingPoll, greetingStart } from "./greeting";
+import { peerClientPoll, peerClientStart } from "./peer-client";
+import { runtimeOption } from "../platform/options";
+import { allowSiblingList } from "../vsock/siblings";
 import { servicesInit, stepSession } from "./services";
 import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";
@@ -66,6 +69,8 @@ export function appsStart(): void {
     logEnd();
   }
   greetingStart();
+  allowSiblingList(runtimeOption("siblings"));
+  peerClientStart();
 }
 
 function freeSession(): Session | null {
@@ -101,4 +106,5 @@ export function appsPoll(): void {
     if (s.inUse()) stepSession(s);
   }
   greetingPoll();
+  peerClientPoll();
 }

@@ -61,7 +61,6 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VIRTIO_VSOCK_SHUTDOWN_SEND,
   VMADDR_CID_ANY,
-  VMADDR_CID_HOST,
   VMADDR_PORT_ANY,
 } from "./packet";
 import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
@@ -79,6 +78,7 @@ import {
 } from "./socket-table";
 import { vsockPoll, vsockStarted } from "./stack";
 import { localCid } from "./transmit";
+import { peerCidAllowed } from "./siblings";
 
 const STAGING_SIZE: u32 = 65536;
 let staging: usize = 0;
@@ -197,8 +197,9 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
     s.conn = null;
     s.state = SOCK_OPEN;
   }
-  // Only the host is reachable: vhost drops guest packets whose dst_cid is not 2.
-  if (<u64>cid != VMADDR_CID_HOST) return fail("connect", fd, EADDRNOTAVAIL);
+  // Only the host is reachable (vhost drops guest packets whose dst_cid is not 2), and sibling
+  // VMs a vhost-user backend routes to, when configured (siblings.ts).
+  if (!peerCidAllowed(<u64>cid)) return fail("connect", fd, EADDRNOTAVAIL);
   if (port == VMADDR_PORT_ANY) return fail("connect", fd, EINVAL);
   if (!s.bound) {
     const ephemeral = allocateEphemeralPort();
@@ -208,8 +209,8 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
     s.boundCid = VMADDR_CID_ANY;
     s.localPort = ephemeral;
   }
-  if (findConnection(s.localPort, VMADDR_CID_HOST, port) != null) return fail("connect", fd, EADDRINUSE);
-  const c = allocateConnection(s.localPort, VMADDR_CID_HOST, port, true);
+  if (findConnection(s.localPort, <u64>cid, port) != null) return fail("connect", fd, EADDRINUSE);
+  const c = allocateConnection(s.localPort, <u64>cid, port, true);
   if (c == null) return fail("connect", fd, ENOBUFS);
   c.bufAlloc = s.bufferSize;
   c.state = CONN_CONNECTING;

@@ -1,7 +1,7 @@
 // The vsock protocol engine. One receive entry point dispatches every packet on
 // (connection state, op) in one place, like Linux's virtio_transport_recv_pkt; vsockPoll drives
 // everything: received packets, the event queue, owed control packets, data, timers.
-import { clockNs } from "../platform/imports";
+import { clockNs, platformIdle } from "../platform/imports";
 import { LEVEL_DEBUG, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import {
   deviceGuestCid,
@@ -49,13 +49,13 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
-  VMADDR_CID_HOST,
   opName,
 } from "./packet";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
-import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
+import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
+import { peerCidAllowed } from "./siblings";
 import { countersPoll, countRx } from "./counters";
 import {
   countRejection,
@@ -106,9 +106,13 @@ export function vsockConnectionCount(): i32 {
   return liveConnectionCount();
 }
 
-export function vsockPoll(): void {
-  if (!started) return;
-  if (eventPoll()) transportReset();
+// One round; true when a packet moved. A round that moved nothing lets the platform use the
+// moment (platformIdle), whichever loop polls (the main loop or a blocking socket call).
+export function vsockPoll(): bool {
+  if (!started) return false;
+  const before = packetsReceived + packetsSentCount();
+  const reset = eventPoll();
+  if (reset) transportReset();
   for (let budget = RX_BUDGET; budget > 0 && rxNext(); budget--) {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
@@ -117,6 +121,9 @@ export function vsockPoll(): void {
   runTimers(now);
   transmitPending();
   countersPoll(now);
+  const progressed = reset || packetsReceived + packetsSentCount() != before;
+  if (!progressed) platformIdle();
+  return progressed;
 }
 
 // ---- receive ----------------------------------------------------------------------------
@@ -168,9 +175,10 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   traceHeader("rx", h, payloadLength);
   recordPacket(DIRECTION_RX, h);
   packetsReceived++;
-  if (headerSrcCid(h) != VMADDR_CID_HOST) {
+  if (!peerCidAllowed(headerSrcCid(h))) {
     // Only the host talks to us (vhost stamps src_cid 2), and vhost drops anything we send to
-    // another cid: such a packet is bogus and gets no reply at all, not even an RST.
+    // another cid: such a packet is bogus and gets no reply at all, not even an RST. Sibling VMs
+    // (siblings.ts) are the one exception, when a vhost-user backend routes between guests.
     rejectPacket(REJECT_SRC_CID, "packet from a cid other than the host", h);
     return;
   }

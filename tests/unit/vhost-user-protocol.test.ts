@@ -131,6 +131,23 @@ test("host-initiated: CONNECT <port> -> REQUEST in the guest's rx ring, RESPONSE
   b.stop();
 });
 
+test("host-initiated, EOF right behind the handshake (printf ... | ncat -U): the guest gets the bytes, then SHUTDOWN", async () => {
+  const { b, q, config } = await running();
+  const client = await unixClient(config.udsPath);
+  collect(client);
+  client.end("CONNECT 1234\nhello\n");
+  const request = await q.receiveUntil((p) => p.header.op === VIRTIO_VSOCK_OP_REQUEST, "REQUEST");
+  q.sendPacket({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 1234, dstPort: request.header.srcPort });
+  const seen: { header: { op: number; flags: number }; payload: Uint8Array }[] = [];
+  await q.receiveUntil((p) => p.header.op === VIRTIO_VSOCK_OP_SHUTDOWN, "SHUTDOWN after the data", seen as never);
+  const rw = seen.filter((p) => p.header.op === VIRTIO_VSOCK_OP_RW);
+  assert.equal(Buffer.concat(rw.map((p) => p.payload)).toString(), "hello\n");
+  assert.equal(seen.at(-1)!.header.flags, 2, "SHUTDOWN with SEND only (the Unix peer half-closed)");
+  client.destroy();
+  q.close();
+  b.stop();
+});
+
 test("host-initiated to a port nobody listens on: the guest's RST closes the Unix socket without OK", async () => {
   const { b, config, q } = await running();
   const client = await unixClient(config.udsPath);

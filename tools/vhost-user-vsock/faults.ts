@@ -33,6 +33,8 @@ export interface FaultRule {
 export interface ActiveRule extends FaultRule {
   seen: number;
   applied: number;
+  /** Payload bytes of the packets it applied to. */
+  bytes: number;
 }
 
 const OPS_BY_NAME: Record<string, number> = Object.fromEntries(Object.entries(OP_NAMES).map(([value, name]) => [name, Number(value)]));
@@ -47,7 +49,7 @@ export class FaultInjector {
   }
 
   add(rule: FaultRule): ActiveRule {
-    const active = { count: 1, skip: 0, ...rule, seen: 0, applied: 0 };
+    const active = { count: 1, skip: 0, ...rule, seen: 0, applied: 0, bytes: 0 };
     this.rules.push(active);
     log("info", "faults", "rule added", { cid: this.vm.guestCid, rule: describeRule(rule) });
     return active;
@@ -91,6 +93,7 @@ export class FaultInjector {
     const rule = this.rules.find((r) => this.matches(r, direction, packet.header));
     if (!rule) return [packet];
     rule.applied++;
+    rule.bytes += packet.payload.length;
     log("info", "faults", `${rule.action} ${direction}`, { op: OP_NAMES[packet.header.op] ?? packet.header.op, port: direction === "to-guest" ? packet.header.dstPort : packet.header.srcPort, len: packet.header.len });
     switch (rule.action) {
       case "drop":

@@ -84,6 +84,10 @@ export class VhostUserSession {
   features = 0n;
   protocolFeatures = 0n;
   closed = false;
+  /** When the session began and when each request was first seen (hrtime ns): handshake timings. */
+  readonly openedAt = process.hrtime.bigint();
+  readonly firstSeen = new Map<string, bigint>();
+  ringsStartedAt: bigint | null = null;
   private watchHandle: object | null = null;
   private readonly header = new Uint8Array(HEADER_SIZE);
 
@@ -158,6 +162,7 @@ export class VhostUserSession {
     this.counters.messages++;
     const name = requestName(message.request);
     this.requests.push(name);
+    if (!this.firstSeen.has(name)) this.firstSeen.set(name, process.hrtime.bigint());
     if (logEnabled("debug")) log("debug", "vhost-user", name, { size: message.size, fds: message.fds.length, flags: `0x${message.flags.toString(16)}` });
     let ok = true;
     const unusedFds = (fds: number[]) => fds.forEach((fd) => addon().close(fd));
@@ -339,6 +344,7 @@ export class VhostUserSession {
     }
     for (const v of this.vrings) v.started = queues[v.index];
     this.counters.starts++;
+    this.ringsStartedAt ??= process.hrtime.bigint();
     log("info", "vhost-user", "rings started", {
       cid: this.device.guestCid,
       rx: `${queues[RX_QUEUE].size}@${queues[RX_QUEUE].lastAvailIdx}`,

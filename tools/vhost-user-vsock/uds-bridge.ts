@@ -32,8 +32,11 @@ class Pipe {
     readonly vsock: HostSocket,
     readonly unix: Socket,
     private readonly bridge: UdsBridge,
+    /** The Unix peer already half-closed (its EOF came with the handshake, before this pipe). */
+    unixEndedEarly = false,
   ) {
     bridge.pipes.add(this);
+    if (bridge.creditWithheld) vsock.pauseReading(true);
     vsock.onData((bytes) => {
       if (this.unix.destroyed) return;
       if (!this.unix.write(bytes) || this.bridge.creditWithheld) {
@@ -50,6 +53,7 @@ class Pipe {
     });
     unix.on("close", () => this.unixClosed());
     unix.on("error", () => {}); // 'close' follows
+    if (unixEndedEarly) vsock.shutdown(SHUT_WR);
   }
 
   fromUnix(chunk: Uint8Array): void {
@@ -137,7 +141,9 @@ export class UdsBridge {
   /** A Unix client of <uds-path>: "CONNECT <port>\n", then the stream. */
   private hostConnect(client: Socket): void {
     let line = Buffer.alloc(0);
+    let ended = false; // `printf 'CONNECT 1234\nhi\n' | ncat -U`: the EOF may come right behind the line
     client.on("error", () => {});
+    client.once("end", () => (ended = true));
     const onData = (chunk: Buffer) => {
       line = Buffer.concat([line, chunk]);
       const end = line.indexOf(0x0a);
@@ -153,12 +159,12 @@ export class UdsBridge {
         client.destroy();
         return;
       }
-      this.connectToGuest(client, Number(match[1]), line.subarray(end + 1));
+      this.connectToGuest(client, Number(match[1]), line.subarray(end + 1), () => ended);
     };
     client.on("data", onData);
   }
 
-  private connectToGuest(client: Socket, port: number, early: Uint8Array): void {
+  private connectToGuest(client: Socket, port: number, early: Uint8Array, endedEarly: () => boolean): void {
     this.connectsFromHost++;
     const vsock = this.device.host.connect(port);
     if (early.length > 0) vsock.send(early); // bytes sent right behind the CONNECT line wait for the connection
@@ -168,7 +174,7 @@ export class UdsBridge {
       if (vsock.state === "connected") {
         answered = true;
         client.write(`OK ${vsock.localPort}\n`);
-        new Pipe(vsock, client, this);
+        new Pipe(vsock, client, this, endedEarly());
         client.resume();
       } else if (vsock.state === "closed" || vsock.state === "reset") {
         answered = true; // refused (RST) or timed out: the client just sees the socket close
