@@ -3,7 +3,8 @@
 #
 # Options (make VAR=value): FLASH_SIZE (2M, 4M), LOG_LEVEL (0 error .. 3 debug), TRACE (1: log every
 # vsock header), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
-# SELFTEST (1: CPU exception, 2: wasm trap; for the crash-report tests), BUILD (output directory).
+# SELFTEST (1: CPU exception, 2: wasm trap, 3: crash ports 1298/1299 while serving, 4: a trap inside the
+# crash report; for the crash-report tests), BUILD (output directory).
 
 BUILD ?= build
 FLASH_SIZE ?= 2M
@@ -121,7 +122,8 @@ run: image
 
 # Tests: unit (wasm in Node against the simulated machine), boot (the real image in QEMU TCG),
 # e2e (the real image under the kernel's vhost-vsock, inside the outer VM).
-SELFTEST_IMAGES := build/selftest-cpu-exception/firmware.bin build/selftest-wasm-trap/firmware.bin
+SELFTEST_IMAGES := build/selftest-cpu-exception/firmware.bin build/selftest-wasm-trap/firmware.bin \
+	build/selftest-report-fault/firmware.bin
 NODE_TEST := node --import tsx --test --test-reporter=spec
 
 test: setup
@@ -134,6 +136,7 @@ test-images:
 	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(VHOST_USER_ADDON)
 	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/selftest-report-fault SELFTEST=4 build/selftest-report-fault/firmware.bin
 
 test-unit: setup
 	@$(MAKE) --no-print-directory test-images
@@ -159,15 +162,25 @@ test-vhost-user: setup
 
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
+# the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
 # the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
 	qemu/vsock-host.sh --image build/app-example/firmware.bin --out build/e2e-app --timeout 180 \
 		--ready 'hello-app: .*listening' -- /usr/bin/python3 examples/hello-app-check.py
+	@$(MAKE) --no-print-directory BUILD=build/selftest-serving-crash SELFTEST=3 build/selftest-serving-crash/firmware.bin
+	qemu/vsock-host.sh --image build/selftest-serving-crash/firmware.bin --out build/e2e-crash --timeout 180 \
+		--ready 'selftest: crash ports' -- /usr/bin/python3 tests/e2e/crash_check.py
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+
+# Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
+# side by side; the table, build/bench/results.json and the plots come out at the end.
+bench: setup
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	tools/bench/run.sh --image $(BUILD)/firmware.bin
 
 # The firmware on the vhost-user backend: no root, no vhost-vsock; prints how to reach it with ncat -U.
 run-vhost-user: image vhost-user-addon

@@ -1,4 +1,4 @@
-/* Monotonic clock: the TSC, calibrated once at boot against the PIT. */
+/* Monotonic clock: the TSC, its rate from kvmclock under KVM, else measured against the PIT at boot. */
 #ifndef FW_CLOCK_H
 #define FW_CLOCK_H
 
@@ -14,5 +14,7 @@ uint64_t clock_ns_at(uint64_t tsc);
 uint64_t clock_hz(void);
 /* True when calibration had to fall back to an assumed frequency. */
 int clock_is_estimated(void);
+/* Where the TSC rate came from: "kvmclock" (the hypervisor said) or "pit" (measured). */
+const char *clock_source(void);
 
 #endif

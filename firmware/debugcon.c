@@ -21,9 +21,80 @@ static void remember(const uint8_t *data, uint64_t length) {
   }
 }
 
+/* Under KVM every OUT is a VM exit, and QEMU's debugcon takes one byte per exit: output goes out
+ * a whole line per `rep outsb` (one instruction, no re-entry of the guest between its bytes). */
+#define LINE_BUFFER_CAPACITY 512
+static char line_buffer[LINE_BUFFER_CAPACITY];
+static uint32_t line_buffer_length;
+
+/* Info and debug lines of the AssemblyScript logger wait here and go out while the firmware is
+ * idle (debugcon_drain), so a log line costs no latency on the packet path or during boot. Any
+ * direct write (C lines, warn and error lines, crash reports, exit) first flushes them, in order. */
+#define DEFERRED_CAPACITY 16384
+static char deferred[DEFERRED_CAPACITY];
+static uint32_t deferred_head, deferred_count;
+
+static void write_deferred(uint32_t count) {
+  while (count > 0) {
+    uint32_t piece = DEFERRED_CAPACITY - deferred_head;
+    if (piece > count) piece = count;
+    outsb(DEBUGCON_PORT, deferred + deferred_head, piece);
+    deferred_head = (deferred_head + piece) % DEFERRED_CAPACITY;
+    deferred_count -= piece;
+    count -= piece;
+  }
+  if (deferred_count == 0) deferred_head = 0;
+}
+
+static void flush_line_buffer(void) {
+  if (line_buffer_length == 0) return;
+  outsb(DEBUGCON_PORT, line_buffer, line_buffer_length);
+  line_buffer_length = 0;
+}
+
+void debugcon_flush(void) {
+  write_deferred(deferred_count);
+  flush_line_buffer();
+}
+
 void debugcon_write(const void *data, uint64_t length) {
-  remember((const uint8_t *)data, length);
-  outsb(DEBUGCON_PORT, data, length);
+  const uint8_t *bytes = (const uint8_t *)data;
+  remember(bytes, length);
+  write_deferred(deferred_count);
+  for (uint64_t i = 0; i < length; i++) {
+    line_buffer[line_buffer_length++] = (char)bytes[i];
+    if (bytes[i] == '\n' || line_buffer_length == LINE_BUFFER_CAPACITY) flush_line_buffer();
+  }
+}
+
+/* "[s.micros] warn ..." and "[s.micros] error ...": written at once, never deferred. */
+static int is_urgent_line(const uint8_t *line, uint64_t length) {
+  for (uint64_t i = 0; i + 2 < length && i < 24; i++) {
+    if (line[i] == ']' && line[i + 1] == ' ') return line[i + 2] == 'w' || line[i + 2] == 'e';
+  }
+  return 1; /* not a logger line: keep it in order with the C writers */
+}
+
+void debugcon_write_deferred(const void *data, uint64_t length) {
+  const uint8_t *bytes = (const uint8_t *)data;
+  if (line_buffer_length != 0 || is_urgent_line(bytes, length) || length > DEFERRED_CAPACITY) {
+    debugcon_write(data, length);
+    return;
+  }
+  remember(bytes, length);
+  /* Full: only the oldest bytes that make room go out now, so a burst of lines costs what
+   * writing them directly would, never a stall of the whole buffer. */
+  if (length > DEFERRED_CAPACITY - deferred_count) write_deferred(length - (DEFERRED_CAPACITY - deferred_count));
+  for (uint64_t i = 0; i < length; i++) {
+    deferred[(deferred_head + deferred_count) % DEFERRED_CAPACITY] = (char)bytes[i];
+    deferred_count++;
+  }
+}
+
+uint32_t debugcon_drain(uint32_t max_bytes) {
+  uint32_t count = deferred_count < max_bytes ? deferred_count : max_bytes;
+  write_deferred(count);
+  return deferred_count;
 }
 
 void debugcon_str(const char *text) {

@@ -6,7 +6,14 @@
 
 #define DEBUGCON_PORT 0x402
 
+/* Written now (a line per `rep outsb`), after any deferred lines. */
 void debugcon_write(const void *data, uint64_t length);
+/* A whole info/debug log line that may wait for idle time (warn and error lines go out at once). */
+void debugcon_write_deferred(const void *data, uint64_t length);
+/* Writes up to max_bytes of the deferred lines; returns how many still wait. */
+uint32_t debugcon_drain(uint32_t max_bytes);
+/* Everything out now: deferred lines and a partial line (before exit or halt). */
+void debugcon_flush(void);
 void debugcon_str(const char *text);
 void debugcon_dec(uint64_t value);
 void debugcon_hex(uint64_t value, int width);

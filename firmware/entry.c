@@ -23,6 +23,8 @@ void fw_entry(uint64_t reset_tsc) {
   debugcon_line_start_at(clock_ns_at(long_mode_tsc), "info", "boot");
   debugcon_str("long mode tsc_hz=");
   debugcon_dec(hz);
+  debugcon_str(" tsc_source=");
+  debugcon_str(clock_source());
   debugcon_str(clock_is_estimated() ? " (estimated: no PIT answer)" : "");
   debugcon_str("\n");
 

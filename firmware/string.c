@@ -3,15 +3,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Eight bytes per iteration, then the tail: as fast as `rep movsb` on hardware with fast string
+ * operations, and eight times fewer iterations where string instructions are emulated one
+ * iteration at a time (TCG, which runs the nested guest on this project's test machines). */
 void *memcpy(void *destination, const void *source, size_t length) {
   void *result = destination;
-  __asm__ volatile("rep movsb" : "+D"(destination), "+S"(source), "+c"(length)::"memory");
+  size_t words = length >> 3, tail = length & 7;
+  __asm__ volatile("rep movsq" : "+D"(destination), "+S"(source), "+c"(words)::"memory");
+  __asm__ volatile("rep movsb" : "+D"(destination), "+S"(source), "+c"(tail)::"memory");
   return result;
 }
 
 void *memset(void *destination, int value, size_t length) {
   void *result = destination;
-  __asm__ volatile("rep stosb" : "+D"(destination), "+c"(length) : "a"(value) : "memory");
+  uint64_t pattern = 0x0101010101010101ull * (uint8_t)value;
+  size_t words = length >> 3, tail = length & 7;
+  __asm__ volatile("rep stosq" : "+D"(destination), "+c"(words) : "a"(pattern) : "memory");
+  __asm__ volatile("rep stosb" : "+D"(destination), "+c"(tail) : "a"(pattern) : "memory");
   return result;
 }
 

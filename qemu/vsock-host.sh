@@ -3,7 +3,7 @@
 #
 #   qemu/vsock-host.sh [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
 #                      [--ready REGEX] [--inner-accel auto|kvm|tcg] [--pre COMMAND]
-#                      [--guest firmware|linux] [--cid 33] [--fw-option NAME=VALUE]... -- COMMAND [ARGS...]
+#                      [--guest firmware|linux|none] [--cid 33] [--fw-option NAME=VALUE]... -- COMMAND [ARGS...]
 #
 # With a usable /dev/vhost-vsock here, QEMU runs on this machine. Otherwise (this machine) the host
 # is an outer VM ("L1", TCG, Debian kernel, this machine's root shared read-only over 9p) that loads
@@ -11,8 +11,9 @@
 # The COMMAND runs with cwd = repo root and env VSOCK_CID=<--cid, default 33>, FW_LOG=<debugcon log>,
 # RESULTS=<writable results dir = --out>; --pre runs in the background before the inner QEMU starts
 # (output in $RESULTS/pre.log; it may touch $PRE_READY once listening). --guest linux boots the
-# Linux stand-in (qemu/nested/linux-guest/) instead of the image. --fw-option passes a runtime option
-# to the firmware (-fw_cfg name=opt/vsockfw/NAME,string=VALUE, e.g. trace=1). Exit status = the command's
+# Linux stand-in (qemu/nested/linux-guest/) instead of the image; --guest none starts no guest (the
+# command starts its own with qemu/nested/inner-qemu.sh). --fw-option passes a runtime option to the
+# firmware (-fw_cfg name=opt/vsockfw/NAME,string=VALUE, e.g. trace=1). Exit status = the command's
 # (124: not ready in time / timeout, 125: harness failure, 130: interrupted).
 set -euo pipefail
 
@@ -21,7 +22,7 @@ cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
 image=build/firmware.bin out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33 fw_options=()
 ready_timeout=${VSOCKFW_READY_TIMEOUT:-90}
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) image=$2; shift 2 ;;
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 case "$accel" in auto|kvm|tcg) ;; *) usage ;; esac
-case "$guest" in firmware|linux) ;; *) usage ;; esac
+case "$guest" in firmware|linux|none) ;; *) usage ;; esac
 case "$cid" in [3-9]|[1-9][0-9]|[1-9][0-9][0-9]) ;; *) usage ;; esac
 ready=${ready:-"ready: cid=$cid"}
 
@@ -81,7 +82,7 @@ trap cleanup EXIT
 
 rm -f "$out/.status"
 kdir=
-if [ "$guest" = linux ] || [ ! -w /dev/vhost-vsock ]; then
+if [ "$guest" != firmware ] || [ ! -w /dev/vhost-vsock ]; then
   kdir=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/prepare.sh")
 fi
 
@@ -106,7 +107,7 @@ if [ -w /dev/vhost-vsock ]; then
   set -e
 else
   # The image travels in the job share (a tmpfs on /tmp inside L1 would hide an image under /tmp).
-  [ "$guest" = firmware ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
+  [ "$guest" != linux ] && [ -s "$image" ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
   echo "vsock-host: booting the outer VM (L1: TCG, $(basename "$kdir")) ..."

@@ -34,5 +34,8 @@
 // Write len bytes at wasm address ptr to the debug console (port 0x402).
 @external("env", "log_write") export declare function logWrite(ptr: usize, len: u32): void;
 
+// Nothing to do in the last poll: the platform may use the moment (deferred log output).
+@external("env", "idle") export declare function platformIdle(): void;
+
 // End the run: isa-debug-exit when QEMU has one (exit status (code << 1) | 1), else halt forever.
 @external("env", "exit") export declare function platformExit(code: u32): void;

@@ -52,6 +52,8 @@ export function allocateConnection(localPort: u32, peerCid: u64, peerPort: u32, 
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const c = unchecked(connections[i]);
     if (c.state != CONN_FREE) continue;
+    c.rx.allocate();
+    c.tx.allocate();
     c.clear();
     c.localPort = localPort;
     c.peerCid = peerCid;

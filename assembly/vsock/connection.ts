@@ -1,6 +1,6 @@
 // One stream connection: its tuple, state, receive and send buffers, and both credit windows.
-// A fixed pool of these is preallocated at boot (connection-table.ts); nothing here allocates
-// after construction.
+// A fixed pool of these is created at boot (connection-table.ts); a slot's buffers are allocated
+// the first time it is used and kept for every later connection in it.
 import { ByteRing } from "./ring";
 
 // Receive buffer: Linux's default buf_alloc (256 KiB), and the most SO_VM_SOCKETS_BUFFER_SIZE may ask.

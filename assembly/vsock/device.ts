@@ -411,8 +411,8 @@ function findDevice(): PciFunction | null {
 }
 
 function allocateBuffersOnce(): void {
-  if (rxBuffers == 0) rxBuffers = dmaAllocate(<usize>RX_BUFFER_COUNT_MAX * RX_BUFFER_STRIDE, BUFFER_ALIGNMENT);
-  if (txBuffers == 0) txBuffers = dmaAllocate(<usize>TX_BUFFER_COUNT_MAX * TX_BUFFER_STRIDE, BUFFER_ALIGNMENT);
+  if (rxBuffers == 0) rxBuffers = dmaAllocate(<usize>RX_BUFFER_COUNT_MAX * RX_BUFFER_STRIDE, BUFFER_ALIGNMENT, false);
+  if (txBuffers == 0) txBuffers = dmaAllocate(<usize>TX_BUFFER_COUNT_MAX * TX_BUFFER_STRIDE, BUFFER_ALIGNMENT, false);
   if (eventBuffers == 0) eventBuffers = dmaAllocate(<usize>EVENT_BUFFER_COUNT * EVENT_BUFFER_STRIDE, BUFFER_ALIGNMENT);
 }
 

@@ -9,7 +9,12 @@ export class ByteRing {
 
   constructor(capacity: u32) {
     this.capacity = capacity;
-    this.base = heap.alloc(<usize>capacity); // once, at boot: never freed
+  }
+
+  // The memory comes the first time its connection slot is used, never freed: booting does not
+  // touch (and zero) 20 MiB for 64 connections that may never all be open at once.
+  allocate(): void {
+    if (this.base == 0) this.base = heap.alloc(<usize>this.capacity);
   }
 
   reset(): void {

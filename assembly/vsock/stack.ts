@@ -1,7 +1,7 @@
 // The vsock protocol engine. One receive entry point dispatches every packet on
 // (connection state, op) in one place, like Linux's virtio_transport_recv_pkt; vsockPoll drives
 // everything: received packets, the event queue, owed control packets, data, timers.
-import { clockNs } from "../platform/imports";
+import { clockNs, platformIdle } from "../platform/imports";
 import { LEVEL_DEBUG, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import {
   deviceGuestCid,
@@ -53,7 +53,7 @@ import {
 } from "./packet";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
-import { hasWork, localCid, sendReset, serviceConnection, setLocalCid } from "./transmit";
+import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setLocalCid } from "./transmit";
 import { traceHeader } from "./trace";
 import { peerCidAllowed } from "./siblings";
 import { countersPoll, countRx } from "./counters";
@@ -106,9 +106,13 @@ export function vsockConnectionCount(): i32 {
   return liveConnectionCount();
 }
 
-export function vsockPoll(): void {
-  if (!started) return;
-  if (eventPoll()) transportReset();
+// One round; true when a packet moved. A round that moved nothing lets the platform use the
+// moment (platformIdle), whichever loop polls (the main loop or a blocking socket call).
+export function vsockPoll(): bool {
+  if (!started) return false;
+  const before = packetsReceived + packetsSentCount();
+  const reset = eventPoll();
+  if (reset) transportReset();
   for (let budget = RX_BUDGET; budget > 0 && rxNext(); budget--) {
     receivePacket(rxHeader, rxPayload, rxPayloadLength);
     rxRelease();
@@ -117,6 +121,9 @@ export function vsockPoll(): void {
   runTimers(now);
   transmitPending();
   countersPoll(now);
+  const progressed = reset || packetsReceived + packetsSentCount() != before;
+  if (!progressed) platformIdle();
+  return progressed;
 }
 
 // ---- receive ----------------------------------------------------------------------------

@@ -48,24 +48,8 @@ if [ -n "$PRE" ]; then
 fi
 
 start_qemu() {  # $1 = kvm|tcg
-  local cpu=host guest
-  [ "$1" = tcg ] && cpu=max
-  if [ "$GUEST" = linux ]; then
-    guest=(-m 512M -kernel "$KDIR/vmlinuz" -initrd "$KDIR/initrd.gz"
-      -append "console=ttyS0 quiet loglevel=3 rdinit=/init-l2 vsockfw.repo=$REPO"
-      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
-      -serial "file:$RESULTS/guest-console.log")
-  else
-    guest=(-m 256M -drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
-    local option
-    for option in "${FW_OPTIONS[@]}"; do guest+=(-fw_cfg "name=opt/vsockfw/${option%%=*},string=${option#*=}"); done
-  fi
-  rm -f "$RUNDIR/inner.pid"
-  timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -machine q35 -nodefaults -nic none \
-    -display none -no-reboot "${guest[@]}" -device "vhost-vsock-pci,guest-cid=$CID" \
-    -debugcon "file:$FW_LOG" -global isa-debugcon.iobase=0x402 \
-    -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$RUNDIR/inner.pid" \
-    </dev/null >"$RESULTS/inner-qemu.log" 2>&1 &
+  IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
+    "$CID" "$TIMEOUT" "$FW_LOG" "$RUNDIR/inner.pid" "$RESULTS/inner-qemu.log" "${FW_OPTIONS[@]}" &
   qemu_pid=$!
 }
 
@@ -79,8 +63,28 @@ wait_ready() {  # 0 ready, 1 inner QEMU died, 2 deadline
   return 2
 }
 
+# Leave the command enough of the overall --timeout to stop cleanly and report (status 124).
+command_budget() {
+  awk -v t="$TIMEOUT" -v u="$(cut -d' ' -f1 /proc/uptime)" -v d="$([ "$RUNDIR" = /run/vsockfw ] && echo 1 || echo 0)" \
+    'BEGIN { l = t - 20 - (d ? u + 5 : 0); print (l < 10 ? 10 : int(l)) }'
+}
+
 accels=$INNER_ACCEL
 [ "$accels" = auto ] && { if [ -c /dev/kvm ]; then accels="kvm tcg"; else accels=tcg; fi; }
+# --guest none: the command starts its guests itself (inner-qemu.sh; e.g. the benchmarks, which
+# boot each guest several times). It learns the accelerators to try, the image and the kernel.
+if [ "$GUEST" = none ]; then
+  export INNER_ACCELS=$accels IMAGE KDIR REPO
+  log "no guest started: the command starts its own (accelerators: $accels)"
+  t1=$(now)
+  timeout -k 5 "$(command_budget)" env VSOCK_CID="$CID" FW_LOG="$FW_LOG" RESULTS="$RESULTS" \
+    RUNDIR="$RUNDIR" "${CMD[@]}" &
+  cmd_pid=$!
+  wait "$cmd_pid"; status=$?
+  cmd_pid=
+  log "command exited with status $status after $(since "$t1") s"
+  exit "$status"
+fi
 ready=1
 for accel in $accels; do
   t0=$(now)
@@ -97,9 +101,7 @@ if [ $ready != 0 ]; then
 fi
 log "inner QEMU (-accel $accel) start -> ready: $(since "$t0") s"
 
-# Leave the command enough of the overall --timeout to stop cleanly and report (status 124).
-left=$(awk -v t="$TIMEOUT" -v u="$(cut -d' ' -f1 /proc/uptime)" -v d="$([ "$RUNDIR" = /run/vsockfw ] && echo 1 || echo 0)" \
-  'BEGIN { l = t - 20 - (d ? u + 5 : 0); print (l < 10 ? 10 : int(l)) }')
+left=$(command_budget)
 t1=$(now)
 timeout -k 5 "$left" env VSOCK_CID="$CID" FW_LOG="$FW_LOG" RESULTS="$RESULTS" "${CMD[@]}" &
 cmd_pid=$!

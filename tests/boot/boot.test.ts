@@ -8,6 +8,7 @@ import { bootFirmware, timestampMicros } from "./qemu.ts";
 const IMAGE = process.env.FIRMWARE_IMAGE ?? "build/firmware.bin";
 const CPU_EXCEPTION_IMAGE = "build/selftest-cpu-exception/firmware.bin";
 const WASM_TRAP_IMAGE = "build/selftest-wasm-trap/firmware.bin";
+const REPORT_FAULT_IMAGE = "build/selftest-report-fault/firmware.bin";
 const EXIT_AFTER_BOOT = { exit: "ready" };
 const FW_EXIT_NO_DEVICE = 1;
 const FW_EXIT_WASM_TRAP = 2;
@@ -89,6 +90,25 @@ test("a wasm trap is reported with its kind and the last log line, the crash rep
   assert.ok(report > 0, run.log);
   assert.match(run.lines[report + 1], /warn selftest: executing unreachable/);
   assertCrashReportEnd(run.lines, report + 2, "wasm-trap", FW_EXIT_WASM_TRAP);
+});
+
+test("a trap inside the crash report is noted, that section is cut short, and the report still ends cleanly", { skip: !existsSync(REPORT_FAULT_IMAGE) && "no selftest image" }, async () => {
+  const run = await bootFirmware({ image: REPORT_FAULT_IMAGE });
+  assert.equal(run.timedOut, false, run.log);
+  assert.equal(run.firmwareExitCode, FW_EXIT_WASM_TRAP, run.log);
+  const first = run.lines.findIndex((line) => /error wasm: trap kind=unreachable executed/.test(line));
+  assert.ok(first > 0, run.log);
+  const expected = [
+    /error wasm: last log line before the trap follows$/,
+    /warn selftest: executing unreachable/,
+    /error crash: last packets total=0 shown=0$/,
+    /error crash: wasm trap \(unreachable executed\) while reading the connection table: that part is cut short$/,
+    /error crash: no device to reset$/,
+    /error crash: end of report kind=wasm-trap outcome=halt exit_code=2$/,
+    /info boot: exit code=2$/,
+  ];
+  assert.equal(run.lines.length, first + 1 + expected.length, `report lines:\n${run.lines.slice(first).join("\n")}`);
+  expected.forEach((pattern, i) => assert.match(run.lines[first + 1 + i], pattern));
 });
 
 test("boots under KVM when this machine has it", { skip: !existsSync("/dev/kvm") && "no /dev/kvm" }, async () => {

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transport  # noqa: E402
 from vsockclient import (CaseFailure, connect_retries, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
                          payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
+from faults import fault_cases  # noqa: E402  (the misbehaving-host cases, same boot)
 
 MIB = 1 << 20
 GREETING = b"Hello, Host! This is a message from the VM.\n"
@@ -274,7 +275,7 @@ def cases(cycles):
         ("ncat", case_ncat),
         ("socat", case_socat),
         ("cycles-%d" % cycles, case_cycles(cycles)),
-    ]
+    ] + fault_cases()
 
 
 def main():

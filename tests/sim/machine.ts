@@ -98,6 +98,7 @@ export class Machine {
   exitCode: number | null = null;
   clock = 0n;
   barrierCount = 0;
+  idleCount = 0; // polls that moved no packet (the firmware called env.idle)
   private partialLine = "";
   private readonly echoLog: boolean;
   private scratchNext = 0;
@@ -260,6 +261,9 @@ export class Machine {
       },
       clock_hz: () => this.clockHz,
       log_write: (pointer: number, length: number) => this.logBytes(this.read(pointer >>> 0, length >>> 0)),
+      idle: () => {
+        this.idleCount++;
+      },
       exit: (code: number) => this.exit(code >>> 0),
       abort: (message: number, file: number, line: number, column: number) => {
         const trap = new SimTrap(this.readString(message), this.readString(file), line, column);

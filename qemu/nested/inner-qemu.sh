@@ -1,0 +1,29 @@
+#!/bin/bash
+# Starts the guest QEMU on the vhost-vsock host: the firmware image or the Linux stand-in, with the
+# same machine, accelerator, memory and vsock device either way (so benchmarks compare like with like).
+#
+#   inner-qemu.sh ACCEL GUEST CID TIMEOUT DEBUGCON_LOG PIDFILE QEMU_LOG [FW_OPTION NAME=VALUE ...]
+#     ACCEL kvm|tcg, GUEST firmware|linux; env IMAGE (firmware), KDIR and REPO (linux),
+#     RESULTS (the Linux console log goes to $RESULTS/guest-console.log).
+# Replaces itself with `timeout QEMU`: the caller's PID for it is the one to stop.
+set -u
+accel=$1 guest=$2 cid=$3 limit=$4 debugcon_log=$5 pidfile=$6 qemu_log=$7
+shift 7  # the rest: firmware runtime options (-fw_cfg opt/vsockfw/NAME)
+GUEST_MEMORY=256M
+cpu=host
+[ "$accel" = tcg ] && cpu=max
+if [ "$guest" = linux ]; then
+  payload=(-kernel "$KDIR/vmlinuz" -initrd "$KDIR/initrd.gz"
+    -append "console=ttyS0 quiet loglevel=3 rdinit=/init-l2 vsockfw.repo=$REPO"
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+    -serial "file:$RESULTS/guest-console.log")
+else
+  payload=(-drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
+  for option in "$@"; do payload+=(-fw_cfg "name=opt/vsockfw/${option%%=*},string=${option#*=}"); done
+fi
+rm -f "$pidfile"
+exec timeout -k 5 "$limit" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -machine q35 -m "$GUEST_MEMORY" \
+  -nodefaults -nic none -display none -no-reboot "${payload[@]}" -device "vhost-vsock-pci,guest-cid=$cid" \
+  -debugcon "file:$debugcon_log" -global isa-debugcon.iobase=0x402 \
+  -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$pidfile" \
+  </dev/null >"$qemu_log" 2>&1

@@ -1,0 +1,223 @@
+"""Turns the bench client's raw figures (build/bench/raw.json, written inside the outer VM) into the
+Markdown table on the terminal, build/bench/results.json and the PNG plots. Runs on this machine.
+
+Usage: report.py RAW_JSON --image build/firmware.bin --elf build/firmware.elf --out build/bench
+"""
+import argparse
+import json
+import os
+import platform
+import struct
+import subprocess
+import sys
+
+KIB, MIB = 1024, 1024 * 1024
+WRITE_SIZES = ("4096", "65536", "1048576")
+PT_LOAD = 1
+
+
+def elf_payload_bytes(path):
+    """Bytes the flash image holds: the file size of every PT_LOAD segment (as tools/image counts)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise ValueError("%s is not a 64-bit ELF" % path)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    total = 0
+    for i in range(phnum):
+        p_type, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        p_filesz, = struct.unpack_from("<Q", data, phoff + i * phentsize + 0x20)
+        if p_type == PT_LOAD:
+            total += p_filesz
+    return total
+
+
+def this_machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        qemu = ""
+    return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(), "qemu": qemu,
+            "kvm_device": os.path.exists("/dev/kvm")}
+
+
+def load_averages(out):
+    """The machine's 1/5/15-minute load before and after the run (tools/bench/run.sh records them)."""
+    figures = {}
+    for when in ("before", "after"):
+        try:
+            figures[when] = open(os.path.join(out, "loadavg-%s.txt" % when)).read().split()
+        except OSError:
+            pass
+    return figures
+
+
+def get(guest, *path):
+    value = guest
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def rows(raw, sizes):
+    """(label, firmware, linux, unit, higher_is_better, decimals) for every compared figure."""
+    fw, lx = raw["guests"].get("firmware", {}), raw["guests"].get("linux", {})
+    out = [("boot to first echo (QEMU start included)", get(fw, "boot_to_first_echo_s", "median"),
+            get(lx, "boot_to_first_echo_s", "median"), "s", False, 3),
+           ("firmware reset to ready, by its log", get(fw, "reset_to_ready_ms", "median"), None, "ms", False, 1)]
+    for mode, direction in (("sink", "host->guest"), ("source", "guest->host"), ("echo", "both ways")):
+        for size in WRITE_SIZES:
+            out.append(("%s (%s), %d KiB writes" % (mode, direction, int(size) // KIB),
+                        get(fw, "throughput_mib_s", mode, size, "median"),
+                        get(lx, "throughput_mib_s", mode, size, "median"), "MiB/s", True, 1))
+    for size in ("1", "1024"):
+        for p in ("p50", "p99"):
+            out.append(("echo round trip %s B %s" % (size, p), get(fw, "latency", size, p + "_us"),
+                        get(lx, "latency", size, p + "_us"), "us", False, 0))
+    out.append(("connect + 1 B echo + close", get(fw, "connection_rate_per_s", "median"),
+                get(lx, "connection_rate_per_s", "median"), "/s", True, 1))
+    rss = lambda g: (get(g, "memory_after_load_kib", "VmHWM") or 0) / 1024 or None  # noqa: E731
+    out.append(("guest QEMU process peak RSS", rss(fw), rss(lx), "MiB", False, 1))
+    out.append(("boot payload (firmware image vs kernel+initramfs)", sizes["firmware_payload_bytes"] / KIB,
+                sizes["linux_kernel_initramfs_bytes"] / KIB, "KiB", False, 0))
+    return out
+
+
+def table(raw, sizes):
+    lines = ["| figure | firmware | Linux | firmware vs Linux |", "|---|---:|---:|---:|"]
+    for label, f, l, unit, higher, decimals in rows(raw, sizes):
+        fmt = lambda v: "-" if v is None else ("%.*f %s" % (decimals, v, unit))  # noqa: E731
+        if f is not None and l is not None and f > 0 and l > 0:
+            better = f / l if higher else l / f
+            verdict = "%.2fx %s" % (better if better >= 1 else 1 / better, "better" if better >= 1 else "worse")
+        else:
+            verdict = "-"
+        lines.append("| %s | %s | %s | %s |" % (label, fmt(f), fmt(l), verdict))
+    return "\n".join(lines)
+
+
+def plots(raw, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"firmware": "tab:blue", "linux": "tab:orange"}
+    made = []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    for ax, mode in zip(axes, ("sink", "source", "echo")):
+        for kind, guest in raw["guests"].items():
+            series = get(guest, "throughput_mib_s", mode)
+            if not series:
+                continue
+            measured = [s for s in WRITE_SIZES if series.get(s)]
+            xs = [int(s) // KIB for s in measured]
+            med = [series[s]["median"] for s in measured]
+            low = [series[s]["median"] - series[s]["min"] for s in measured]
+            high = [series[s]["max"] - series[s]["median"] for s in measured]
+            ax.errorbar(xs, med, yerr=[low, high], marker="o", capsize=4, label=kind, color=colours.get(kind))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([4, 64, 1024], ["4 KiB", "64 KiB", "1 MiB"])
+        ax.set_title({"sink": "host -> guest (sink)", "source": "guest -> host (source)", "echo": "echo"}[mode])
+        ax.set_xlabel("write size")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("MiB/s (median, bars: min-max)")
+    axes[0].legend()
+    fig.suptitle("Throughput by write size")
+    fig.tight_layout()
+    path = os.path.join(out, "throughput.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    made.append(path)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, size in zip(axes, ("1", "1024")):
+        for kind, guest in raw["guests"].items():
+            samples = get(guest, "latency", size, "samples_us")
+            if not samples:
+                continue
+            ordered = sorted(samples)
+            ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+            ax.plot(ordered, ys, label="%s (p50 %.0f us)" % (kind, get(guest, "latency", size, "p50_us")),
+                    color=colours.get(kind))
+        ax.set_xscale("log")
+        ax.set_xlabel("round trip (us, log scale)")
+        ax.set_ylabel("fraction of round trips")
+        ax.set_title("echo round trip, %s B messages" % size)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="lower right")
+    fig.suptitle("Latency distribution (CDF)")
+    fig.tight_layout()
+    path = os.path.join(out, "latency.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    made.append(path)
+    return made
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("raw")
+    parser.add_argument("--image", default="build/firmware.bin")
+    parser.add_argument("--elf", default="build/firmware.elf")
+    parser.add_argument("--out", default="build/bench")
+    args = parser.parse_args()
+    raw = json.load(open(args.raw))
+    conditions = raw["conditions"]
+    sizes = {
+        "firmware_payload_bytes": elf_payload_bytes(args.elf),
+        "firmware_flash_bytes": os.path.getsize(args.image),
+        "linux_kernel_bytes": conditions.get("kernel_bytes", 0),
+        "linux_initramfs_bytes": conditions.get("initramfs_bytes", 0),
+    }
+    sizes["linux_kernel_initramfs_bytes"] = sizes["linux_kernel_bytes"] + sizes["linux_initramfs_bytes"]
+    results = {
+        "conditions": dict(conditions, this_machine=dict(this_machine(), load_average=load_averages(args.out)),
+                           outer_vm_accel="tcg" if conditions.get("host_in_outer_vm") else "none",
+                           firmware_accel=get(raw["guests"].get("firmware", {}), "accel"),
+                           linux_accel=get(raw["guests"].get("linux", {}), "accel")),
+        "plan": raw["plan"],
+        "sizes": sizes,
+        "bench_seconds": raw.get("bench_seconds"),
+        "guests": {},
+    }
+    for kind, guest in raw["guests"].items():
+        copy = json.loads(json.dumps(guest))
+        for size, figures in (copy.get("latency") or {}).items():
+            if figures:
+                figures.pop("samples_us", None)  # 10,000 per run: they stay in raw.json
+        results["guests"][kind] = copy
+    results["table"] = [dict(zip(("figure", "firmware", "linux", "unit", "higher_is_better"), r[:5]))
+                        for r in rows(raw, sizes)]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    made = plots(raw, args.out)
+    c = results["conditions"]
+    print()
+    print("Benchmarks: firmware vs Linux guest (kernel %s), inner QEMU -accel %s/%s, outer VM %s on %s; %s;"
+          " load average before/after %s"
+          % (c.get("guest_kernel"), c.get("firmware_accel"), c.get("linux_accel"), c.get("outer_vm_accel"),
+             c["this_machine"]["cpu"], c["this_machine"]["qemu"], c["this_machine"]["load_average"]))
+    print()
+    print(table(raw, sizes))
+    print()
+    print("firmware flash image %d bytes, payload %d bytes; Linux kernel %d + initramfs %d bytes"
+          % (sizes["firmware_flash_bytes"], sizes["firmware_payload_bytes"], sizes["linux_kernel_bytes"],
+             sizes["linux_initramfs_bytes"]))
+    print("results: %s; plots: %s" % (os.path.join(args.out, "results.json"), ", ".join(made)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+#!/bin/bash
+# `make bench`: one outer-VM boot (qemu/vsock-host.sh --guest none) in which tools/bench/bench.py
+# boots the firmware and then the Linux stand-in, measures both, and writes build/bench/raw.json;
+# then, on this machine, tools/bench/report.py prints the table and writes results.json and plots.
+#   tools/bench/run.sh [--image build/firmware.bin] [--timeout S] [-- bench.py options, e.g. --quick]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+image=build/firmware.bin timeout=1500 bench_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --image) image=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --) shift; bench_args=("$@"); break ;;
+    *) echo "usage: $0 [--image F] [--timeout S] [-- bench.py options]" >&2; exit 2 ;;
+  esac
+done
+out=build/bench
+mkdir -p "$out"
+rm -f "$out/raw.json"
+cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-before.txt"   # the machine's load: other work skews figures
+status=0
+qemu/vsock-host.sh --guest none --image "$image" --out "$out" --timeout "$timeout" \
+  -- /usr/bin/python3 tools/bench/bench.py "${bench_args[@]}" || status=$?
+cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-after.txt"
+[ -s "$out/raw.json" ] || { echo "bench: no figures (status $status)" >&2; exit "${status/#0/1}"; }
+/usr/bin/python3 tools/bench/report.py "$out/raw.json" --image "$image" --elf "$(dirname "$image")/firmware.elf" --out "$out"
+exit "$status"
