@@ -1,6 +1,6 @@
 // Runs one fuzz case on a fresh simulated machine and checks the invariants after every action:
 //  - no wasm trap (abort or runtime error) and no exception out of the firmware;
-//  - no hang: every action finishes within a budget of firmware steps (clock reads);
+//  - no hang: every action finishes within a budget of firmware steps (clock reads, barriers);
 //  - every byte stream the firmware's services delivered is a prefix of what the peer sent
 //    (echo: what came back; sink: its "<bytes> <crc32>" answer; source: its pattern), on every
 //    connection the hostile device did not itself corrupt (see `taint` below);
@@ -22,7 +22,7 @@ const GUEST_CID = 33;
 const SERVICE_PORT: Record<Service, number> = { echo: 1234, sink: 1235, source: 1236 };
 const MAX_CONNECTIONS = 64;
 const MAX_LIVE_FUZZ_CONNECTIONS = 8;
-/** Firmware steps (clock reads) one action may take before it counts as a hang. */
+/** Firmware steps (clock reads and barriers) one action may take before it counts as a hang. */
 const STEP_BUDGET = 2_000_000;
 const OP_RW = 5;
 const OP_CREDIT_UPDATE = 6;
@@ -122,17 +122,20 @@ export class CaseRunner {
     return r;
   }
 
-  // The clock import bumps m.clock on every read: counting those bounds the firmware's work.
+  // The clock and barrier imports bump m.clock and m.barrierCount on every call: counting those
+  // bounds the firmware's work (every wait loop reads the clock, every ring walk has barriers).
   private installWatchdog(): void {
     const m = this.m;
-    let clock = m.clock;
-    Object.defineProperty(m, "clock", {
-      get: () => clock,
-      set: (value: bigint) => {
-        clock = value;
-        if (++this.steps > STEP_BUDGET) throw new Hang(`more than ${STEP_BUDGET} firmware steps in one action`);
-      },
-    });
+    for (const field of ["clock", "barrierCount"] as const) {
+      let value: unknown = m[field];
+      Object.defineProperty(m, field, {
+        get: () => value,
+        set: (next: unknown) => {
+          value = next;
+          if (++this.steps > STEP_BUDGET) throw new Hang(`more than ${STEP_BUDGET} firmware steps in one action`);
+        },
+      });
+    }
   }
 
   /** Runs firmware (or sim code that calls into it); traps, aborts and hangs become failures. */
@@ -195,7 +198,7 @@ export class CaseRunner {
       case "connect": {
         if (this.liveConns().length >= MAX_LIVE_FUZZ_CONNECTIONS) return;
         const socket = m.host.connect(SERVICE_PORT[a.service], this.nextHostPort++);
-        this.conns.push({ id: this.nextConnId++, service: a.service, socket, sent: [], sentLength: 0, sentCache: null, sourceCount: null, tainted: this.chaos }); // after ring damage nothing is trusted
+        this.conns.push({ id: this.nextConnId++, service: a.service, socket, sent: [], sentLength: 0, sentCache: null, sourceCount: null, tainted: this.chaos || this.cidLied }); // after ring damage or during a cid lie nothing is trusted
         return;
       }
       case "send": {
@@ -314,8 +317,10 @@ export class CaseRunner {
         return;
       case "cidLie":
         // guest_cid changes without a TRANSPORT_RESET: everything for us now carries a cid we do not have.
+        // Packets both ways are lost meanwhile (ours carry the old src_cid, vhost drops them): every stream may have gaps.
         m.device!.setGuestCid(a.cid, true);
         this.cidLied = true;
+        this.taintAll();
         return;
     }
   }
@@ -346,7 +351,9 @@ export class CaseRunner {
     this.touchedHostPorts.add(header.srcPort >>> 0);
     const used = usedLength ?? VSOCK_HEADER_SIZE + payloadLength;
     const consistent = used >= VSOCK_HEADER_SIZE && (header.len >>> 0) === used - VSOCK_HEADER_SIZE && used <= VSOCK_HEADER_SIZE + 16384;
-    const valid = header.srcCid === 2n && header.dstCid === this.m.device!.guestCid && header.type === 1 && header.op >= 1 && header.op <= 7 && consistent;
+    // Against the cid the firmware believes it has (a device lying about the cid may differ).
+    const firmwareCid = BigInt.asUintN(64, BigInt(this.m.exports.vs_local_cid()));
+    const valid = header.srcCid === 2n && header.dstCid === firmwareCid && header.type === 1 && header.op >= 1 && header.op <= 7 && consistent;
     if (!valid) return;
     if ((header.op === OP_RW && header.len > 0) || creditChanged || header.op === OP_CREDIT_UPDATE) this.taint(header.srcPort >>> 0);
     // Any accepted header also carries credit: a changed one can stall or overrun the host.
