@@ -54,7 +54,7 @@ export interface ChildResult {
 /** Runs a command to completion (or its deadline: stopped by its PID), echoing its output to stderr. */
 export function run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<ChildResult> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), { cwd: REPO, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     let timedOut = false;
     const collect = (chunk: Buffer) => {
@@ -78,7 +78,7 @@ export function run(argv: string[], env: Record<string, string>, timeoutMs: numb
 export async function startGreetingListener(rig: Rig, cid: number): Promise<{ stop: () => void; done: Promise<ChildResult> }> {
   const ready = join(rig.results, "pre.ready");
   const env = { VSOCK_TRANSPORT: `uds:${rig.vmConfig(cid).udsPath}`, RESULTS: rig.results, PRE_READY: ready };
-  const child = spawn("python3", ["tests/e2e/greeting_listener.py"], { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("python3", ["tests/e2e/greeting_listener.py"], { cwd: REPO, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (c) => (output += c));
   child.stderr.on("data", (c) => (output += c));

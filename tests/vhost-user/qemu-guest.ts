@@ -20,6 +20,8 @@ export interface GuestOptions {
   /** Linux guest: its serial console. */
   consoleLog?: string;
   extraArgs?: string[];
+  /** true: a reset reboots the guest (default: QEMU exits, -no-reboot). */
+  allowReboot?: boolean;
 }
 
 /** The QEMU command line (also what the README shows). */
@@ -28,7 +30,7 @@ export function qemuArgs(o: GuestOptions): string[] {
   const args = [
     "-machine", "q35,memory-backend=mem", "-accel", "tcg", "-m", `${mem}M`,
     "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
-    "-nodefaults", "-display", "none", "-nic", "none", "-no-reboot",
+    "-nodefaults", "-display", "none", "-nic", "none", ...(o.allowReboot ? [] : ["-no-reboot"]),
     "-chardev", `socket,id=char0,path=${o.vhostSocket}`, "-device", "vhost-user-vsock-pci,chardev=char0",
     "-debugcon", `file:${o.debugLog}`, "-global", "isa-debugcon.iobase=0x402",
     "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
