@@ -6,7 +6,7 @@
 // the rest. It also knows which host connections its moves could have corrupted ("tainted").
 import type { Machine } from "../sim/machine";
 import type { DeviceSplitQueue, UsedEntry } from "../sim/split-ring";
-import { HeaderFields, VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import type { HeaderFields, VsockHeader } from "../sim/vsock-packet";
 import type { Queue } from "./actions";
 
 interface HeldPacket {
@@ -102,6 +102,11 @@ export class HostileDevice {
     return true;
   }
 
+  /** Writes every queue's real used idx again (what the device does with its next entry anyway). */
+  restoreUsedIdx(): void {
+    for (const q of this.device.queues) if (q) this.device.memory!.write16(q.usedAddr + 2, q.usedIdx);
+  }
+
   /** The heads the driver has posted and the device has not taken yet, in avail order. */
   postedHeads(name: Queue): number[] {
     const q = this.queue(name);
@@ -128,5 +133,3 @@ export class HostileDevice {
     return true;
   }
 }
-
-export { VSOCK_HEADER_SIZE };

@@ -33,6 +33,17 @@ const findings: { name: string; actions: Action[] }[] = [
       { k: "mutate", pick: 2598308954, field: "len", value: 65535 },
     ],
   },
+  {
+    // Seed 2106348: 200 REQUESTs fill the tx pool with replies, then the tx used idx jumps 13499
+    // ahead. The firmware rightly consumes nothing behind a bogus idx, and with every tx buffer
+    // behind it the device never writes another entry: tx stalls until the device writes its real
+    // idx. The end-of-case check now lets the device turn honest first; the firmware must recover.
+    name: "a tx used idx jump behind a full tx pool: service resumes once the device writes its real idx",
+    actions: [
+      { k: "requestFlood", service: "sink", count: 200, firstPort: 59946 },
+      { k: "usedIdxJump", queue: "tx", ahead: 13499 },
+    ],
+  },
 ];
 
 for (const finding of findings) {

@@ -355,9 +355,8 @@ export class CaseRunner {
     const firmwareCid = BigInt.asUintN(64, BigInt(this.m.exports.vs_local_cid()));
     const valid = header.srcCid === 2n && header.dstCid === firmwareCid && header.type === 1 && header.op >= 1 && header.op <= 7 && consistent;
     if (!valid) return;
+    // Data it cannot tell from real data, or credit (every header carries it) that can overrun the host.
     if ((header.op === OP_RW && header.len > 0) || creditChanged || header.op === OP_CREDIT_UPDATE) this.taint(header.srcPort >>> 0);
-    // Any accepted header also carries credit: a changed one can stall or overrun the host.
-    if (creditChanged) this.taint(header.srcPort >>> 0);
   }
 
   // ---- invariants ----
@@ -462,12 +461,19 @@ export class CaseRunner {
   }
 
   // ---- the end of a case ----
-  /** Lets everything settle, then (no chaos) a fresh connection must be served. */
+  /**
+   * The device turns honest (held packets go out, its real used idx is written again, the truth
+   * about the cid is told), everything settles, then (no chaos) a fresh connection must be served.
+   * No driver can make a device serve: a device that jumps its used idx and never writes another
+   * entry (e.g. with every tx buffer waiting behind the bogus idx) stalls that queue for good. What
+   * is required is that nothing breaks meanwhile and that service resumes once the device behaves.
+   */
   finish(): void {
     this.actionIndex = -2;
     this.steps = 0;
     this.firmware(() => {
       if (this.hostile.held.length > 0 || this.hostile.holding) this.hostile.release("fifo", 0);
+      this.hostile.restoreUsedIdx();
       if (this.cidLied) {
         this.m.device!.transportReset(); // tell the firmware the truth at last
         this.cidLied = false;
