@@ -1,7 +1,7 @@
 // MSI-X (PCI Local Bus 3.0, 6.8.2): the one interrupt we take. Table entry 0 of a function is
 // pointed at the local APIC of CPU 0 with the vector the platform handles, unmasked, and MSI-X is
 // enabled. The device then signals entry 0 for whatever it routes there (virtio: queue vectors).
-import { configRead16, configRead32, configRead8, configWrite16, PCI_CAPABILITY_LIST, PCI_STATUS, PCI_STATUS_CAP_LIST } from "./config";
+import { configRead32, configRead8, configWrite16, PCI_CAPABILITY_LIST } from "./config";
 import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "./resources";
 import { PciFunction } from "./scan";
 import { mmioRead32, mmioWrite32 } from "../platform/imports";
@@ -42,13 +42,19 @@ export function msixErrorName(error: i32): string {
   return "none";
 }
 
-// Config offset of the MSI-X capability, 0 when there is none (bounded, loop-proof walk).
+// Config offset of the MSI-X capability, 0 when there is none (bounded, loop-proof walk). One
+// dword per capability (id, next and message control together): each access is an exit under KVM.
+let foundControl: u32 = 0; // message control of the capability found last
 export function findMsixCapability(f: PciFunction): u32 {
-  if ((configRead16(f.address, PCI_STATUS) & PCI_STATUS_CAP_LIST) == 0) return 0;
+  // No status check first: without a list the pointer reads 0 (and any value is bounded below).
   let at = configRead8(f.address, PCI_CAPABILITY_LIST) & 0xfc;
   for (let seen = 0; at >= FIRST_CAPABILITY && seen < MAX_CAPABILITIES; seen++) {
-    if (configRead8(f.address, at) == PCI_CAP_ID_MSIX) return at;
-    at = configRead8(f.address, at + 1) & 0xfc;
+    const header = configRead32(f.address, at);
+    if ((header & 0xff) == PCI_CAP_ID_MSIX) {
+      foundControl = header >>> 16;
+      return at;
+    }
+    at = (header >> 8) & 0xfc;
   }
   return 0;
 }
@@ -73,9 +79,8 @@ export function msixRouteEntry0(f: PciFunction, vector: u32): i32 {
   if (at == 0) return MSIX_NO_CAPABILITY;
   const entry = tableEntry0(f, at);
   if (entry == 0) return MSIX_TABLE_OUTSIDE_BAR;
-  const control = configRead16(f.address, at + MSIX_MESSAGE_CONTROL);
-  // Enabled with every vector masked while entry 0 changes, as the spec advises.
-  configWrite16(f.address, at + MSIX_MESSAGE_CONTROL, control | MSIX_ENABLE | MSIX_FUNCTION_MASK);
+  const control = foundControl;
+  // Entry 0 is written while it is masked (and before MSI-X is enabled, if it was not yet).
   mmioWrite32(entry + ENTRY_VECTOR_CONTROL, ENTRY_MASKED);
   mmioWrite32(entry + ENTRY_ADDRESS_LOW, MSI_ADDRESS_CPU0);
   mmioWrite32(entry + ENTRY_ADDRESS_HIGH, 0);
@@ -89,14 +94,13 @@ export function msixRouteEntry0(f: PciFunction, vector: u32): i32 {
 export function msixDisable(f: PciFunction): void {
   const at = findMsixCapability(f);
   if (at == 0) return;
-  const control = configRead16(f.address, at + MSIX_MESSAGE_CONTROL);
-  configWrite16(f.address, at + MSIX_MESSAGE_CONTROL, control & ~MSIX_ENABLE);
+  configWrite16(f.address, at + MSIX_MESSAGE_CONTROL, foundControl & ~MSIX_ENABLE);
 }
 
 // How many table entries the function has (0: no MSI-X), for logs and tests.
 export function msixTableSize(f: PciFunction): u32 {
   const at = findMsixCapability(f);
-  return at == 0 ? 0 : (configRead16(f.address, at + MSIX_MESSAGE_CONTROL) & MSIX_TABLE_SIZE_MASK) + 1;
+  return at == 0 ? 0 : (foundControl & MSIX_TABLE_SIZE_MASK) + 1;
 }
 
 // Whether entry 0 is unmasked (tests read the table back through this).
