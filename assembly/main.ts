@@ -11,6 +11,7 @@ import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
 import { traceConfigure } from "./vsock/trace";
 import { countersConfigure, logCounters } from "./vsock/counters";
+import { idleAfterPoll } from "./vsock/idle";
 import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
 export * from "./vsock/api";
@@ -53,11 +54,21 @@ export function fw_log_counters(): void {
   logCounters("exit");
 }
 
-// One round of progress: device queues, every connection, every service.
-export function fw_poll(): void {
-  vsockPoll();
+// One round of progress: device queues, every connection, every service. True when a packet moved.
+function pollOnce(): bool {
+  const progressed = vsockPoll();
   appsPoll();
   if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsPoll();
+  return progressed;
+}
+
+export function fw_poll(): void {
+  pollOnce();
+}
+
+// One round of the main loop: a poll, then the idle policy (which may halt until an interrupt).
+export function fw_poll_or_halt(): void {
+  idleAfterPoll(pollOnce());
 }
 
 export function main(): void {
@@ -81,5 +92,5 @@ export function main(): void {
     }
     platformExit(1);
   }
-  while (true) fw_poll();
+  while (true) fw_poll_or_halt();
 }

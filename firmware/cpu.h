@@ -42,6 +42,12 @@ static inline void wrmsr(uint32_t msr, uint64_t value) {
   __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)) : "memory");
 }
 
+static inline uint64_t rdmsr(uint32_t msr) {
+  uint32_t lo, hi;
+  __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+  return ((uint64_t)hi << 32) | lo;
+}
+
 static inline uint64_t read_cr2(void) {
   uint64_t value;
   __asm__ volatile("mov %%cr2, %0" : "=r"(value));

@@ -2,6 +2,7 @@
  * else. Addresses from wasm are physical; the identity mapping makes them directly usable. */
 #include <stdint.h>
 
+#include "apic.h"
 #include "clock.h"
 #include "cpu.h"
 #include "debugcon.h"
@@ -47,6 +48,21 @@ void Z_envZ_log_write(env_t *env, u32 ptr, u32 length) {
 void Z_envZ_idle(env_t *env) {
   (void)env;
   debugcon_drain(IDLE_DRAIN_BYTES);
+}
+
+u32 Z_envZ_interrupt_vector(env_t *env) {
+  (void)env;
+  return apic_init();
+}
+
+/* Deferred log bytes still waiting: a piece goes out and the halt is kept short, so the log
+ * keeps flowing while the CPU is still given back between pieces. */
+#define WAIT_DRAIN_BYTES 64
+#define WAIT_WHILE_LOGGING_NS 200000ull
+void Z_envZ_wait_for_interrupt(env_t *env, u64 timeout_ns) {
+  (void)env;
+  if (debugcon_drain(WAIT_DRAIN_BYTES) != 0 && timeout_ns > WAIT_WHILE_LOGGING_NS) timeout_ns = WAIT_WHILE_LOGGING_NS;
+  apic_wait(timeout_ns);
 }
 
 void Z_envZ_exit(env_t *env, u32 code) {

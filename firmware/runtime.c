@@ -98,9 +98,54 @@ void wasm_rt_load_exception(uint32_t tag, uint32_t size, const void *values) {
 }
 void wasm_rt_throw(void) { wasm_rt_trap(WASM_RT_TRAP_UNCAUGHT_EXCEPTION); }
 
-/* Zeroes with a plain loop the optimiser may not turn into a memset call on itself. */
+/* Zeroes with string instructions the optimiser may not turn into a memset call on itself;
+ * eight bytes per iteration, as an emulator runs them one iteration at a time. */
 static void zero_bytes(uint8_t *start, uint64_t length) {
-  __asm__ volatile("rep stosb" : "+D"(start), "+c"(length) : "a"(0) : "memory");
+  uint64_t quads = length >> 3, tail = length & 7;
+  __asm__ volatile("rep stosq" : "+D"(start), "+c"(quads) : "a"(0) : "memory");
+  __asm__ volatile("rep stosb" : "+D"(start), "+c"(tail) : "a"(0) : "memory");
+}
+
+/* Linear memory is zero at power-on (QEMU's RAM starts zeroed), not after a warm reset (QEMU's
+ * system_reset keeps RAM). This record survives a warm reset (the reset vector neither copies nor
+ * zeroes .noinit): how much of linear memory was ever handed to the module. Memory above that is
+ * still zero from power-on and is not written again: under nested KVM the first write to a page
+ * is a nested page fault, and the emulated CPU zeroes one string iteration at a time. At power-on
+ * the record reads all zero; a record that is neither all zero nor consistent means something
+ * overwrote it, and then every byte handed out is zeroed as before. */
+#define DIRTY_RECORD_MAGIC 0x5a4d4c57u /* "WLMZ" */
+static volatile struct { /* volatile: C would assume it starts zeroed, as statics do */
+  uint32_t magic;
+  uint32_t check; /* ~(magic ^ dirty_bytes): a torn or scribbled record fails it */
+  uint64_t dirty_bytes;
+} dirty_record __attribute__((section(".noinit"), aligned(64)));
+
+static uint64_t dirty_bytes; /* linear memory bytes that may hold data from before this reset */
+
+static void dirty_record_load(void) {
+  uint64_t all = (uint64_t)LINEAR_MEMORY_PAGES * WASM_PAGE_SIZE;
+  uint32_t expected = ~(uint32_t)(DIRTY_RECORD_MAGIC ^ (uint32_t)dirty_record.dirty_bytes);
+  if (dirty_record.magic == 0 && dirty_record.check == 0 && dirty_record.dirty_bytes == 0)
+    dirty_bytes = 0; /* power-on: all of RAM is zero */
+  else if (dirty_record.magic == DIRTY_RECORD_MAGIC && dirty_record.check == expected && dirty_record.dirty_bytes <= all)
+    dirty_bytes = dirty_record.dirty_bytes;
+  else
+    dirty_bytes = all;
+}
+
+/* Called before `bytes` of linear memory are handed out: after a reset, all of it may be dirty. */
+static void dirty_record_extend(uint64_t bytes) {
+  if (bytes <= dirty_record.dirty_bytes && dirty_record.magic == DIRTY_RECORD_MAGIC) return;
+  dirty_record.magic = 0; /* a reset in the middle leaves an inconsistent record: all dirty */
+  dirty_record.dirty_bytes = bytes;
+  dirty_record.check = ~(uint32_t)(DIRTY_RECORD_MAGIC ^ (uint32_t)bytes);
+  dirty_record.magic = DIRTY_RECORD_MAGIC;
+}
+
+/* Makes [start, end) of linear memory read zero, writing only what may be dirty. */
+static void zero_linear(uint8_t *base, uint64_t start, uint64_t end) {
+  if (end > dirty_bytes) end = dirty_bytes;
+  if (start < end) zero_bytes(base + start, end - start);
 }
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
@@ -113,7 +158,9 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
   memory->pages = initial_pages;
   memory->max_pages = max_pages;
   memory->size = initial_pages * WASM_PAGE_SIZE;
-  zero_bytes(memory->data, memory->size); /* RAM is not zero after a warm reset */
+  dirty_record_load();
+  zero_linear(memory->data, 0, memory->size);
+  dirty_record_extend(memory->size);
   the_memory = memory;
 }
 
@@ -121,7 +168,8 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
   uint64_t new_pages = (uint64_t)old_pages + delta;
   if (new_pages > memory->max_pages) return UINT32_MAX;
-  zero_bytes(memory->data + memory->size, (uint64_t)delta * WASM_PAGE_SIZE);
+  zero_linear(memory->data, memory->size, new_pages * WASM_PAGE_SIZE);
+  dirty_record_extend(new_pages * WASM_PAGE_SIZE);
   memory->pages = (uint32_t)new_pages;
   memory->size = (uint32_t)(new_pages * WASM_PAGE_SIZE);
   return old_pages;

@@ -19,8 +19,16 @@ export function bdfFunction(address: u32): u32 {
   return address & 7;
 }
 
+// The register CONFIG_ADDRESS points at. Every port access is a VM exit (costly under nested
+// KVM), and we are its only writer, so a run of accesses to one dword selects it only once.
+// 0 means "unknown": a real selection always has the enable bit 31 set.
+let selected: u32 = 0;
+
 function select(address: u32, offset: u32): void {
-  portOut32(CONFIG_ADDRESS, 0x80000000 | (address << 8) | (offset & 0xfc));
+  const value = 0x80000000 | (address << 8) | (offset & 0xfc);
+  if (value == selected) return;
+  portOut32(CONFIG_ADDRESS, value);
+  selected = value;
 }
 
 export function configRead32(address: u32, offset: u32): u32 {
@@ -55,6 +63,7 @@ export const PCI_COMMAND: u32 = 0x04;
 export const PCI_STATUS: u32 = 0x06;
 export const PCI_REVISION: u32 = 0x08; // revision, prog-if, subclass, class
 export const PCI_HEADER_TYPE: u32 = 0x0e;
+export const PCI_HEADER_DWORD: u32 = 0x0c; // cache line, latency timer, header type, BIST
 export const PCI_BAR0: u32 = 0x10;
 export const PCI_CAPABILITY_LIST: u32 = 0x34;
 export const PCI_PRIMARY_BUS: u32 = 0x18; // type 1: primary, secondary, subordinate bus numbers

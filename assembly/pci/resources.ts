@@ -125,16 +125,20 @@ function logBar(level: i32, f: PciFunction, index: i32, kind: u8, prefetchable: 
 }
 
 // Sizes BAR `index` (decoding is off), assigns it, and returns how many BAR registers it used.
+// Config accesses are VM exits, so each register is probed and assigned in one run (config.ts
+// selects it once): no read of the reset value first, no restore after the probe; a BAR that is
+// not assigned is written back to 0 (its reset value) on the rare paths that skip it.
 function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
   const offset = PCI_BAR0 + 4 * <u32>index;
-  const original = configRead32(f.address, offset);
   configWrite32(f.address, offset, 0xffffffff);
   const mask = configRead32(f.address, offset);
-  configWrite32(f.address, offset, original);
   const isIo = (mask & BAR_IO_SPACE) != 0;
   const is64 = !isIo && (mask & BAR_MEMORY_TYPE_MASK) == BAR_MEMORY_TYPE_64;
   const used = is64 ? 2 : 1;
-  if (is64 && index + 1 >= count) return used; // a 64-bit BAR cannot start in the last slot
+  if (is64 && index + 1 >= count) {
+    configWrite32(f.address, offset, 0);
+    return used; // a 64-bit BAR cannot start in the last slot
+  }
 
   let size: u64 = 0;
   if (isIo) {
@@ -142,17 +146,15 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     if (m != 0 && (m & 0xffff0000) == 0) m |= 0xffff0000; // 16-bit decoders leave the top bits 0
     size = m == 0 ? 0 : <u64>(~m + 1);
   } else if (is64) {
-    const originalHigh = configRead32(f.address, offset + 4);
     configWrite32(f.address, offset + 4, 0xffffffff);
     const maskHigh = configRead32(f.address, offset + 4);
-    configWrite32(f.address, offset + 4, originalHigh);
     const m = (<u64>maskHigh << 32) | <u64>(mask & BAR_MEMORY_ADDRESS_MASK);
     size = m == 0 ? 0 : ~m + 1;
   } else {
     const m = mask & BAR_MEMORY_ADDRESS_MASK;
     size = m == 0 ? 0 : <u64>(~m + 1);
   }
-  if (size == 0) return used; // not implemented: a BAR that reads 0 is never trusted
+  if (size == 0) return used; // not implemented (reads 0 whatever we write): never trusted
 
   const kind = isIo ? BAR_KIND_IO : is64 ? BAR_KIND_MEMORY64 : BAR_KIND_MEMORY32;
   const prefetchable = !isIo && (mask & BAR_MEMORY_PREFETCHABLE) != 0;
@@ -169,6 +171,7 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     if (isIo) brokenIo = true;
     else brokenMemory = true;
     barsSkipped++;
+    clearBar(f, offset, is64);
     if (logBar(countRejection(REJECT_BAR_UNASSIGNABLE), f, index, kind, prefetchable, "does not fit: skipped")) {
       logKvHex("size", size);
       logKvHex("window_free", isIo ? <u64>IO_WINDOW_END - <u64>ioCursor : MEMORY_WINDOW_END - memoryCursor);
@@ -177,15 +180,19 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     return used;
   }
 
+  // Each half written and read back while it is selected. Read back: a device that does not
+  // take the address must not get decoding enabled.
   configWrite32(f.address, offset, <u32>address);
-  if (is64) configWrite32(f.address, offset + 4, <u32>(address >> 32));
-  // Read back: a device that does not take the address must not get decoding enabled.
   let readBack = <u64>(configRead32(f.address, offset) & (isIo ? BAR_IO_ADDRESS_MASK : BAR_MEMORY_ADDRESS_MASK));
-  if (is64) readBack |= <u64>configRead32(f.address, offset + 4) << 32;
+  if (is64) {
+    configWrite32(f.address, offset + 4, <u32>(address >> 32));
+    readBack |= <u64>configRead32(f.address, offset + 4) << 32;
+  }
   if (readBack != address) {
     if (isIo) brokenIo = true;
     else brokenMemory = true;
     barsSkipped++;
+    clearBar(f, offset, is64);
     if (logBar(countRejection(REJECT_BAR_UNASSIGNABLE), f, index, kind, prefetchable, "did not take its address: skipped")) {
       logKvHex("wrote", address);
       logKvHex("read", readBack);
@@ -212,6 +219,12 @@ function assignBar(f: PciFunction, slot: i32, index: i32, count: i32): i32 {
     logEnd();
   }
   return used;
+}
+
+// Back to the reset value: a skipped BAR holds no probe pattern or half-taken address.
+function clearBar(f: PciFunction, offset: u32, is64: bool): void {
+  configWrite32(f.address, offset, 0);
+  if (is64) configWrite32(f.address, offset + 4, 0);
 }
 
 function isBridge(f: PciFunction): bool {

@@ -7,14 +7,11 @@ import {
   bdfBus,
   bdfDevice,
   bdfFunction,
-  configRead16,
   configRead32,
-  configRead8,
   configWrite8,
-  PCI_DEVICE_ID,
   PCI_HEADER_BRIDGE,
+  PCI_HEADER_DWORD,
   PCI_HEADER_MULTIFUNCTION,
-  PCI_HEADER_TYPE,
   PCI_HEADER_TYPE_MASK,
   PCI_PRIMARY_BUS,
   PCI_REVISION,
@@ -50,26 +47,40 @@ export function findPciFunction(vendorId: u32, deviceId: u32, skip: i32 = 0): Pc
   return null;
 }
 
-function record(address: u32): PciFunction {
+// Three dword reads per function (each costs two port exits): ids, class, header type.
+function record(address: u32, ids: u32): PciFunction {
   const f = new PciFunction();
   f.address = address;
-  f.vendorId = configRead16(address, PCI_VENDOR_ID);
-  f.deviceId = configRead16(address, PCI_DEVICE_ID);
+  f.vendorId = ids & 0xffff;
+  f.deviceId = ids >> 16;
   f.classCode = configRead32(address, PCI_REVISION) >> 8;
-  f.headerType = configRead8(address, PCI_HEADER_TYPE);
+  f.headerType = (configRead32(address, PCI_HEADER_DWORD) >> 16) & 0xff;
   if (pciFunctions.length < MAX_PCI_FUNCTIONS) pciFunctions.push(f);
   return f;
 }
 
+// An absent function reads all ones; one dword read tells it and gives both ids.
+function presentIds(address: u32): u32 {
+  const ids = configRead32(address, PCI_VENDOR_ID);
+  return (ids & 0xffff) == 0xffff ? 0 : ids;
+}
+
 function scanBus(bus: u32, depth: i32): void {
   for (let device: u32 = 0; device < 32; device++) {
-    if (configRead16(bdf(bus, device, 0), PCI_VENDOR_ID) == 0xffff) continue;
-    const multifunction = (configRead8(bdf(bus, device, 0), PCI_HEADER_TYPE) & PCI_HEADER_MULTIFUNCTION) != 0;
-    const functions: u32 = multifunction ? 8 : 1;
+    const ids0 = presentIds(bdf(bus, device, 0));
+    if (ids0 == 0) continue;
+    const f0 = record(bdf(bus, device, 0), ids0);
+    // Functions 1-7 exist only behind a multi-function function 0: single-function devices
+    // may even answer for them with function 0's registers.
+    const functions: u32 = (f0.headerType & PCI_HEADER_MULTIFUNCTION) != 0 ? 8 : 1;
     for (let fn: u32 = 0; fn < functions; fn++) {
       const address = bdf(bus, device, fn);
-      if (configRead16(address, PCI_VENDOR_ID) == 0xffff) continue;
-      const f = record(address);
+      let f = f0;
+      if (fn != 0) {
+        const ids = presentIds(address);
+        if (ids == 0) continue;
+        f = record(address, ids);
+      }
       if ((f.headerType & PCI_HEADER_TYPE_MASK) == PCI_HEADER_BRIDGE && nextBus < 255 && depth < 8) {
         nextBus++;
         f.secondaryBus = nextBus;

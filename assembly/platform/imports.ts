@@ -37,5 +37,13 @@
 // Nothing to do in the last poll: the platform may use the moment (deferred log output).
 @external("env", "idle") export declare function platformIdle(): void;
 
+// The interrupt vector the platform handles for a device's MSI-X message (it sets up the local
+// APIC on the first call); 0 when it has none (then the firmware only polls).
+@external("env", "interrupt_vector") export declare function interruptVector(): u32;
+
+// Halts until an interrupt arrives or timeoutNs pass; returns at once (after writing some
+// deferred log bytes) when there are log bytes waiting. Interrupts are off again on return.
+@external("env", "wait_for_interrupt") export declare function waitForInterrupt(timeoutNs: u64): void;
+
 // End the run: isa-debug-exit when QEMU has one (exit status (code << 1) | 1), else halt forever.
 @external("env", "exit") export declare function platformExit(code: u32): void;

@@ -12,7 +12,7 @@ export const VIRTIO_STATUS_FAILED: u32 = 128;
 export const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 export const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
 
-// 4.1.4.3 / 4.1.5.1.3: MSI-X "no vector" (we poll, so nothing gets a vector).
+// 4.1.4.3 / 4.1.5.1.3: MSI-X "no vector" (the config change interrupt, and every queue when we only poll).
 export const VIRTIO_MSI_NO_VECTOR: u32 = 0xffff;
 
 // Why bringing a device up failed. Named values, logged by name.

@@ -37,6 +37,8 @@ export class PciTransport extends VirtioTransport {
   private deviceLength: u32;
   private notifyAddresses: StaticArray<u64> = new StaticArray<u64>(MAX_VIRTIO_QUEUES);
   private notifyReady: StaticArray<bool> = new StaticArray<bool>(MAX_VIRTIO_QUEUES);
+  private queueVector: u32 = VIRTIO_MSI_NO_VECTOR;
+  private vectorsRefused: u32 = 0;
 
   constructor(caps: VirtioPciCapabilities) {
     super();
@@ -104,13 +106,26 @@ export class PciTransport extends VirtioTransport {
     unchecked((this.notifyAddresses[queue] = this.notifyBase + notifyOffset));
     unchecked((this.notifyReady[queue] = true));
     mmioWrite16(this.common + COMMON_QUEUE_SIZE, size);
-    mmioWrite16(this.common + COMMON_QUEUE_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+    mmioWrite16(this.common + COMMON_QUEUE_MSIX_VECTOR, this.queueVector);
+    // The device answers NO_VECTOR when it cannot use the entry (4.1.5.1.3).
+    if (this.queueVector != VIRTIO_MSI_NO_VECTOR && mmioRead16(this.common + COMMON_QUEUE_MSIX_VECTOR) != this.queueVector) {
+      this.vectorsRefused++;
+    }
     // 64-bit fields as two 32-bit halves, low first (4.1.3.1 allows it; every device takes it).
     this.write64(COMMON_QUEUE_DESC, descriptors);
     this.write64(COMMON_QUEUE_DRIVER, driverArea);
     this.write64(COMMON_QUEUE_DEVICE, deviceArea);
     mmioWrite16(this.common + COMMON_QUEUE_ENABLE, 1);
     return true;
+  }
+
+  routeQueueInterrupts(entry: u32): void {
+    this.queueVector = entry & 0xffff;
+    this.vectorsRefused = 0;
+  }
+
+  refusedQueueVectors(): u32 {
+    return this.vectorsRefused;
   }
 
   notify(queue: u32): void {

@@ -132,8 +132,27 @@ export class SplitQueue {
     this.lastUsedIdx = 0;
     this.unnotified = 0;
     this.stagedCount = 0;
-    // We poll: ask the device not to interrupt us.
+    // We poll: ask the device not to interrupt us (interruptsOn() lifts it before an idle halt).
     store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+
+  // Before halting: the device may interrupt us again on its next used entry. True when the
+  // used ring is still empty after the flag is visible, so a halt cannot miss an entry that
+  // arrived before it (the caller polls instead when false).
+  interruptsOn(): bool {
+    store<u16>(this.avail, 0);
+    barrier(); // the flag must be visible before we look at used idx
+    return load<u16>(this.used, 2) == this.lastUsedIdx;
+  }
+
+  // Busy again: back to polling without interrupts (each one is an exit under KVM).
+  interruptsOff(): void {
+    store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+
+  // Whether interrupts are requested (for tests and counters).
+  interruptsRequested(): bool {
+    return (<u32>load<u16>(this.avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
   }
 
   // Hands the ring addresses to the device and enables the queue.

@@ -12,6 +12,7 @@ import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError 
 import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
+import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "./device-interrupts";
 import {
   countRejection,
   logRejections,
@@ -333,6 +334,32 @@ export function txInFlight(): i32 {
   return txInFlightCount;
 }
 
+// ---- idle halt ----
+
+// Before an idle halt: the queues we wait on may interrupt again (rx, events, and tx while
+// packets are in flight, so a full tx ring wakes us when it drains). False when a used entry is
+// already there (poll instead) or when the device cannot interrupt at all.
+export function deviceArmInterrupts(): bool {
+  const rx = rxQueue;
+  const tx = txQueue;
+  const events = eventQueue;
+  if (!deviceInterruptsActive() || rx == null || tx == null || events == null) return false;
+  let empty = rx.interruptsOn();
+  empty = events.interruptsOn() && empty;
+  if (txInFlight() > 0) empty = tx.interruptsOn() && empty;
+  return empty;
+}
+
+// Awake again: polling, so no interrupts (each is an exit under KVM).
+export function deviceDisarmInterrupts(): void {
+  const rx = rxQueue;
+  const tx = txQueue;
+  const events = eventQueue;
+  if (rx != null) rx.interruptsOff();
+  if (tx != null) tx.interruptsOff();
+  if (events != null) events.interruptsOff();
+}
+
 // ---- events ----
 
 export function eventPoll(): bool {
@@ -397,6 +424,7 @@ function setUpQueue(t: VirtioTransport, index: u32, existing: SplitQueue | null)
 
 function fail(t: VirtioTransport, error: VirtioError): bool {
   virtioFail(t, error);
+  deviceInterruptsOff();
   rxQueue = null;
   txQueue = null;
   eventQueue = null;
@@ -481,12 +509,14 @@ export function vsockDeviceInit(): bool {
   features = negotiatedFeatures;
   if (t.configLength() < VIRTIO_VSOCK_CONFIG_SIZE) return fail(t, VirtioError.MissingCapability);
   if (t.queueCount() < QUEUE_COUNT) return fail(t, VirtioError.QueueUnavailable);
+  routeDeviceInterrupts(f, t);
 
   const rx = setUpQueue(t, QUEUE_RX, rxQueue);
   const tx = setUpQueue(t, QUEUE_TX, txQueue);
   const events = setUpQueue(t, QUEUE_EVENT, eventQueue);
   if (rx == null || tx == null || events == null) return fail(t, VirtioError.QueueUnavailable);
   if (!rx.setUp() || !tx.setUp() || !events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
+  confirmDeviceInterrupts(f, t);
   rxQueue = rx;
   txQueue = tx;
   eventQueue = events;

@@ -68,6 +68,10 @@ export interface MachineOptions {
   extraFunctions?: (bus: PciBus) => void;
   /** Print each firmware log line to stderr as it arrives (also env VSOCKFW_SIM_LOG=1). */
   echoLog?: boolean;
+  /** The vector env.interrupt_vector offers (0: the platform has no interrupts); default 0x30. */
+  interruptVector?: number;
+  /** MSI-X table entries of the vsock function (0: no MSI-X capability); default 3 like QEMU. */
+  msixVectors?: number;
 }
 
 export interface UnknownAccess {
@@ -99,6 +103,8 @@ export class Machine {
   clock = 0n;
   barrierCount = 0;
   idleCount = 0; // polls that moved no packet (the firmware called env.idle)
+  interruptVectorCalls = 0;
+  readonly waits: bigint[] = []; // timeouts of env.wait_for_interrupt, in order
   private partialLine = "";
   private readonly echoLog: boolean;
   private scratchNext = 0;
@@ -138,6 +144,7 @@ export class Machine {
         model: this.device,
         notifyOffMultiplier: options.notifyOffMultiplier,
         refuseFeatures: options.refuseFeatures,
+        msixVectors: options.msixVectors,
         onViolation: (message) => this.device!.violation(message),
       });
       this.device.transport = this.vsockFunction;
@@ -263,6 +270,16 @@ export class Machine {
       log_write: (pointer: number, length: number) => this.logBytes(this.read(pointer >>> 0, length >>> 0)),
       idle: () => {
         this.idleCount++;
+      },
+      interrupt_vector: () => {
+        this.interruptVectorCalls++;
+        return this.options.interruptVector ?? 0x30;
+      },
+      // No interrupt ever arrives here: the halt lasts its whole timeout.
+      wait_for_interrupt: (timeout: bigint) => {
+        const ns = BigInt.asUintN(64, timeout);
+        this.waits.push(ns);
+        this.clock += ns;
       },
       exit: (code: number) => this.exit(code >>> 0),
       abort: (message: number, file: number, line: number, column: number) => {
