@@ -44,6 +44,21 @@ def last_conns():
     return int(found[-1]) if found else 0
 
 
+def settled_conns(quiet=1.0, deadline=15):
+    """The last `conns=` once the log has stopped growing for `quiet` seconds: the firmware writes
+    info lines while idle, so the newest lines can still be on their way out."""
+    end = time.monotonic() + deadline
+    size, since = len(log_text()), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        now_size = len(log_text())
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last_conns()
+
+
 def wait_conns(expected, deadline=30):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -143,7 +158,7 @@ class Bystanders:
 def with_bystanders(fault):
     """Runs fault(bystanders) with the traffic around it; bytes moved, seconds, note."""
     def run():
-        baseline = last_conns()
+        baseline = settled_conns()
         start = time.monotonic()
         bystanders = Bystanders()
         try:
