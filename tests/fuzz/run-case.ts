@@ -16,6 +16,7 @@ import type { HostSocket } from "../sim/host";
 import { VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
 import { Action, CHAOS_KINDS, FuzzCase, Service } from "./actions";
 import { HostileDevice } from "./hostile-device";
+import { concat } from "../unit/vsock-helpers";
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 const GUEST_CID = 33;
@@ -70,16 +71,6 @@ function hostBytes(id: number, offset: number, length: number): Uint8Array {
 /** The source service's bytes (assembly/apps/source-pattern.ts). */
 function sourceByte(i: number): number {
   return (i * 7 + (i >>> 8)) & 0xff;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 function firstDifference(got: Uint8Array, want: Uint8Array): number {
