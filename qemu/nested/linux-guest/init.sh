@@ -16,7 +16,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroo
 mount -t proc proc $r/proc
 mount -t sysfs sys $r/sys
 mount -t devtmpfs dev $r/dev
+# The tmpfs mounts below would hide a repo under /tmp (a clone in /tmp, or L1's own repo share):
+# hold it at /repo first and put it back on its path on top of the new tmpfs.
+mkdir -p /repo
+mount --bind "$r$repo" /repo || { echo "no repo at $repo"; poweroff -f; }
 for d in tmp run var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $r/$d; done
+mkdir -p "$r$repo" && mount --bind /repo "$r$repo" || { echo "cannot put the repo back at $repo"; poweroff -f; }
 chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
   /usr/bin/python3 -u "$repo/qemu/nested/linux-guest/services.py"
 echo "services exited with status $?"
