@@ -131,6 +131,30 @@ test("host-initiated: CONNECT <port> -> REQUEST in the guest's rx ring, RESPONSE
   b.stop();
 });
 
+test("guest data held while credit is withheld reaches the Unix peer before the EOF of the guest's SHUTDOWN", async () => {
+  const { b, vm, config, q } = await running();
+  const client = await unixClient(config.udsPath);
+  const got = collect(client);
+  client.write("CONNECT 1234\n");
+  const request = await q.receiveUntil((p) => p.header.op === VIRTIO_VSOCK_OP_REQUEST, "REQUEST");
+  const hostPort = request.header.srcPort;
+  q.sendPacket({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 1234, dstPort: hostPort });
+  await waitFor(() => got.text() === `OK ${hostPort}\n`, "OK line");
+  b.faultsFor(33).withholdCredit(true);
+  q.sendPacket({ op: VIRTIO_VSOCK_OP_RW, srcPort: 1234, dstPort: hostPort }, Buffer.from("held back"));
+  q.sendPacket({ op: VIRTIO_VSOCK_OP_SHUTDOWN, flags: 3, srcPort: 1234, dstPort: hostPort });
+  const host = () => vm.device.host.sockets().find((s) => s.localPort === hostPort)!;
+  await waitFor(() => host().eof && host().unreadBytes === 9, "SHUTDOWN seen with the bytes unread");
+  assert.equal(got.ended(), false, "no EOF while bytes wait");
+  b.faultsFor(33).withholdCredit(false);
+  await waitFor(() => got.ended(), "EOF after the held bytes");
+  assert.equal(got.text(), `OK ${hostPort}\nheld back`);
+  assert.deepEqual(vm.device.violations, []);
+  client.destroy();
+  q.close();
+  b.stop();
+});
+
 test("host-initiated, EOF right behind the handshake (printf ... | ncat -U): the guest gets the bytes, then SHUTDOWN", async () => {
   const { b, q, config } = await running();
   const client = await unixClient(config.udsPath);

@@ -45,6 +45,7 @@ class Pipe {
           if (!this.bridge.creditWithheld) this.vsock.pauseReading(false);
         });
       }
+      if (this.vsock.unreadBytes === 0) this.vsockChanged(); // an EOF or close that waited for these bytes
     });
     vsock.onChange(() => this.vsockChanged());
     unix.on("data", (chunk: Buffer) => this.fromUnix(chunk));
@@ -77,6 +78,9 @@ class Pipe {
 
   private vsockChanged(): void {
     if (this.done) return;
+    // Bytes the host side still holds (reading paused for credit or back-pressure) reach the Unix
+    // peer before its EOF: the guest's SHUTDOWN or close can arrive while they wait.
+    if (this.vsock.unreadBytes > 0 && this.vsock.state !== "reset") return;
     if (this.vsock.eof && !this.unixEnded) {
       this.unixEnded = true;
       this.unix.end(); // the guest will send no more: half-close toward the Unix peer
