@@ -1,7 +1,8 @@
 // MSI-X (PCI Local Bus 3.0, 6.8.2): the one interrupt we take. Table entry 0 of a function is
 // pointed at the local APIC of CPU 0 with the vector the platform handles, unmasked, and MSI-X is
 // enabled. The device then signals entry 0 for whatever it routes there (virtio: queue vectors).
-import { configRead32, configRead8, configWrite16, PCI_CAPABILITY_LIST } from "./config";
+import { capabilityId, firstCapability, MAX_CAPABILITIES, nextCapability } from "./capability-list";
+import { configRead32, configWrite16 } from "./config";
 import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "./resources";
 import { PciFunction } from "./scan";
 import { mmioRead32, mmioWrite32 } from "../platform/imports";
@@ -26,9 +27,6 @@ const ENTRY_MASKED: u32 = 1;
 // physical destination mode. The data is the vector with fixed delivery, edge triggered.
 export const MSI_ADDRESS_CPU0: u32 = 0xfee00000;
 
-const FIRST_CAPABILITY: u32 = 0x40;
-const MAX_CAPABILITIES: i32 = 48; // (256 - 64) / 4: a longer list is a loop
-
 // Why entry 0 could not be used (0: it is routed).
 export const MSIX_OK: i32 = 0;
 export const MSIX_NO_CAPABILITY: i32 = 1;
@@ -42,19 +40,19 @@ export function msixErrorName(error: i32): string {
   return "none";
 }
 
-// Config offset of the MSI-X capability, 0 when there is none (bounded, loop-proof walk). One
-// dword per capability (id, next and message control together): each access is an exit under KVM.
+// Config offset of the MSI-X capability, 0 when there is none. The header dword carries the
+// message control too, so finding it costs no extra access.
 let foundControl: u32 = 0; // message control of the capability found last
 export function findMsixCapability(f: PciFunction): u32 {
   // No status check first: without a list the pointer reads 0 (and any value is bounded below).
-  let at = configRead8(f.address, PCI_CAPABILITY_LIST) & 0xfc;
-  for (let seen = 0; at >= FIRST_CAPABILITY && seen < MAX_CAPABILITIES; seen++) {
+  let at = firstCapability(f);
+  for (let seen = 0; at != 0 && seen < MAX_CAPABILITIES; seen++) {
     const header = configRead32(f.address, at);
-    if ((header & 0xff) == PCI_CAP_ID_MSIX) {
+    if (capabilityId(header) == PCI_CAP_ID_MSIX) {
       foundControl = header >>> 16;
       return at;
     }
-    at = (header >> 8) & 0xfc;
+    at = nextCapability(header);
   }
   return 0;
 }

@@ -2,7 +2,8 @@
 // capabilities (ID 0x09) that each point at a region inside one of the function's BARs. We take the
 // first usable one of each type, ignore types we do not know, bound every read by the capability's
 // own length, and reject one whose region does not lie inside its (assigned, memory) BAR.
-import { configRead16, configRead32, configRead8, PCI_CAPABILITY_LIST, PCI_STATUS, PCI_STATUS_CAP_LIST } from "../pci/config";
+import { capabilityId, firstCapability, MAX_CAPABILITIES, nextCapability } from "../pci/capability-list";
+import { configRead16, configRead32, configRead8, PCI_STATUS, PCI_STATUS_CAP_LIST } from "../pci/config";
 import { logBdf } from "../pci/bdf-log";
 import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "../pci/resources";
 import { PciFunction } from "../pci/scan";
@@ -19,7 +20,6 @@ export const VIRTIO_PCI_CAP_PCI_CFG: u32 = 5;
 const PCI_CAP_ID_VNDR: u32 = 0x09;
 // struct virtio_pci_cap: cap_vndr 0, cap_next 1, cap_len 2, cfg_type 3, bar 4, id 5, offset 8, length 12;
 // struct virtio_pci_notify_cap adds notify_off_multiplier at 16.
-const CAP_NEXT: u32 = 1;
 const CAP_LEN: u32 = 2;
 const CAP_CFG_TYPE: u32 = 3;
 const CAP_BAR: u32 = 4;
@@ -31,8 +31,6 @@ const VIRTIO_PCI_NOTIFY_CAP_SIZE: u32 = 20;
 
 // The common configuration structure up to queue_device (virtio 1.0); later fields are optional.
 export const COMMON_CFG_MIN_LENGTH: u32 = 0x38;
-const FIRST_CAPABILITY: u32 = 0x40; // capabilities live after the standard header
-const MAX_CAPABILITIES: i32 = 48; // (256 - 64) / 4: a longer list is a loop
 
 // One structure: where it is (physical address) and how many bytes it spans.
 export class VirtioPciRegion {
@@ -146,10 +144,11 @@ function consider(f: PciFunction, at: u32, caps: VirtioPciCapabilities): void {
 // DEVICE structures are an error; ISR is optional for a driver that polls.
 export function readVirtioCapabilities(f: PciFunction, caps: VirtioPciCapabilities): VirtioError {
   if ((configRead16(f.address, PCI_STATUS) & PCI_STATUS_CAP_LIST) != 0) {
-    let at = configRead8(f.address, PCI_CAPABILITY_LIST) & 0xfc;
-    for (let seen = 0; at >= FIRST_CAPABILITY && seen < MAX_CAPABILITIES; seen++) {
-      if (configRead8(f.address, at) == PCI_CAP_ID_VNDR) consider(f, at, caps);
-      at = configRead8(f.address, at + CAP_NEXT) & 0xfc;
+    let at = firstCapability(f);
+    for (let seen = 0; at != 0 && seen < MAX_CAPABILITIES; seen++) {
+      const header = configRead32(f.address, at);
+      if (capabilityId(header) == PCI_CAP_ID_VNDR) consider(f, at, caps);
+      at = nextCapability(header);
     }
   }
   if (caps.common.present && caps.notify.present && caps.device.present) return VirtioError.None;
