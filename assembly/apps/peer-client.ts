@@ -7,11 +7,12 @@
 import { clockNs } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import { runtimeOption } from "../platform/options";
-import { MSG_DONTWAIT, POLLERR, POLLHUP, POLLOUT, SHUT_WR, SO_ERROR } from "../vsock/api-constants";
-import { vs_close, vs_connect, vs_getsockopt, vs_recv, vs_send, vs_settimeout, vs_shutdown, vs_socket } from "../vsock/api";
-import { EAGAIN, EINPROGRESS, errnoName } from "../vsock/errors";
-import { sendSpace, socketEvents } from "../vsock/readiness";
+import { MSG_DONTWAIT, SHUT_WR } from "../vsock/api-constants";
+import { vs_close, vs_recv, vs_send, vs_shutdown } from "../vsock/api";
+import { EAGAIN, errnoName } from "../vsock/errors";
+import { sendSpace } from "../vsock/readiness";
 import { allowSiblingCid } from "../vsock/siblings";
+import { CONNECT_GAVE_UP, CONNECT_READY, RetryingConnect } from "./retrying-connect";
 import { sourceByte } from "./source-pattern";
 
 const DEFAULT_BYTES: u64 = 65536;
@@ -21,25 +22,22 @@ const RETRY_NS: u64 = 500000000;
 const CHUNK: u32 = 4096;
 
 const OFF: i32 = 0;
-const IDLE: i32 = 1; // waiting for the next attempt
-const CONNECTING: i32 = 2;
-const TRANSFER: i32 = 3;
-const DONE: i32 = 4;
+const CONNECTING: i32 = 1; // connecting, or waiting for the next attempt
+const TRANSFER: i32 = 2;
+const DONE: i32 = 3;
 
 let state: i32 = OFF;
 let peerCid: u64 = 0;
 let peerPort: u32 = 0;
 let total: u64 = DEFAULT_BYTES;
-let fd: i32 = -1;
-let attempts: i32 = 0;
-let nextAttemptAt: u64 = 0;
+let connect: RetryingConnect | null = null;
+let fd: i32 = -1; // the connected socket, from TRANSFER on
 let startedAt: u64 = 0;
 let sent: u64 = 0;
 let received: u64 = 0;
 let mismatchAt: i64 = -1;
 let writeShut = false;
 let buffer: usize = 0;
-const errorValue = new StaticArray<i64>(1);
 
 // Decimal fields separated by ':'; false when malformed.
 function parsePeer(text: string): bool {
@@ -72,7 +70,7 @@ function report(ok: bool, reason: string, error: i32): void {
     logKv("port", peerPort);
     logKv("bytes", received);
     if (ok) logKv("us", (clockNs() - startedAt) / 1000);
-    logKv("attempts", attempts);
+    logKv("attempts", connect!.attempts);
     if (!ok) logKvStr("reason", reason);
     if (error != 0) logKvStr("error", errnoName(error));
     if (mismatchAt >= 0) logKv("mismatch_at", <u64>mismatchAt);
@@ -92,7 +90,8 @@ export function peerClientStart(): void {
     return;
   }
   buffer = heap.alloc(<usize>CHUNK);
-  state = IDLE;
+  connect = new RetryingConnect(peerCid, peerPort, ATTEMPTS, RETRY_NS);
+  state = CONNECTING;
   if (logBegin(LEVEL_INFO, "app")) {
     logStr("peer client");
     logKv("cid", peerCid);
@@ -107,30 +106,6 @@ function finish(ok: bool, reason: string, error: i32): void {
   fd = -1;
   state = DONE;
   report(ok, reason, error);
-}
-
-function retryLater(error: i32): void {
-  if (fd >= 0) vs_close(fd);
-  fd = -1;
-  if (attempts >= ATTEMPTS) {
-    finish(false, "connect", error);
-    return;
-  }
-  state = IDLE;
-  nextAttemptAt = clockNs() + RETRY_NS;
-}
-
-function attempt(): void {
-  attempts++;
-  fd = vs_socket();
-  if (fd < 0) {
-    retryLater(-fd);
-    return;
-  }
-  vs_settimeout(fd, 0);
-  const r = vs_connect(fd, <u32>peerCid, peerPort);
-  if (r == 0 || r == -EINPROGRESS) state = CONNECTING;
-  else retryLater(-r);
 }
 
 function sendSome(): void {
@@ -167,18 +142,12 @@ function receiveSome(): bool {
 
 export function peerClientPoll(): void {
   if (state == OFF || state == DONE) return;
-  if (state == IDLE) {
-    if (clockNs() >= nextAttemptAt) attempt();
-    return;
-  }
-  const events = socketEvents(fd);
   if (state == CONNECTING) {
-    if ((events & (POLLERR | POLLHUP)) != 0) {
-      vs_getsockopt(fd, SO_ERROR, changetype<usize>(errorValue));
-      retryLater(<i32>unchecked(errorValue[0]));
-      return;
-    }
-    if ((events & POLLOUT) == 0) return;
+    const c = connect!;
+    const outcome = c.poll();
+    if (outcome == CONNECT_GAVE_UP) finish(false, "connect", c.error);
+    if (outcome != CONNECT_READY) return;
+    fd = c.fd;
     state = TRANSFER;
     startedAt = clockNs();
   }
@@ -188,8 +157,4 @@ export function peerClientPoll(): void {
   if (received != total) finish(false, "short echo", 0);
   else if (mismatchAt >= 0) finish(false, "bytes differ", 0);
   else finish(true, "", 0);
-}
-
-export function peerClientFinished(): bool {
-  return state == DONE;
 }
