@@ -19,7 +19,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transport  # noqa: E402
-from vsockclient import (CaseFailure, connect_retries, Background, connect, recv_exact, recv_to_eof, send_all,  # noqa: E402
+from vsockclient import (CaseFailure, connect_retries, Background, connect, crc_to_eof, recv_exact, recv_to_eof, send_all,  # noqa: E402
                          payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
 from faults import fault_cases  # noqa: E402  (the misbehaving-host cases, same boot)
 
@@ -148,13 +148,7 @@ def case_source(size=64 * MIB):
     start = time.monotonic()
     with connect(SOURCE_PORT) as s:
         s.sendall(b"%d\n" % size)
-        crc, got = 0, 0
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            crc = zlib.crc32(data, crc)
-            got += len(data)
+        got, crc = crc_to_eof(s)
     took = time.monotonic() - start
     expected = zlib.crc32(pattern_bytes(size))
     if got != size or crc != expected:

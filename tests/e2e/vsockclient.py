@@ -9,6 +9,7 @@ import random
 import socket
 import threading
 import time
+import zlib
 
 import transport
 
@@ -65,6 +66,17 @@ def recv_to_eof(s, limit=1 << 30):
         parts.append(data)
         got += len(data)
     raise CaseFailure("more than %d bytes before EOF" % limit)
+
+
+def crc_to_eof(s):
+    """(byte count, zlib CRC-32) of everything read until EOF, without keeping the bytes."""
+    got, crc = 0, 0
+    while True:
+        data = s.recv(CHUNK)
+        if not data:
+            return got, crc
+        got += len(data)
+        crc = zlib.crc32(data, crc)
 
 
 def send_all(s, data):

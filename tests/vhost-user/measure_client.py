@@ -13,7 +13,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import transport  # noqa: E402
-from vsockclient import connect, pattern_bytes, recv_exact, recv_to_eof, send_all  # noqa: E402
+from vsockclient import connect, crc_to_eof, pattern_bytes, recv_exact, recv_to_eof, send_all  # noqa: E402
 
 ECHO, SINK, SOURCE = 1234, 1235, 1236
 MIB = 1 << 20
@@ -70,13 +70,7 @@ def main():
     start = time.perf_counter()
     with connect(SOURCE) as s:
         s.sendall(b"%d\n" % size)
-        got, crc = 0, 0
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += len(chunk)
-            crc = zlib.crc32(chunk, crc)
+        got, crc = crc_to_eof(s)
     took = time.perf_counter() - start
     phase("guest-to-host", "end")
     if got != size or crc != zlib.crc32(pattern_bytes(size)):
