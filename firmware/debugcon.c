@@ -29,7 +29,7 @@ static uint32_t line_buffer_length;
 
 /* Info and debug lines of the AssemblyScript logger wait here and go out while the firmware is
  * idle (debugcon_drain), so a log line costs no latency on the packet path or during boot. Any
- * direct write (C lines, warn and error lines, crash reports, exit) first flushes them, in order. */
+ * direct write (warn and error lines, crash reports, exit) first flushes them, in order. */
 #define DEFERRED_CAPACITY 16384
 static char deferred[DEFERRED_CAPACITY];
 static uint32_t deferred_head, deferred_count;
@@ -46,10 +46,22 @@ static void write_deferred(uint32_t count) {
   if (deferred_count == 0) deferred_head = 0;
 }
 
+static int is_urgent_line(const uint8_t *line, uint64_t length);
+static void defer(const uint8_t *bytes, uint64_t length);
+
+/* A complete info or debug line waits with the logger's lines; anything else goes out now, after
+ * them. So C milestones during boot cost no exits either, and the order of lines is kept. */
 static void flush_line_buffer(void) {
-  if (line_buffer_length == 0) return;
-  outsb(DEBUGCON_PORT, line_buffer, line_buffer_length);
+  uint32_t length = line_buffer_length;
+  if (length == 0) return;
   line_buffer_length = 0;
+  const uint8_t *line = (const uint8_t *)line_buffer;
+  if (line[length - 1] == '\n' && !is_urgent_line(line, length)) {
+    defer(line, length);
+    return;
+  }
+  write_deferred(deferred_count);
+  outsb(DEBUGCON_PORT, line_buffer, length);
 }
 
 void debugcon_flush(void) {
@@ -60,7 +72,6 @@ void debugcon_flush(void) {
 void debugcon_write(const void *data, uint64_t length) {
   const uint8_t *bytes = (const uint8_t *)data;
   remember(bytes, length);
-  write_deferred(deferred_count);
   for (uint64_t i = 0; i < length; i++) {
     line_buffer[line_buffer_length++] = (char)bytes[i];
     if (bytes[i] == '\n' || line_buffer_length == LINE_BUFFER_CAPACITY) flush_line_buffer();
@@ -82,8 +93,12 @@ void debugcon_write_deferred(const void *data, uint64_t length) {
     return;
   }
   remember(bytes, length);
-  /* Full: only the oldest bytes that make room go out now, so a burst of lines costs what
-   * writing them directly would, never a stall of the whole buffer. */
+  defer(bytes, length);
+}
+
+/* Full: only the oldest bytes that make room go out now, so a burst of lines costs what writing
+ * them directly would, never a stall of the whole buffer. */
+static void defer(const uint8_t *bytes, uint64_t length) {
   if (length > DEFERRED_CAPACITY - deferred_count) write_deferred(length - (DEFERRED_CAPACITY - deferred_count));
   for (uint64_t i = 0; i < length; i++) {
     deferred[(deferred_head + deferred_count) % DEFERRED_CAPACITY] = (char)bytes[i];

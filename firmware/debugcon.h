@@ -6,7 +6,7 @@
 
 #define DEBUGCON_PORT 0x402
 
-/* Written now (a line per `rep outsb`), after any deferred lines. */
+/* A line per `rep outsb`, after any deferred lines; complete info and debug lines are deferred. */
 void debugcon_write(const void *data, uint64_t length);
 /* A whole info/debug log line that may wait for idle time (warn and error lines go out at once). */
 void debugcon_write_deferred(const void *data, uint64_t length);
