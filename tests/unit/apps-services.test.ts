@@ -47,7 +47,7 @@ test("echo returns every byte (2 MiB, more than every window) and closes after E
 
 test("sink answers '<bytes> <crc32>\\n' like zlib.crc32", async () => {
   const { m } = await guest();
-  for (const size of [0, 1, 1000, 700000]) {
+  for (const size of [0, 1, 7, 9, 1000, 700000]) {
     const h = m.host.connect(SINK_PORT);
     assert.ok(m.runUntil(() => h.state === "connected", 100));
     const data = pattern(size, size + 1);
