@@ -8,7 +8,7 @@ against the guest's echo (1234), sink (1235) and source (1236) services. Writes 
 tools/bench/report.py turns it into the table, results.json and the plots.
 
 Env (from l1-job.sh): RESULTS, RUNDIR, REPO, IMAGE, KDIR, INNER_ACCELS, VSOCK_CID.
-Usage: bench.py [--quick] [--guests firmware,linux]
+Usage: bench.py [--quick] [--guests firmware,linux] [--throughput-only] [--write-sizes 4,64,1024]
 """
 import argparse
 import json
@@ -349,11 +349,9 @@ def bench_guest(kind, accels, plan):
                                  ("echo", echo_run, plan["echo"])):
             result["throughput_mib_s"][mode] = {
                 str(size): measure("%s %d" % (mode, size), throughput, kind, mode, run, size, total, plan["repeats"])
-                for size in WRITE_SIZES}
-        result["latency"] = {str(size): measure("latency %d" % size, latency, kind, size, plan["round_trips"],
-                                                plan["blocks"]) for size in (1, 1024)}
-        result["connection_rate_per_s"] = measure("connection rate", connection_rate, kind, plan["cycles"],
-                                                  plan["cycle_repeats"])
+                for size in plan["write_sizes"]}
+        if not plan["throughput_only"]:
+            measure_latency_and_rate(kind, plan, result, measure)
         result["memory_after_load_kib"] = guest.memory_kib()
         progress("%-8s QEMU process memory: %s" % (kind, result["memory_after_load_kib"]))
     finally:
@@ -362,6 +360,13 @@ def bench_guest(kind, accels, plan):
         with open(os.path.join(RESULTS, "%s-debugcon.log" % kind), "w") as f:
             f.write(log)
     return result
+
+
+def measure_latency_and_rate(kind, plan, result, measure):
+    result["latency"] = {str(size): measure("latency %d" % size, latency, kind, size, plan["round_trips"],
+                                            plan["blocks"]) for size in (1, 1024)}
+    result["connection_rate_per_s"] = measure("connection rate", connection_rate, kind, plan["cycles"],
+                                              plan["cycle_repeats"])
 
 
 def conditions():
@@ -410,9 +415,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small counts, for trying the harness")
     parser.add_argument("--guests", default="firmware,linux")
+    parser.add_argument("--throughput-only", action="store_true", help="no latency or connection-rate runs")
+    parser.add_argument("--write-sizes", default=",".join(str(s // KIB) for s in WRITE_SIZES),
+                        help="throughput write sizes in KiB, comma-separated")
     args = parser.parse_args()
     plan = {"boots": 3, "repeats": 5, "bulk": 16 * MIB, "echo": 8 * MIB, "round_trips": 10000, "blocks": 5,
-            "cycles": 100, "cycle_repeats": 3}
+            "cycles": 100, "cycle_repeats": 3, "throughput_only": args.throughput_only,
+            "write_sizes": [int(kib) * KIB for kib in args.write_sizes.split(",")]}
     if args.quick:
         plan.update(boots=1, repeats=1, bulk=2 * MIB, echo=2 * MIB, round_trips=500, cycles=10, cycle_repeats=1)
     accels = os.environ.get("INNER_ACCELS", "kvm tcg").split()
