@@ -24,7 +24,11 @@ import threading
 import time
 import zlib
 
-CID = int(os.environ.get("VSOCK_CID", "33"))
+FIRST_CID = int(os.environ.get("VSOCK_CID", "33"))
+# Each boot gets a CID of its own (FIRST_CID + boot count): the outer VM has hung when a guest was
+# stopped and the next one started at once with the same CID (see README, Performance).
+CID = FIRST_CID
+boots_started = 0
 RESULTS = os.environ.get("RESULTS", ".")
 RUNDIR = os.environ.get("RUNDIR", "/tmp")
 REPO = os.environ.get("REPO", os.getcwd())
@@ -55,7 +59,10 @@ class Guest:
     """One boot of a guest: `timeout qemu-system-x86_64 ...` started by inner-qemu.sh, stopped by its PID."""
 
     def __init__(self, kind, accel, tag):
-        self.kind, self.accel, self.tag = kind, accel, tag
+        global CID, boots_started
+        CID = FIRST_CID + boots_started
+        boots_started += 1
+        self.kind, self.accel, self.tag, self.cid = kind, accel, tag, CID
         self.debugcon = os.path.join(RUNDIR, "%s-%s.debugcon.log" % (kind, tag))
         self.pidfile = os.path.join(RUNDIR, "%s-%s.pid" % (kind, tag))
         self.qemu_log = os.path.join(RESULTS, "%s-qemu.log" % kind)
@@ -323,8 +330,8 @@ def bench_guest(kind, accels, plan):
         guest, seconds = boot(kind, accels, "boot%d" % i)
         ready_ms = guest.reset_to_ready_ms() if kind == "firmware" else None
         label = "warm-up" if i == 0 else "%d/%d" % (i, plan["boots"])
-        progress("%-8s boot %s (-accel %s): QEMU start -> first echo %.3f s%s"
-                 % (kind, label, guest.accel, seconds, "" if ready_ms is None else ", reset -> ready %.1f ms by its log" % ready_ms))
+        progress("%-8s boot %s (-accel %s, cid %d): QEMU start -> first echo %.3f s%s"
+                 % (kind, label, guest.accel, guest.cid, seconds, "" if ready_ms is None else ", reset -> ready %.1f ms by its log" % ready_ms))
         if i > 0:
             boots.append(seconds)
             if ready_ms is not None:
