@@ -27,7 +27,7 @@ static void remember(const uint8_t *data, uint64_t length) {
 static char line_buffer[LINE_BUFFER_CAPACITY];
 static uint32_t line_buffer_length;
 
-/* Info and debug lines of the AssemblyScript logger wait here and go out while the firmware is
+/* Complete info and debug lines (the logger's and C's) wait here and go out while the firmware is
  * idle (debugcon_drain), so a log line costs no latency on the packet path or during boot. Any
  * direct write (warn and error lines, crash reports, exit) first flushes them, in order. */
 #define DEFERRED_CAPACITY 16384
@@ -84,16 +84,6 @@ static int is_urgent_line(const uint8_t *line, uint64_t length) {
     if (line[i] == ']' && line[i + 1] == ' ') return line[i + 2] == 'w' || line[i + 2] == 'e';
   }
   return 1; /* not a logger line: keep it in order with the C writers */
-}
-
-void debugcon_write_deferred(const void *data, uint64_t length) {
-  const uint8_t *bytes = (const uint8_t *)data;
-  if (line_buffer_length != 0 || is_urgent_line(bytes, length) || length > DEFERRED_CAPACITY) {
-    debugcon_write(data, length);
-    return;
-  }
-  remember(bytes, length);
-  defer(bytes, length);
 }
 
 /* Full: only the oldest bytes that make room go out now, so a burst of lines costs what writing

@@ -6,10 +6,9 @@
 
 #define DEBUGCON_PORT 0x402
 
-/* A line per `rep outsb`, after any deferred lines; complete info and debug lines are deferred. */
+/* Complete info and debug lines (C's and the logger's) wait for idle time (debugcon_drain); anything
+ * else goes out now, a line per `rep outsb`, after the lines that wait. */
 void debugcon_write(const void *data, uint64_t length);
-/* A whole info/debug log line that may wait for idle time (warn and error lines go out at once). */
-void debugcon_write_deferred(const void *data, uint64_t length);
 /* Writes up to max_bytes of the deferred lines; returns how many still wait. */
 uint32_t debugcon_drain(uint32_t max_bytes);
 /* Everything out now: deferred lines and a partial line (before exit or halt). */

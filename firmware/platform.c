@@ -39,7 +39,7 @@ void Z_envZ_log_write(env_t *env, u32 ptr, u32 length) {
   (void)env;
   uint32_t size = fw_memory_size();
   if (ptr > size || length > size - ptr) wasm_rt_trap(WASM_RT_TRAP_OOB);
-  debugcon_write_deferred(fw_memory() + ptr, length);
+  debugcon_write(fw_memory() + ptr, length);
 }
 
 /* The firmware had nothing to do in its last poll: a few deferred log bytes go out (each byte is
