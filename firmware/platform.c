@@ -55,13 +55,13 @@ u32 Z_envZ_interrupt_vector(env_t *env) {
   return apic_init();
 }
 
-/* Deferred log bytes still waiting: a piece goes out and the halt is kept short, so the log
- * keeps flowing while the CPU is still given back between pieces. */
+/* Deferred log bytes still waiting: a piece goes out and the halt is skipped, so the log drains
+ * by the main loop's own polling and never waits on a timer interrupt (a halt that nothing ends
+ * would hold the log back until the next packet). The CPU is given back once the log is empty. */
 #define WAIT_DRAIN_BYTES 64
-#define WAIT_WHILE_LOGGING_NS 200000ull
 void Z_envZ_wait_for_interrupt(env_t *env, u64 timeout_ns) {
   (void)env;
-  if (debugcon_drain(WAIT_DRAIN_BYTES) != 0 && timeout_ns > WAIT_WHILE_LOGGING_NS) timeout_ns = WAIT_WHILE_LOGGING_NS;
+  if (debugcon_drain(WAIT_DRAIN_BYTES) != 0) return;
   apic_wait(timeout_ns);
 }
 

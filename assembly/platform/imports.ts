@@ -41,8 +41,8 @@
 // APIC on the first call); 0 when it has none (then the firmware only polls).
 @external("env", "interrupt_vector") export declare function interruptVector(): u32;
 
-// Halts until an interrupt arrives or timeoutNs pass; returns at once (after writing some
-// deferred log bytes) when there are log bytes waiting. Interrupts are off again on return.
+// Halts until an interrupt arrives or timeoutNs pass; while deferred log bytes wait it writes a
+// piece of them and returns without halting. Interrupts are off again on return.
 @external("env", "wait_for_interrupt") export declare function waitForInterrupt(timeoutNs: u64): void;
 
 // End the run: isa-debug-exit when QEMU has one (exit status (code << 1) | 1), else halt forever.
