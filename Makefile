@@ -79,6 +79,7 @@ $(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json $(CONFIG_STAMP)
 	$(ASC) assembly/main.ts --config asconfig.json --target firmware $(call ASC_DEFINES,$(LOG_LEVEL)) \
 		--maximumMemory $(LINEAR_PAGES) -o $@ -t $(BUILD)/firmware.wat
 	@if grep -q 'f32\.\|f64\.' $(BUILD)/firmware.wat; then echo "error: floating point in the firmware's wasm" >&2; rm -f $@; exit 1; fi
+	$(TSX) tools/wasm/merge-data-segments.ts $@ $@
 
 # The wasm the unit tests load: debug log level, same code.
 unit-wasm: build/unit/firmware.wasm
