@@ -1,8 +1,11 @@
 // PCI resource assignment. Nothing ran before us (no BIOS), so every BAR still holds its reset
 // value and no bridge forwards anything: we size each BAR, give it a naturally aligned address from
-// a fixed window, open every bridge's windows over what was assigned below it, and only then turn
-// decoding on. A BAR that does not fit is logged and skipped, and its address space stays disabled
-// for that function (an unassigned BAR would otherwise decode at address 0, on top of RAM).
+// a fixed window and open every bridge's windows over what was assigned below it. A function's own
+// decoding stays off until a driver claims it (pciEnableDevice), as in edk2: a device nobody
+// drives never answers on the bus, and under a hypervisor each decode change re-maps the guest's
+// address space (1-3 ms per function under nested KVM). A BAR that does not fit is logged and
+// skipped, and its address space is never enabled for that function (an unassigned BAR would
+// otherwise decode at address 0, on top of RAM).
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
 import { countRejection, REJECT_BAR_UNASSIGNABLE } from "../vsock/rejections";
 import { logBdf } from "./bdf-log";
@@ -65,6 +68,9 @@ const BAR_SLOTS: i32 = MAX_PCI_FUNCTIONS * PCI_BAR_COUNT;
 const barAddresses = new StaticArray<u64>(BAR_SLOTS);
 const barSizes = new StaticArray<u64>(BAR_SLOTS);
 const barKinds = new StaticArray<u8>(BAR_SLOTS);
+// Per function slot: the decoders (PCI_COMMAND_IO / _MEMORY) whose BARs all got addresses, which
+// pciEnableDevice may turn on.
+const usableDecoders = new StaticArray<u32>(MAX_PCI_FUNCTIONS);
 
 let memoryCursor: u64 = MEMORY_WINDOW_START;
 let ioCursor: u32 = IO_WINDOW_START;
@@ -231,14 +237,19 @@ function isBridge(f: PciFunction): bool {
   return (f.headerType & PCI_HEADER_TYPE_MASK) == PCI_HEADER_BRIDGE;
 }
 
-// Sizes and assigns every BAR of one function with decoding off, then enables the decoders whose
-// BARs all got addresses. Returns the command register value it wrote.
+// Sizes and assigns every BAR of one function with decoding off, and records which decoders a
+// driver may turn on. Bridges forward for the devices below them, so theirs go on in
+// assignBridge. Returns the command register value it left (decoding off).
 function assignFunction(f: PciFunction, slot: i32): u32 {
   const type = f.headerType & PCI_HEADER_TYPE_MASK;
   const count = type == 0 ? PCI_BAR_COUNT : type == PCI_HEADER_BRIDGE ? BRIDGE_BAR_COUNT : 0;
   let command = configRead16(f.address, PCI_COMMAND);
-  command &= ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
-  configWrite16(f.address, PCI_COMMAND, command);
+  // At reset decoding is off already; only a warm start can find it on (and then it must go off
+  // before the all-ones probes).
+  if ((command & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY)) != 0) {
+    command &= ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+    configWrite16(f.address, PCI_COMMAND, command);
+  }
   for (let i = 0; i < PCI_BAR_COUNT; i++) {
     const s = slot * PCI_BAR_COUNT + i;
     unchecked((barAddresses[s] = 0));
@@ -250,8 +261,10 @@ function assignFunction(f: PciFunction, slot: i32): u32 {
   brokenMemory = false;
   brokenIo = false;
   for (let i = 0; i < count; ) i += assignBar(f, slot, i, count);
-  if (wantMemory && !brokenMemory) command |= PCI_COMMAND_MEMORY;
-  if (wantIo && !brokenIo) command |= PCI_COMMAND_IO;
+  let decoders: u32 = 0;
+  if (wantMemory && !brokenMemory) decoders |= PCI_COMMAND_MEMORY;
+  if (wantIo && !brokenIo) decoders |= PCI_COMMAND_IO;
+  unchecked((usableDecoders[slot] = decoders));
   if (brokenMemory || brokenIo) {
     if (logBegin(LEVEL_WARN, "pci")) {
       logBdf(f.address);
@@ -261,7 +274,6 @@ function assignFunction(f: PciFunction, slot: i32): u32 {
       logEnd();
     }
   }
-  configWrite16(f.address, PCI_COMMAND, command);
   return command;
 }
 
@@ -326,7 +338,8 @@ function assignBus(bus: u32, depth: i32): void {
     if (bdfBus(f.address) != bus) continue;
     const command = assignFunction(f, slot);
     if (isBridge(f) && f.secondaryBus != 0) {
-      if (depth < MAX_BRIDGE_DEPTH) assignBridge(f, command, depth);
+      // The bridge's own BARs, if it has any, decode too: its windows are on anyway.
+      if (depth < MAX_BRIDGE_DEPTH) assignBridge(f, command | unchecked(usableDecoders[slot]), depth);
       else if (logBegin(LEVEL_WARN, "pci")) {
         logBdf(f.address);
         logStr(" bridge nested too deep: devices below it get no resources");
@@ -359,9 +372,12 @@ export function pciResourcesAssigned(): bool {
   return assignedOnce;
 }
 
-// Lets the function master the bus (DMA to our rings) and silences its legacy interrupt line
-// (we poll). Only the device we drive gets this: idle devices never get to DMA.
-export function pciEnableBusMaster(f: PciFunction): void {
+// Claims a function for its driver: turns on the decoders whose BARs were all assigned, lets it
+// master the bus (DMA to our rings) and silences its legacy interrupt line (we poll), in one
+// config write. Only the device we drive gets this: idle devices never decode or DMA.
+export function pciEnableDevice(f: PciFunction): void {
+  const slot = functionSlot(f);
+  const decoders = slot >= 0 && slot < MAX_PCI_FUNCTIONS ? unchecked(usableDecoders[slot]) : 0;
   const command = configRead16(f.address, PCI_COMMAND);
-  configWrite16(f.address, PCI_COMMAND, command | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+  configWrite16(f.address, PCI_COMMAND, command | decoders | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 }

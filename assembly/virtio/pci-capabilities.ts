@@ -77,11 +77,12 @@ function reject(f: PciFunction, at: u32, type: u32, why: string): void {
   }
 }
 
-// Checks one vendor capability at config offset `at` and records it if it is the first usable
-// one of its type.
-function consider(f: PciFunction, at: u32, caps: VirtioPciCapabilities): void {
-  const capLength = configRead8(f.address, at + CAP_LEN);
-  const type = configRead8(f.address, at + CAP_CFG_TYPE);
+// Checks one vendor capability at config offset `at`, whose first dword is `header`, and records
+// it if it is the first usable one of its type.
+function consider(f: PciFunction, at: u32, header: u32, caps: VirtioPciCapabilities): void {
+  // cap_len and cfg_type share the header dword with id and next (one config read, not three).
+  const capLength = (header >> (8 * CAP_LEN)) & 0xff;
+  const type = (header >> (8 * CAP_CFG_TYPE)) & 0xff;
   if (capLength < VIRTIO_PCI_CAP_SIZE || at + capLength > 256) {
     caps.rejected++;
     reject(f, at, type, "cap_len too small or past config space");
@@ -147,7 +148,7 @@ export function readVirtioCapabilities(f: PciFunction, caps: VirtioPciCapabiliti
     let at = firstCapability(f);
     for (let seen = 0; at != 0 && seen < MAX_CAPABILITIES; seen++) {
       const header = configRead32(f.address, at);
-      if (capabilityId(header) == PCI_CAP_ID_VNDR) consider(f, at, caps);
+      if (capabilityId(header) == PCI_CAP_ID_VNDR) consider(f, at, header, caps);
       at = nextCapability(header);
     }
   }

@@ -3,7 +3,7 @@
 // buffers, nothing about connections. Queues: 0 rx, 1 tx, 2 event.
 import { findPciFunction, PciFunction } from "../pci/scan";
 import { logBdf } from "../pci/bdf-log";
-import { pciAssignResources, pciEnableBusMaster, pciResourcesAssigned } from "../pci/resources";
+import { pciAssignResources, pciEnableDevice, pciResourcesAssigned } from "../pci/resources";
 import { LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logHex, logKv, logKvHex, logStr } from "../platform/log";
 import { readVirtioCapabilities, VirtioPciCapabilities } from "../virtio/pci-capabilities";
 import { PciTransport } from "../virtio/pci-transport";
@@ -491,7 +491,7 @@ export function vsockDeviceInit(): bool {
   }
   logFound(f);
   if (!pciResourcesAssigned()) pciAssignResources();
-  pciEnableBusMaster(f);
+  pciEnableDevice(f);
 
   const caps = new VirtioPciCapabilities();
   const capsError = readVirtioCapabilities(f, caps);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { Machine, SimExit } from "../sim/machine";
 import { PciBridge } from "../sim/pci-bridge";
 import { MemoryBackedBar, PciFunction } from "../sim/pci-function";
+import { PCI_COMMAND, PCI_COMMAND_MEMORY } from "../sim/pci-config";
 
 const Q35 = [
   ["00:00.0", "8086:29c0"],
@@ -77,8 +78,12 @@ test("boot with a bridge: the function behind it is numbered, logged and reachab
   assert.equal(m.init(), true, m.logText());
   assert.equal(m.logLines(/info pci: 00:02\.0 1b36:0001 class=060400 bridge=01-01/).length, 1, m.logText());
   assert.equal(m.logLines(/info pci: 01:00\.0 1234:0011 class=020000/).length, 1, m.logText());
-  const bar = m.bus.find(1, 0, 0)!.barAddress(0);
+  const nic = m.bus.find(1, 0, 0)!;
+  const bar = nic.barAddress(0);
   assert.notEqual(bar, 0n);
+  assert.equal(nic.memoryEnabled, false, "no driver claimed it: it does not decode");
+  // What a driver claiming it would do: the bridge must already forward the window.
+  nic.set16(PCI_COMMAND, nic.command | PCI_COMMAND_MEMORY);
   assert.equal(m.bus.mmioRead(bar, 4), 0n, "routed through the bridge window");
   assert.deepEqual(m.device!.violations, []);
 });

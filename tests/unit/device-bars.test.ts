@@ -1,5 +1,6 @@
 // BAR sizing and assignment (assembly/pci/resources.ts): nothing ran before the firmware, so it
-// sizes every BAR, assigns naturally aligned addresses from its windows and enables decoding.
+// sizes every BAR and assigns naturally aligned addresses from its windows; decoding goes on only
+// for the function a driver claims.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PciBus } from "../sim/pci-bus";
@@ -56,22 +57,25 @@ test("every BAR gets a naturally aligned, non-overlapping address inside its win
   assert.equal(m.logLines(/pci: resources assigned bars=8 skipped=1/).length, 1);
 });
 
-test("command register: decoding only for fully assigned spaces, bus mastering only for the driven device", async () => {
+test("command register: decoding and bus mastering only for the driven device, and only for assigned spaces", async () => {
   const m = await deviceUp({ extraFunctions: extraDevices });
   const vsock = m.vsockFunction!;
   assert.equal(vsock.command & PCI_COMMAND_MEMORY, PCI_COMMAND_MEMORY);
   assert.equal(vsock.command & PCI_COMMAND_MASTER, PCI_COMMAND_MASTER);
   assert.equal(vsock.command & PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_INTX_DISABLE);
   assert.equal(vsock.command & PCI_COMMAND_IO, 0, "no I/O BAR, no I/O decoding");
+  // Idle functions keep their addresses but never decode or DMA.
   const ahci = m.bus.find(0, 0x1f, 2)!;
-  assert.equal(ahci.command & (PCI_COMMAND_MEMORY | PCI_COMMAND_IO), PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
-  assert.equal(ahci.command & PCI_COMMAND_MASTER, 0, "an idle device never gets to DMA");
+  assert.notEqual(ahci.barAddress(5), 0n, "an idle device still gets its BARs assigned");
+  assert.equal(ahci.command & (PCI_COMMAND_MEMORY | PCI_COMMAND_IO | PCI_COMMAND_MASTER), 0, "an idle device never decodes or DMAs");
   const huge = m.bus.find(0, 5, 0)!;
-  assert.equal(huge.command & PCI_COMMAND_MEMORY, 0, "an unassigned memory BAR would decode at 0");
-  assert.equal(huge.command & PCI_COMMAND_IO, PCI_COMMAND_IO);
+  assert.equal(huge.command & (PCI_COMMAND_MEMORY | PCI_COMMAND_IO), 0);
   assert.equal(m.logLines(/warn pci: 00:05\.0 left with decoding off: memory/).length, 1);
   const host = m.bus.find(0, 0, 0)!;
   assert.equal(host.command & (PCI_COMMAND_MEMORY | PCI_COMMAND_IO | PCI_COMMAND_MASTER), 0, "no BARs: nothing enabled");
+  // The one config write that claims the device turns on decoding and bus mastering together.
+  const commandWrites = m.bus.configWrites.filter((w) => w.bdf === "00:01.0" && w.offset === 0x04);
+  assert.equal(commandWrites.length, 1, "one command write for the driven device");
 });
 
 test("decoding is off while BARs are sized (all-ones probes never decode)", async () => {
