@@ -111,11 +111,14 @@ else
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
   echo "vsock-host: booting the outer VM (L1: TCG, $(basename "$kdir")) ..."
+  # L1's kernel prints errors (loglevel=4) and reports tasks blocked for 30 s: the outer VM has
+  # been seen to stop making progress while a guest was being stopped, and its console (this
+  # script's output) is then the only witness.
   set +e
   timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
     -nodefaults -display none -no-reboot -serial stdio -pidfile "$job/l1.pid" \
     -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.gz" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1" \
+    -append "console=ttyS0 quiet loglevel=4 hung_task_timeout_secs=30 panic=-1" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$job,mount_tag=job,security_model=none,readonly=on" \
     -virtfs "local,path=$out,mount_tag=results,security_model=none" \
