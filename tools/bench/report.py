@@ -100,7 +100,9 @@ def table(raw, sizes):
         fmt = lambda v: "-" if v is None else ("%.*f %s" % (decimals, v, unit))  # noqa: E731
         if f is not None and l is not None and f > 0 and l > 0:
             better = f / l if higher else l / f
-            verdict = "%.2fx %s" % (better if better >= 1 else 1 / better, "better" if better >= 1 else "worse")
+            factor = better if better >= 1 else 1 / better
+            # A ratio that rounds to 1.00 is a tie, whichever side of 1 it falls.
+            verdict = "even" if round(factor, 2) == 1.0 else "%.2fx %s" % (factor, "better" if better >= 1 else "worse")
         else:
             verdict = "-"
         lines.append("| %s | %s | %s | %s |" % (label, fmt(f), fmt(l), verdict))
