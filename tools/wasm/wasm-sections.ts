@@ -137,11 +137,5 @@ export function replaceDataSection(wasm: Uint8Array, segments: DataSegment[]): U
     else if (s.id === SECTION_DATA_COUNT) parts.push(section(SECTION_DATA_COUNT, u32Leb(segments.length)));
     else parts.push(wasm.subarray(s.start, s.end));
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
