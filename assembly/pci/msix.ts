@@ -3,7 +3,7 @@
 // enabled. The device then signals entry 0 for whatever it routes there (virtio: queue vectors).
 import { capabilityId, firstCapability, MAX_CAPABILITIES, nextCapability } from "./capability-list";
 import { configRead32, configWrite16 } from "./config";
-import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "./resources";
+import { barAddress, barSize, isMemoryBar } from "./resources";
 import { PciFunction } from "./scan";
 import { mmioRead32, mmioWrite32 } from "../platform/imports";
 
@@ -63,8 +63,7 @@ function tableEntry0(f: PciFunction, at: u32): u64 {
   const bir = <i32>(table & MSIX_BIR_MASK);
   const offset = <u64>(table & ~MSIX_BIR_MASK);
   if (bir > 5) return 0;
-  const kind = barKind(f, bir);
-  if (kind != BAR_KIND_MEMORY32 && kind != BAR_KIND_MEMORY64) return 0;
+  if (!isMemoryBar(f, bir)) return 0;
   if (offset + ENTRY_SIZE > barSize(f, bir)) return 0;
   return barAddress(f, bir) + offset;
 }

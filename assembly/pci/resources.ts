@@ -119,6 +119,13 @@ export function barKind(f: PciFunction, index: i32): u8 {
   return s < 0 ? BAR_KIND_NONE : unchecked(barKinds[s]);
 }
 
+// Whether BAR `index` of `f` got an address in memory space (32- or 64-bit): where device
+// structures and tables may live.
+export function isMemoryBar(f: PciFunction, index: i32): bool {
+  const kind = barKind(f, index);
+  return kind == BAR_KIND_MEMORY32 || kind == BAR_KIND_MEMORY64;
+}
+
 function logBar(level: i32, f: PciFunction, index: i32, kind: u8, prefetchable: bool, message: string): bool {
   if (!logBegin(level, "pci")) return false;
   logBdf(f.address);

@@ -5,7 +5,7 @@
 import { capabilityId, firstCapability, MAX_CAPABILITIES, nextCapability } from "../pci/capability-list";
 import { configRead16, configRead32, configRead8, PCI_STATUS, PCI_STATUS_CAP_LIST } from "../pci/config";
 import { logBdf } from "../pci/bdf-log";
-import { BAR_KIND_MEMORY32, BAR_KIND_MEMORY64, barAddress, barKind, barSize } from "../pci/resources";
+import { barAddress, barSize, isMemoryBar } from "../pci/resources";
 import { PciFunction } from "../pci/scan";
 import { LEVEL_DEBUG, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
 import { countRejection, REJECT_CAPABILITY_INVALID, rejectionCount } from "../vsock/rejections";
@@ -122,8 +122,7 @@ function consider(f: PciFunction, at: u32, header: u32, caps: VirtioPciCapabilit
     reject(f, at, type, "bar index out of range");
     return;
   }
-  const kind = barKind(f, <i32>bar);
-  if (kind != BAR_KIND_MEMORY32 && kind != BAR_KIND_MEMORY64) {
+  if (!isMemoryBar(f, <i32>bar)) {
     caps.rejected++;
     reject(f, at, type, "bar not an assigned memory BAR");
     return;
