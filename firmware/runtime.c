@@ -98,14 +98,6 @@ void wasm_rt_load_exception(uint32_t tag, uint32_t size, const void *values) {
 }
 void wasm_rt_throw(void) { wasm_rt_trap(WASM_RT_TRAP_UNCAUGHT_EXCEPTION); }
 
-/* Zeroes with string instructions the optimiser may not turn into a memset call on itself;
- * eight bytes per iteration, as an emulator runs them one iteration at a time. */
-static void zero_bytes(uint8_t *start, uint64_t length) {
-  uint64_t quads = length >> 3, tail = length & 7;
-  __asm__ volatile("rep stosq" : "+D"(start), "+c"(quads) : "a"(0) : "memory");
-  __asm__ volatile("rep stosb" : "+D"(start), "+c"(tail) : "a"(0) : "memory");
-}
-
 /* Linear memory is zero at power-on (QEMU's RAM starts zeroed), not after a warm reset (QEMU's
  * system_reset keeps RAM). This record survives a warm reset (the reset vector neither copies nor
  * zeroes .noinit): how much of linear memory was ever handed to the module. Memory above that is
@@ -145,7 +137,7 @@ static void dirty_record_extend(uint64_t bytes) {
 /* Makes [start, end) of linear memory read zero, writing only what may be dirty. */
 static void zero_linear(uint8_t *base, uint64_t start, uint64_t end) {
   if (end > dirty_bytes) end = dirty_bytes;
-  if (start < end) zero_bytes(base + start, end - start);
+  if (start < end) memset(base + start, 0, end - start); /* string.c: 8 bytes per iteration */
 }
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
