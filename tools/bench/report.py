@@ -116,6 +116,15 @@ def plots(raw, out):
 
     colours = {"firmware": "tab:blue", "linux": "tab:orange"}
     made = []
+
+    def save(fig, title, name):
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = os.path.join(out, name)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     for ax, mode in zip(axes, ("sink", "source", "echo")):
         for kind, guest in raw["guests"].items():
@@ -135,12 +144,7 @@ def plots(raw, out):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("MiB/s (median, bars: min-max)")
     axes[0].legend()
-    fig.suptitle("Throughput by write size")
-    fig.tight_layout()
-    path = os.path.join(out, "throughput.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    made.append(path)
+    save(fig, "Throughput by write size", "throughput.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, size in zip(axes, ("1", "1024")):
@@ -158,12 +162,7 @@ def plots(raw, out):
         ax.set_title("echo round trip, %s B messages" % size)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="lower right")
-    fig.suptitle("Latency distribution (CDF)")
-    fig.tight_layout()
-    path = os.path.join(out, "latency.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    made.append(path)
+    save(fig, "Latency distribution (CDF)", "latency.png")
     return made
 
 
