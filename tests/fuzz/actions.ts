@@ -3,6 +3,7 @@
 // from a seed (tests/sim/seeded-random.ts), and every random choice an action needs at run time
 // is stored in the action itself, so a saved list replays exactly and can be shortened freely.
 import { SeededRandom } from "../sim/seeded-random";
+import type { VsockHeader } from "../sim/vsock-packet";
 
 export type Service = "echo" | "sink" | "source";
 export type Queue = "rx" | "tx" | "event";
@@ -44,21 +45,10 @@ export type Action =
   | { k: "configBump" }
   | { k: "cidLie"; cid: number };
 
-export type MutableField = "srcCid" | "dstCid" | "srcPort" | "dstPort" | "len" | "type" | "op" | "flags" | "bufAlloc" | "fwdCnt";
+// A packet header as a fuzz case stores it: the simulator's header with plain-number cids (JSON).
+export type GarbageHeader = Omit<VsockHeader, "srcCid" | "dstCid"> & { srcCid: number; dstCid: number };
+export type MutableField = keyof GarbageHeader;
 export const MUTABLE_FIELDS: readonly MutableField[] = ["srcCid", "dstCid", "srcPort", "dstPort", "len", "type", "op", "flags", "bufAlloc", "fwdCnt"];
-
-export interface GarbageHeader {
-  srcCid: number;
-  dstCid: number;
-  srcPort: number;
-  dstPort: number;
-  len: number;
-  type: number;
-  op: number;
-  flags: number;
-  bufAlloc: number;
-  fwdCnt: number;
-}
 
 /** Actions that make damage the firmware cannot detect on the rings: only chaos cases use them. */
 export const CHAOS_KINDS = new Set<Action["k"]>(["usedLength", "usedLose", "usedForge"]);
