@@ -7,6 +7,7 @@ import { runtimeOption } from "./platform/options";
 import { pciScan } from "./pci/scan";
 import { pciAssignResources } from "./pci/resources";
 import { vsockPoll, vsockStart } from "./vsock/stack";
+import { deviceLogAccessCosts } from "./vsock/device";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
 import { traceConfigure } from "./vsock/trace";
@@ -44,6 +45,7 @@ export function fw_init(): bool {
   traceConfigure(runtimeOption("trace"));
   countersConfigure(runtimeOption("counters"));
   if (!vsockStart()) return false;
+  if (runtimeOption("cost-probe") == "1") deviceLogAccessCosts();
   appsStart();
   if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsStart();
   return true;

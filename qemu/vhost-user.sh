@@ -4,25 +4,37 @@
 # Unix socket with vhost-device-vsock's hybrid protocol:
 #   printf 'CONNECT 1234\nhello\n' | ncat -U <dir>/vm.vsock      (answer: "OK <port>" then the echo)
 # The guest's connects to host port P go to <dir>/vm.vsock_P.
-#   qemu/vhost-user.sh [--image F] [--guest firmware|linux] [--cid N] [--dir D] [--timeout S] [-- CMD ...]
+#   qemu/vhost-user.sh [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D]
+#                      [--timeout S] [--fw-option NAME=VALUE]... [-- CMD ...]
+# --accel auto (the default) is KVM where /dev/kvm can be opened, TCG otherwise; the Linux stand-in
+# always runs under TCG (this machine kind's paravirtual KVM cannot boot a stock kernel).
 # Without CMD it waits until QEMU ends (Ctrl-C stops it); with CMD it runs CMD once the guest is
 # ready (env VSOCK_UDS=<dir>/vm.vsock), then stops everything. QEMU and the backend are stopped by
 # their own PIDs; QEMU always runs under a timeout (default 3600 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=build/firmware.bin guest=firmware cid=33 dir= timeout_s=3600
+image=build/firmware.bin guest=firmware accel=auto cid=33 dir= timeout_s=3600 fw_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) image=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
+    --accel) accel=$2; shift 2 ;;
+    --fw-option)  # a runtime option for the firmware: -fw_cfg name=opt/vsockfw/NAME,string=VALUE
+      [[ $2 =~ ^([a-z0-9-]+)=([^,]*)$ ]] || { echo "vhost-user: --fw-option takes NAME=VALUE" >&2; exit 2; }
+      fw_args+=(-fw_cfg "name=opt/vsockfw/${BASH_REMATCH[1]},string=${BASH_REMATCH[2]}"); shift 2 ;;
     --cid) cid=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--image F] [--guest firmware|linux] [--cid N] [--dir D] [--timeout S] [-- CMD ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D] [--timeout S] [--fw-option N=V]... [-- CMD ...]" >&2; exit 2 ;;
   esac
 done
+case "$accel" in
+  auto) if [ "$guest" = firmware ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm; else accel=tcg; fi ;;
+  kvm|tcg) ;;
+  *) echo "vhost-user: --accel takes kvm, tcg or auto" >&2; exit 2 ;;
+esac
 [ -n "$dir" ] || dir=$(mktemp -d /tmp/vsockfw-vhost-user.XXXXXX)
 mkdir -p "$dir"
 uds=$dir/vm.vsock sock=$dir/vhost-user.sock log=$dir/debug.log
@@ -56,11 +68,11 @@ if [ "$guest" = linux ]; then
   ready='ready: cid='
 else
   mem=256
-  guest_args=(-drive "if=pflash,format=raw,unit=0,file=$image,readonly=on")
+  guest_args=(-drive "if=pflash,format=raw,unit=0,file=$image,readonly=on" "${fw_args[@]}")
   ready='info app: ready:'
 fi
 rm -f "$log"
-timeout -k 5 "$timeout_s" qemu-system-x86_64 -machine q35,memory-backend=mem -accel tcg -m "${mem}M" \
+timeout -k 5 "$timeout_s" qemu-system-x86_64 -machine q35,memory-backend=mem -accel "$accel" -m "${mem}M" \
   -object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
   -nodefaults -display none -nic none -no-reboot "${guest_args[@]}" \
   -chardev "socket,id=char0,path=$sock" -device vhost-user-vsock-pci,chardev=char0 \
@@ -73,7 +85,7 @@ if ! grep -q "$ready" "$log" 2>/dev/null; then
   tail -n 20 "$log" >&2 2>/dev/null || true
   exit 1
 fi
-echo "vhost-user: $guest ready (cid $cid); logs in $dir"
+echo "vhost-user: $guest ready (cid $cid, $accel); logs in $dir"
 echo "  echo:  printf 'CONNECT 1234\\nhello\\n' | ncat -U $uds"
 echo "  sink:  (printf 'CONNECT 1235\\n'; head -c 1000000 /dev/urandom) | socat -t 5 - UNIX-CONNECT:$uds"
 echo "  guest -> host port 4050 arrives on $uds""_4050"

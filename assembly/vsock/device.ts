@@ -12,6 +12,7 @@ import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError 
 import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
+import { logAccessCosts } from "../virtio/cost-probe";
 import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "./device-interrupts";
 import {
   countRejection,
@@ -132,6 +133,13 @@ export function deviceGuestCid(): u64 {
 
 export function deviceNegotiatedFeatures(): u64 {
   return features;
+}
+
+// The access-cost probe (virtio/cost-probe.ts) on this device's registers; the event queue takes
+// the notifies (it has nothing new, so the device only looks).
+export function deviceLogAccessCosts(): void {
+  const t = transport;
+  if (t != null) logAccessCosts(t, QUEUE_EVENT);
 }
 
 // Test hook: rx buffers as one descriptor (false, default) or header + data descriptors (true).
