@@ -69,30 +69,44 @@ export function fwCfgPresent(): bool {
   return present == 1;
 }
 
-function nameAt(entry: usize): string {
-  let name = "";
-  for (let i = 0; i < FILE_NAME_BYTES; i++) {
-    const c = load<u8>(entry + 8 + i);
-    if (c == 0) break;
-    name += String.fromCharCode(c);
+// The file directory, read once (one DMA transfer under fw_cfg DMA): every option looks in it.
+let directory: StaticArray<u8> | null = null;
+let directoryCount: u32 = 0;
+
+function readDirectory(): bool {
+  if (directory != null) return true;
+  const countBytes = new StaticArray<u8>(4);
+  if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(countBytes), 4)) return false;
+  let count = bigEndian32(changetype<usize>(countBytes));
+  if (count > MAX_FILES) count = MAX_FILES;
+  // The directory is one item: its count, then the entries. Read it whole.
+  const entries = new StaticArray<u8>(4 + <i32>count * FILE_ENTRY_BYTES);
+  if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(entries), <u32>entries.length)) return false;
+  directory = entries;
+  directoryCount = count;
+  return true;
+}
+
+// Whether the entry's NUL-terminated name is OPTION_PREFIX + name, compared in place: under an
+// emulating hypervisor every guest instruction costs, and building a string per entry did not pay.
+function entryNamed(entry: usize, name: string): bool {
+  const prefixLength = OPTION_PREFIX.length;
+  const total = prefixLength + name.length;
+  if (total >= FILE_NAME_BYTES) return false;
+  for (let i = 0; i < total; i++) {
+    const wanted = i < prefixLength ? OPTION_PREFIX.charCodeAt(i) : name.charCodeAt(i - prefixLength);
+    if (<i32>load<u8>(entry + 8 + i) != wanted) return false;
   }
-  return name;
+  return load<u8>(entry + 8 + total) == 0;
 }
 
 // The value of option `name`, or "" when it is absent (or there is no fw_cfg).
 export function runtimeOption(name: string): string {
-  if (!fwCfgPresent()) return "";
-  const countBytes = new StaticArray<u8>(4);
-  if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(countBytes), 4)) return "";
-  let count = bigEndian32(changetype<usize>(countBytes));
-  if (count > MAX_FILES) count = MAX_FILES;
-  // The directory is one item: its count, then the entries. Read it whole.
-  const directory = new StaticArray<u8>(4 + <i32>count * FILE_ENTRY_BYTES);
-  if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(directory), <u32>directory.length)) return "";
-  const wanted = OPTION_PREFIX + name;
-  for (let i: u32 = 0; i < count; i++) {
-    const entry = changetype<usize>(directory) + 4 + <usize>i * FILE_ENTRY_BYTES;
-    if (nameAt(entry) != wanted) continue;
+  if (!fwCfgPresent() || !readDirectory()) return "";
+  const entries = directory!;
+  for (let i: u32 = 0; i < directoryCount; i++) {
+    const entry = changetype<usize>(entries) + 4 + <usize>i * FILE_ENTRY_BYTES;
+    if (!entryNamed(entry, name)) continue;
     let size = bigEndian32(entry);
     if (size > MAX_OPTION_BYTES) size = MAX_OPTION_BYTES;
     const selector = bswap<u16>(load<u16>(entry + 4));
