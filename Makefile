@@ -189,8 +189,10 @@ bench: setup
 	tools/bench/run.sh --image $(BUILD)/firmware.bin
 
 # The firmware on the vhost-user backend: no root, no vhost-vsock; prints how to reach it with ncat -U.
+# ACCEL=kvm|tcg|auto (auto: KVM where /dev/kvm can be opened).
+ACCEL ?= auto
 run-vhost-user: image vhost-user-addon
-	qemu/vhost-user.sh --image $(BUILD)/firmware.bin
+	qemu/vhost-user.sh --image $(BUILD)/firmware.bin --accel $(ACCEL)
 
 # The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
 NODE_INCLUDE ?= /usr/include/node

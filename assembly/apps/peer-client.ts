@@ -13,7 +13,7 @@ import { EAGAIN, errnoName } from "../vsock/errors";
 import { sendSpace } from "../vsock/readiness";
 import { allowSiblingCid } from "../vsock/siblings";
 import { CONNECT_GAVE_UP, CONNECT_READY, RetryingConnect } from "./retrying-connect";
-import { sourceByte } from "./source-pattern";
+import { fillSourcePattern, sourceByte } from "./source-pattern";
 
 const DEFAULT_BYTES: u64 = 65536;
 const MAX_BYTES: u64 = 1 << 30;
@@ -112,7 +112,7 @@ function sendSome(): void {
   while (sent < total) {
     const room = min<u64>(min<u64>(<u64>sendSpace(fd), total - sent), <u64>CHUNK);
     if (room == 0) return;
-    for (let k: u32 = 0; k < <u32>room; k++) store<u8>(buffer + <usize>k, sourceByte(sent + <u64>k));
+    fillSourcePattern(buffer, sent, <u32>room);
     const n = vs_send(fd, buffer, <u32>room, MSG_DONTWAIT);
     if (n <= 0) return;
     sent += <u64>n;

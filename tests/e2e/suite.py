@@ -20,7 +20,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transport  # noqa: E402
 from vsockclient import (CaseFailure, connect_retries, Background, connect, crc_to_eof, recv_exact, recv_to_eof, send_all,  # noqa: E402
-                         payload, pattern_bytes, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
+                         payload, pattern_bytes, scaled, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
 from faults import fault_cases  # noqa: E402  (the misbehaving-host cases, same boot)
 
 MIB = 1 << 20
@@ -251,6 +251,10 @@ def case_socat():
     return run_tool("socat", ECHO_PORT, payload(100000, 52))
 
 
+def size_name(size):
+    return "%dMiB" % (size // MIB) if size % MIB == 0 else "%dKiB" % (size // 1024)
+
+
 def cases(cycles):
     return [
         ("greeting", case_greeting),
@@ -258,12 +262,12 @@ def cases(cycles):
         ("echo-1B", case_echo(1)),
         ("echo-4KiB", case_echo(4096)),
         ("echo-64KiB", case_echo(65536)),
-        ("echo-16MiB", case_echo(16 * MIB)),
-        ("echo-parallel-4", case_parallel_echo),
-        ("slow-reader", case_slow_reader),
+        ("echo-%s" % size_name(scaled(16 * MIB)), case_echo(scaled(16 * MIB))),
+        ("echo-parallel-4", lambda: case_parallel_echo(size=scaled(4 * MIB))),
+        ("slow-reader", lambda: case_slow_reader(size=scaled(2 * MIB))),
         ("half-close", case_half_close),
-        ("sink-64MiB", case_sink),
-        ("source-64MiB", case_source),
+        ("sink-%s" % size_name(scaled(64 * MIB)), lambda: case_sink(scaled(64 * MIB))),
+        ("source-%s" % size_name(scaled(64 * MIB)), lambda: case_source(scaled(64 * MIB))),
         ("concurrent-64", case_concurrent),
         ("host-close-mid", case_host_close_mid_transfer),
         ("ncat", case_ncat),

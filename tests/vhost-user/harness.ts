@@ -89,8 +89,8 @@ export async function startGreetingListener(rig: Rig, cid: number): Promise<{ st
 }
 
 /** tests/e2e/suite.py over the backend's Unix sockets; the parsed "e2e: N passed, M failed". */
-export async function runSuite(rig: Rig, cid: number, fwLog: string, args: string[], timeoutMs: number) {
-  const env = { VSOCK_TRANSPORT: `uds:${rig.vmConfig(cid).udsPath}`, VSOCK_CID: String(cid), FW_LOG: fwLog, RESULTS: rig.results };
+export async function runSuite(rig: Rig, cid: number, fwLog: string, args: string[], timeoutMs: number, extraEnv: Record<string, string> = {}) {
+  const env = { VSOCK_TRANSPORT: `uds:${rig.vmConfig(cid).udsPath}`, VSOCK_CID: String(cid), FW_LOG: fwLog, RESULTS: rig.results, ...extraEnv };
   const result = await run(["python3", "tests/e2e/suite.py", ...args], env, timeoutMs);
   writeFileSync(join(rig.results, "suite.log"), result.output);
   const summary = /e2e: (\d+) passed, (\d+) failed\s*$/.exec(result.output);

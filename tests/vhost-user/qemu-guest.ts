@@ -3,7 +3,7 @@
 // root over 9p read-only). Guest RAM is a shared memfd, as vhost-user needs. Every run has a
 // deadline and is stopped by its own PID.
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dirname, "../..");
@@ -22,13 +22,26 @@ export interface GuestOptions {
   extraArgs?: string[];
   /** true: a reset reboots the guest (default: QEMU exits, -no-reboot). */
   allowReboot?: boolean;
+  /** The accelerator (default tcg); the Linux stand-in needs tcg here (see kvmUsable). */
+  accel?: "tcg" | "kvm";
+}
+
+/** Whether /dev/kvm can be opened here. This machine kind's KVM runs the firmware but cannot
+ *  boot a stock Linux kernel, so only firmware guests use it. */
+export function kvmUsable(): boolean {
+  try {
+    closeSync(openSync("/dev/kvm", "r+"));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The QEMU command line (also what the README shows). */
 export function qemuArgs(o: GuestOptions): string[] {
   const mem = o.memoryMiB ?? (o.guest === "linux" ? 512 : 256);
   const args = [
-    "-machine", "q35,memory-backend=mem", "-accel", "tcg", "-m", `${mem}M`,
+    "-machine", "q35,memory-backend=mem", "-accel", o.accel ?? "tcg", "-m", `${mem}M`,
     "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
     "-nodefaults", "-display", "none", "-nic", "none", ...(o.allowReboot ? [] : ["-no-reboot"]),
     "-chardev", `socket,id=char0,path=${o.vhostSocket}`, "-device", "vhost-user-vsock-pci,chardev=char0",
