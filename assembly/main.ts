@@ -13,6 +13,7 @@ import { selfTest } from "./platform/selftest";
 import { traceConfigure } from "./vsock/trace";
 import { countersConfigure, logCounters } from "./vsock/counters";
 import { idleAfterPoll } from "./vsock/idle";
+import { connectionLinesConfigure } from "./vsock/connection-log";
 import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
 export * from "./vsock/api";
@@ -44,6 +45,7 @@ export function fw_init(): bool {
   pciAssignResources();
   traceConfigure(runtimeOption("trace"));
   countersConfigure(runtimeOption("counters"));
+  connectionLinesConfigure(runtimeOption("connection-lines"));
   if (!vsockStart()) return false;
   if (runtimeOption("cost-probe") == "1") deviceLogAccessCosts();
   appsStart();

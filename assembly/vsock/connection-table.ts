@@ -2,8 +2,8 @@
 // (local port, peer cid, peer port): two peers may use the same port numbers, and an accepted
 // connection shares its listener's local port, so a port alone never identifies a connection.
 import { clockNs } from "../platform/imports";
-import { LEVEL_INFO, logBegin, logDec, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import { Connection, CONN_FREE } from "./connection";
+import { logConnectionClosed, logConnectionOpened as logConnectionLine } from "./connection-log";
 
 export const connections = new StaticArray<Connection>(MAX_CONNECTIONS);
 let live: i32 = 0;
@@ -66,26 +66,9 @@ export function allocateConnection(localPort: u32, peerCid: u64, peerPort: u32, 
   return null;
 }
 
-// " local=<port> peer=<cid>:<port>"
-function logTuple(c: Connection): void {
-  logKv("local", c.localPort);
-  logStr(" peer=");
-  logDec(c.peerCid);
-  logStr(":");
-  logDec(<u64>c.peerPort);
-}
-
-// Logged once a connection is established (either direction).
+// Logged once a connection is established (either direction); connection-log.ts decides how.
 export function logConnectionOpened(c: Connection): void {
-  if (logBegin(LEVEL_INFO, "vsock")) {
-    logStr("connection opened");
-    logKvStr("dir", c.outbound ? "out" : "in");
-    logTuple(c);
-    logKv("buf_alloc", c.bufAlloc);
-    logKv("peer_buf_alloc", c.peerBufAlloc);
-    logKv("conns", <u64>live);
-    logEnd();
-  }
+  logConnectionLine(c, live);
 }
 
 // Returns the connection to the pool. A connection that was established logs its summary.
@@ -94,16 +77,5 @@ export function freeConnection(c: Connection): void {
   const wasEstablished = c.established;
   c.state = CONN_FREE;
   live--;
-  if (wasEstablished && logBegin(LEVEL_INFO, "vsock")) {
-    logStr("connection closed");
-    logKvStr("dir", c.outbound ? "out" : "in");
-    logTuple(c);
-    logKvStr("reason", c.endReason.length > 0 ? c.endReason : "local-close");
-    logKv("rx_bytes", c.bytesReceived);
-    logKv("tx_bytes", c.bytesSent);
-    if (c.dropped != 0) logKv("dropped", c.dropped);
-    logKv("duration_ms", (clockNs() - c.openedAt) / 1000000);
-    logKv("conns", <u64>live);
-    logEnd();
-  }
+  if (wasEstablished) logConnectionClosed(c, live);
 }

@@ -57,6 +57,7 @@ import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setL
 import { traceHeader } from "./trace";
 import { peerCidAllowed } from "./siblings";
 import { countersPoll, countRx } from "./counters";
+import { connectionLogPoll } from "./connection-log";
 import {
   countRejection,
   REJECT_BACKLOG_FULL,
@@ -121,6 +122,7 @@ export function vsockPoll(): bool {
   runTimers(now);
   transmitPending();
   countersPoll(now);
+  connectionLogPoll(now, liveConnectionCount());
   const progressed = reset || packetsReceived + packetsSentCount() != before;
   if (!progressed) platformIdle();
   return progressed;

@@ -188,3 +188,19 @@ test("--follow prints lines as they are appended, waiting for a partial line's e
     child.kill("SIGINT"); // our own child, by its handle
   }
 });
+
+test("summary: `connections folded` lines add up, with their end reasons, and are rendered", () => {
+  const log = [
+    ".[0.000000] info boot: reset",
+    "[1.000000] info vsock: connection opened dir=in local=1234 peer=2:5000 buf_alloc=262144 peer_buf_alloc=262144 conns=1",
+    "[1.100000] info vsock: connection closed dir=in local=1234 peer=2:5000 reason=peer-shutdown rx_bytes=3 tx_bytes=3 duration_ms=100 conns=0",
+    "[2.200000] info vsock: connections folded opened=40 closed=38 peer-shutdown=30 reset-by-peer=8 rx_bytes=4000 tx_bytes=4100 ms=1000 conns=2",
+    "[3.200000] info vsock: connections folded opened=2 closed=4 peer-shutdown=4 rx_bytes=10 tx_bytes=20 ms=1000 conns=0",
+  ].join("\n");
+  const parsed = parseLog(log);
+  const s = summarize(parsed.records, parsed.problems);
+  assert.equal(s.connections.length, 1);
+  assert.deepEqual(s.folded, { lines: 2, opened: 42, closed: 42, reasons: { "peer-shutdown": 34, "reset-by-peer": 8 }, rxBytes: 4010, txBytes: 4120 });
+  const out = tool(scratch("folded.log", log)).stdout;
+  assert.match(out, /Folded \(too many to log one by one, 2 lines\): opened 42, closed 42 \(peer-shutdown=34 reset-by-peer=8\)/);
+});

@@ -116,6 +116,11 @@ export function renderSummary(s: Summary, source: string, maxConnections: number
     out.push(each.toString());
     if (s.connections.length > listed.length) out.push(`(${s.connections.length - listed.length} more; --connections N lists more, --conn PORT shows one's lines)`);
   }
+  const f = s.folded;
+  if (f.lines > 0) {
+    const reasons = Object.entries(f.reasons).map(([k, n]) => `${k}=${n}`).join(" ");
+    out.push(`Folded (too many to log one by one, ${f.lines} lines): opened ${f.opened}, closed ${f.closed} (${reasons}), rx ${bytes(f.rxBytes)}, tx ${bytes(f.txBytes)}`);
+  }
 
   // Counters.
   const c = s.counters;

@@ -43,12 +43,18 @@ export interface Connection {
   openLine: number;
 }
 
+// The fields of a `connections folded` line that are not end reasons.
+const FOLDED_FIELDS = new Set(["opened", "closed", "rx_bytes", "tx_bytes", "ms", "conns"]);
+
 export interface Summary {
   firmware: Record<string, string>;
   milestones: Milestone[];
   devices: Device[];
   vsockDevice: Record<string, string>;
   connections: Connection[];
+  /** Connections the firmware counted instead of logging one by one (`connections folded` lines:
+   *  it folds them when they come faster than the debug console should spend exits on). */
+  folded: { lines: number; opened: number; closed: number; reasons: Record<string, number>; rxBytes: number; txBytes: number };
   /** The last counter report (the `counters` and `packets` lines, vsock-dev's, and the rejections by reason). */
   counters?: { why: string; micros: number; totals: Record<string, string>; packets: Record<string, Record<string, string>>; drops: { reason: string; count: string }[]; device?: Record<string, string> };
   alerts: LogRecord[];
@@ -87,6 +93,7 @@ export function summarize(records: LogRecord[], problems: Problem[]): Summary {
     devices: [],
     vsockDevice: {},
     connections: [],
+    folded: { lines: 0, opened: 0, closed: 0, reasons: {}, rxBytes: 0, txBytes: 0 },
     alerts: [],
     problems,
     tracePackets: [],
@@ -142,6 +149,16 @@ export function summarize(records: LogRecord[], problems: Problem[]): Summary {
       c.txBytes = numberOrUndefined(r.fields.tx_bytes);
       c.durationMs = numberOrUndefined(r.fields.duration_ms);
       c.dropped = numberOrUndefined(r.fields.dropped);
+    } else if (r.subsystem === "vsock" && r.message === "connections folded") {
+      const f = s.folded;
+      f.lines++;
+      f.opened += Number(r.fields.opened ?? 0);
+      f.closed += Number(r.fields.closed ?? 0);
+      f.rxBytes += Number(r.fields.rx_bytes ?? 0);
+      f.txBytes += Number(r.fields.tx_bytes ?? 0);
+      for (const [key, value] of Object.entries(r.fields)) {
+        if (!FOLDED_FIELDS.has(key)) f.reasons[key] = (f.reasons[key] ?? 0) + Number(value);
+      }
     } else if (r.subsystem === "vsock" && r.message === "counters") {
       counters = { why: r.fields.why ?? "?", micros: r.micros, totals: r.fields, packets: {}, drops: [] };
       s.counters = counters;
