@@ -58,7 +58,7 @@ def percentile(sorted_values, fraction):
 class Guest:
     """One boot of a guest: `timeout qemu-system-x86_64 ...` started by inner-qemu.sh, stopped by its PID."""
 
-    def __init__(self, kind, accel, tag):
+    def __init__(self, kind, accel, tag, options=()):
         global CID, boots_started
         CID = FIRST_CID + boots_started
         boots_started += 1
@@ -73,7 +73,7 @@ class Guest:
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             ["bash", os.path.join(REPO, "qemu/nested/inner-qemu.sh"), accel, kind, str(CID), "600",
-             self.debugcon, self.pidfile, self.qemu_log], env=env, stdin=subprocess.DEVNULL)
+             self.debugcon, self.pidfile, self.qemu_log, *options], env=env, stdin=subprocess.DEVNULL)
 
     def alive(self):
         return self.process.poll() is None
@@ -320,6 +320,27 @@ def connection_rate(kind, cycles, repeats):
 
 # ---- one guest --------------------------------------------------------------------------------
 
+COST_LINE = re.compile(r"info probe: costs (.*)$")
+
+
+def access_costs(accel):
+    """The firmware's cost probe (opt/vsockfw/cost-probe=1) in a boot of its own: what this
+    accelerator charges per port write, MMIO read and write, notify, clock read, code step and
+    timed halt, in ns ({} when the line does not come)."""
+    guest = Guest("firmware", accel, "probe", options=["cost-probe=1"])
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and guest.alive():
+            for line in guest.log_text().splitlines():
+                m = COST_LINE.search(line)
+                if m:
+                    return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+            time.sleep(0.05)
+        return {}
+    finally:
+        guest.stop()
+
+
 def bench_guest(kind, accels, plan):
     result = {"kind": kind}
     boots, reset_to_ready = [], []
@@ -449,6 +470,10 @@ def main():
             progress("%s: FAILED: %s" % (kind, e))
             raw["guests"].setdefault(kind, {"kind": kind, "error": str(e)})
             status = 1
+    if "firmware" in args.guests.split(","):
+        accel = raw["guests"].get("firmware", {}).get("accel", accels[0])
+        raw["access_costs_ns"] = {accel: access_costs(accel)}
+        progress("firmware cost probe (-accel %s): %s" % (accel, raw["access_costs_ns"][accel]))
     raw["bench_seconds"] = time.monotonic() - started
     with open(os.path.join(RESULTS, "raw.json"), "w") as f:
         json.dump(raw, f)

@@ -198,6 +198,7 @@ def main():
             if figures:
                 figures.pop("samples_us", None)  # 10,000 per run: they stay in raw.json
         results["guests"][kind] = copy
+    results["access_costs_ns"] = raw.get("access_costs_ns", {})
     results["table"] = [dict(zip(("figure", "firmware", "linux", "unit", "higher_is_better"), r[:5]))
                         for r in rows(raw, sizes)]
     os.makedirs(args.out, exist_ok=True)
@@ -216,6 +217,9 @@ def main():
     print("firmware flash image %d bytes, payload %d bytes; Linux kernel %d + initramfs %d bytes"
           % (sizes["firmware_flash_bytes"], sizes["firmware_payload_bytes"], sizes["linux_kernel_bytes"],
              sizes["linux_initramfs_bytes"]))
+    for accel, costs in results["access_costs_ns"].items():
+        print("firmware cost probe under -accel %s (ns per operation): %s"
+              % (accel, " ".join("%s=%s" % (k.replace("_ns", ""), v) for k, v in costs.items()) or "no line"))
     print("results: %s; plots: %s" % (os.path.join(args.out, "results.json"), ", ".join(made)))
     return 0
 
