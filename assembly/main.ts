@@ -8,6 +8,7 @@ import { pciScan } from "./pci/scan";
 import { pciAssignResources } from "./pci/resources";
 import { vsockPoll, vsockStart } from "./vsock/stack";
 import { deviceLogAccessCosts } from "./vsock/device";
+import { warnIfEmulated } from "./virtio/cost-probe";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
 import { traceConfigure } from "./vsock/trace";
@@ -40,6 +41,7 @@ function banner(): void {
 // Brings up everything; false when there is no usable vsock device (the reason is logged).
 export function fw_init(): bool {
   banner();
+  warnIfEmulated();
   if (SELFTEST != 0) selfTest(SELFTEST);
   pciScan();
   pciAssignResources();

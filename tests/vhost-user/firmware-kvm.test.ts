@@ -23,6 +23,10 @@ test("firmware under KVM + vhost-user backend: the e2e suite over Unix sockets p
     const probe = guest.log().split("\n").find((l) => l.includes("info probe: costs"));
     assert.ok(probe, "the cost probe logged its line");
     console.log(`vhost-user kvm: ${probe!.replace(/^.*probe: /, "")}`);
+    // The boot's own check names an emulating hypervisor exactly when the probe measures one.
+    const step = Number(/ code_step_ns=(\d+)/.exec(probe!)![1]);
+    const warned = guest.log().includes("warn boot: the hypervisor runs this firmware instruction by instruction");
+    assert.equal(warned, step >= 500, `boot warning ${warned ? "given" : "missing"} with a ${step} ns code step`);
     const suite = await runSuite(rig, CID, fwLog, ["--cycles", "50"], 780_000, { E2E_SCALE: "64" });
     assert.equal(suite.timedOut, false, "suite.py ran out of time");
     assert.ok(suite.passed > 0, `no e2e summary line:\n${suite.output.slice(-3000)}`);
