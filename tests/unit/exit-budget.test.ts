@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ExitCounts, exitDiff, formatExits, mmioAccesses, registerExits } from "../sim/exit-counter";
+import { HostSocket } from "../sim/host";
 import { Machine } from "../sim/machine";
 import { ECHO_PORT, OP_RST, OP_RW, SINK_PORT, SOURCE_PORT, WASM_PATH, boot, connCount, guest, noViolations, pattern, sent } from "./vsock-helpers";
 
@@ -168,8 +169,8 @@ test("close, both directions: 2 notifies per connection", async () => {
   const lfd = g.listener(6000);
   settle(m);
   const n = 20;
-  const hosts = [];
-  const fds = [];
+  const hosts: HostSocket[] = [];
+  const fds: number[] = [];
   for (let i = 0; i < 2 * n; i++) {
     const h = m.host.connect(6000);
     assert.ok(m.runUntil(() => h.state === "connected", 100));
