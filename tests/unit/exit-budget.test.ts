@@ -80,6 +80,19 @@ test("idle poll: a poll that moves nothing makes no exit at all", async () => {
   assert.equal(d["port.debugcon"], 0, formatExits(d));
 });
 
+test("idle main loop: spinning and halting cost the halt itself and no register access", async () => {
+  const m = await boot();
+  settle(m);
+  const d = measure(m, () => {
+    for (let i = 0; i < 200; i++) m.exports.fw_poll_or_halt();
+  }, false);
+  report("idle-loop", d, 200, "round");
+  assert.ok(d.halt > 0, "the idle loop halts");
+  // Arming and disarming interrupts is a flag in the rings (memory): only the halts are exits.
+  assert.equal(registerExits(d), 0, formatExits(d));
+  assert.equal(d["port.debugcon"], 0, formatExits(d));
+});
+
 test("accept: the host connects to the echo service, 2 notifies per connection", async () => {
   const m = await boot();
   settle(m);
