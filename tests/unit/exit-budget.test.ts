@@ -59,9 +59,10 @@ test("boot: fw_init to ready within its register exit budget (PCI config not cou
   report("boot", d, 1, "boot");
   // Besides PCI config, 121: fw_cfg 50 (signature, directory, the options looked up), and the
   // virtio device 71: common config 17 reads + 45 writes (reset, status steps, features, three
-  // queues' set-up and vector checks), device config 2 (guest_cid, two halves), MSI-X table 5
-  // (entry 0 and its control word), the rx and event kicks after DRIVER_OK (2 notifies). The
-  // device's count has no margin: one more register access at boot is a change to look at.
+  // queues' set-up and vector checks), device config 2 reads (guest_cid, two halves), MSI-X
+  // table 5 writes (entry 0 masked, address, data, unmasked), the rx and event kicks after
+  // DRIVER_OK (2 notifies). The device's count has no margin: one more register access at boot
+  // is a change to look at.
   assert.ok(d["mmio.device-cfg.read"] <= 2, `guest_cid read more than once: ${formatExits(d)}`);
   const device = registerExits(d, { pciConfig: false }) - d["port.fw-cfg"];
   assert.ok(device <= 71, `boot: ${device} virtio register exits > 71: ${formatExits(d)}`);
