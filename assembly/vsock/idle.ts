@@ -5,6 +5,7 @@ import { clockNs, waitForInterrupt } from "../platform/imports";
 import { connectionAt } from "./connection-table";
 import { CONN_CLOSING, CONN_CONNECTING } from "./connection";
 import { deviceArmInterrupts, deviceDisarmInterrupts } from "./device";
+import { vsockTransmitBeforeHalt } from "./stack";
 
 // Idle polls before halting.
 export const IDLE_SPIN_NS: u64 = 50_000;
@@ -50,11 +51,16 @@ export function idleAfterPoll(progressed: bool): void {
   if (now - idleSince < IDLE_SPIN_NS) return;
   const timeout = idleHaltTimeout(now);
   if (timeout == 0) return;
-  // Armed first, then one last look at the rings (inside deviceArmInterrupts): an entry that
-  // lands after that look raises the interrupt the halt waits for.
+  // Armed first, then one last look at the rings (inside deviceArmInterrupts) and at what we owe
+  // the device (vsockTransmitBeforeHalt): an entry that lands after that raises the interrupt
+  // the halt waits for. Nothing owed may wait for the halt's timer: it is no promise.
   if (deviceArmInterrupts()) {
-    halts++;
-    waitForInterrupt(timeout);
+    if (vsockTransmitBeforeHalt()) {
+      idle = false; // a packet left: answers often follow within microseconds
+    } else {
+      halts++;
+      waitForInterrupt(timeout);
+    }
   }
   deviceDisarmInterrupts();
 }

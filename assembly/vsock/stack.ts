@@ -365,6 +365,18 @@ function transmitPending(): void {
   txFlush();
 }
 
+// The last look before the main loop halts, with the device's interrupts armed: whatever is owed
+// goes now. The apps run after a poll's own transmit and may have queued packets since (a
+// SHUTDOWN, a REQUEST), and packets that found every tx buffer in flight may find one free now:
+// the device can complete tx after the poll looked and before tx interrupts were armed, and that
+// completion raises no interrupt. True when a packet left (then the loop must not halt).
+export function vsockTransmitBeforeHalt(): bool {
+  if (!started) return false;
+  const before = packetsSentCount();
+  transmitPending();
+  return packetsSentCount() != before;
+}
+
 export function vsockPacketsReceived(): u64 {
   return packetsReceived;
 }

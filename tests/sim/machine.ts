@@ -5,6 +5,7 @@
 // Deterministic: the clock moves 1 us per clock_ns call and when a test advances it.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { DEBUG_EXIT_PORT, DEBUGCON_PORT, ExitCounter, ExitCounts, portClass, QUEUE_NAMES } from "./exit-counter";
 import { FwCfg, FW_CFG_DATA_PORT, FW_CFG_SELECTOR_PORT } from "./fw-cfg";
 import { GuestMemory, wasmGuestMemory } from "./guest-memory";
 import { HostListener, HostSocket, SimHost } from "./host";
@@ -12,13 +13,13 @@ import { PciBus } from "./pci-bus";
 import { AccessWidth, allOnes } from "./pci-config";
 import { PciFunction } from "./pci-function";
 import { addQ35Functions } from "./q35";
+import { QueueInterrupts } from "./queue-interrupts";
 import { VirtioPciFunction } from "./virtio-pci";
 import { SimVsockDevice } from "./vsock-device";
 
 export const DEFAULT_WASM_PATH = "build/unit/firmware.wasm";
 export const DEFAULT_MEMORY_BASE = 0x1000000;
-export const DEBUGCON_PORT = 0x402;
-export const DEBUG_EXIT_PORT = 0xf4;
+export { DEBUG_EXIT_PORT, DEBUGCON_PORT };
 const WASM_PAGE = 65536;
 
 /** The firmware ended the run (exit import or isa-debug-exit); thrown to unwind the wasm call. */
@@ -105,6 +106,15 @@ export class Machine {
   idleCount = 0; // polls that moved no packet (the firmware called env.idle)
   interruptVectorCalls = 0;
   readonly waits: bigint[] = []; // timeouts of env.wait_for_interrupt, in order
+  /** Exit accounting (exit-counter.ts): snapshot with exitCounts(), budget the difference. */
+  readonly exits = new ExitCounter();
+  /** Called at every counted import (kind as in ExitCounts): the device may work while the vCPU is out. */
+  onExit: ((kind: string) => void) | null = null;
+  /** Device work during a halt; a used entry it writes on a queue armed for interrupts ends the halt. */
+  duringHalt: (() => void) | null = null;
+  /** How halts ended: an interrupt (after 1 us) or their whole timeout. */
+  readonly haltWakes = { interrupt: 0, timeout: 0 };
+  private readonly queueInterrupts: QueueInterrupts | null = null;
   private partialLine = "";
   private readonly echoLog: boolean;
   private scratchNext = 0;
@@ -148,6 +158,7 @@ export class Machine {
         onViolation: (message) => this.device!.violation(message),
       });
       this.device.transport = this.vsockFunction;
+      this.queueInterrupts = new QueueInterrupts(this.vsockFunction, this.device);
       this.bus.add(this.vsockFunction);
       this.host = this.device.host;
     } else {
@@ -160,6 +171,10 @@ export class Machine {
       });
     }
     options.extraFunctions?.(this.bus);
+    this.bus.onMmioAccess = (fn, bar, offset, write) => {
+      const region = fn instanceof VirtioPciFunction ? fn.mmioRegion(bar, offset) : "other";
+      this.countExit(`mmio.${region}.${write ? "write" : "read"}`);
+    };
     const files: Record<string, string | Uint8Array> = { ...(options.fwCfgFiles ?? {}) };
     for (const [name, value] of Object.entries(options.options ?? {})) files[`opt/vsockfw/${name}`] = value;
     this.fwCfg = options.fwCfg === false ? null : new FwCfg(files);
@@ -263,23 +278,28 @@ export class Machine {
         this.barrierCount++;
       },
       clock_ns: () => {
+        this.countExit("clock");
         this.clock += 1000n;
         return this.clock;
       },
       clock_hz: () => this.clockHz,
-      log_write: (pointer: number, length: number) => this.logBytes(this.read(pointer >>> 0, length >>> 0)),
+      log_write: (pointer: number, length: number) => {
+        this.countExit("port.debugcon", length >>> 0);
+        this.logBytes(this.read(pointer >>> 0, length >>> 0));
+      },
       idle: () => {
+        this.countExit("idle");
         this.idleCount++;
       },
       interrupt_vector: () => {
         this.interruptVectorCalls++;
         return this.options.interruptVector ?? 0x30;
       },
-      // No interrupt ever arrives here: the halt lasts its whole timeout.
+      // The halt lasts its whole timeout unless a queue interrupt is pending or duringHalt raises one.
       wait_for_interrupt: (timeout: bigint) => {
         const ns = BigInt.asUintN(64, timeout);
         this.waits.push(ns);
-        this.clock += ns;
+        this.clock += this.halt(ns);
       },
       exit: (code: number) => this.exit(code >>> 0),
       abort: (message: number, file: number, line: number, column: number) => {
@@ -316,7 +336,35 @@ export class Machine {
     }
   }
 
+  // ---- exit accounting ----
+  private countExit(kind: string, n = 1): void {
+    this.exits.add(kind, n);
+    this.queueInterrupts?.sample();
+    this.onExit?.(kind);
+  }
+
+  /** The counts so far, with notifies per queue (as the function decoded them) and interrupts. */
+  exitCounts(): ExitCounts {
+    const counts = this.exits.snapshot();
+    QUEUE_NAMES.forEach((name, i) => (counts[`notify.${name}`] = this.vsockFunction?.notifyCounts[i] ?? 0));
+    counts.interrupt = this.queueInterrupts?.raised ?? 0;
+    return counts;
+  }
+
+  /** How long a halt of `ns` lasts: 1 us when an interrupt ends it, else all of it. */
+  private halt(ns: bigint): bigint {
+    this.countExit("halt");
+    this.duringHalt?.();
+    if (this.queueInterrupts?.take()) {
+      this.haltWakes.interrupt++;
+      return 1000n;
+    }
+    this.haltWakes.timeout++;
+    return ns;
+  }
+
   private portRead(port: number, width: 1 | 2 | 4): number {
+    this.countPort(port);
     const config = this.bus.configPortRead(port, width);
     if (config !== undefined) return config | 0;
     if (this.fwCfg && port === FW_CFG_DATA_PORT && width === 1) return this.fwCfg.readByte();
@@ -327,7 +375,12 @@ export class Machine {
     return Number(allOnes(width)) | 0;
   }
 
+  private countPort(port: number): void {
+    this.countExit(`port.${portClass(port)}`);
+  }
+
   private portWrite(port: number, width: 1 | 2 | 4, value: number): void {
+    this.countPort(port);
     if (this.bus.configPortWrite(port, width, value)) return;
     if (this.fwCfg && port === FW_CFG_SELECTOR_PORT && width === 2) return this.fwCfg.select(value);
     if (port === DEBUGCON_PORT && width === 1) return this.logBytes(Uint8Array.of(value));
@@ -339,12 +392,14 @@ export class Machine {
   private mmioRead(address: bigint, width: AccessWidth): bigint {
     const value = this.bus.mmioRead(BigInt.asUintN(64, address), width);
     if (value !== undefined) return value;
+    this.countExit("mmio.other.read"); // no BAR: the LAPIC or nothing
     this.unknownAccesses.push({ kind: "mmio", op: "read", address: BigInt.asUintN(64, address), width });
     return allOnes(width);
   }
 
   private mmioWrite(address: bigint, width: AccessWidth, value: bigint): void {
     if (this.bus.mmioWrite(BigInt.asUintN(64, address), width, value)) return;
+    this.countExit("mmio.other.write");
     this.unknownAccesses.push({ kind: "mmio", op: "write", address: BigInt.asUintN(64, address), width, value });
   }
 }

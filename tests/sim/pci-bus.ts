@@ -14,9 +14,13 @@ import { inWindow, ioWindow, isBridge, memoryWindow, prefetchableWindow, seconda
 
 interface BarHit {
   fn: PciFunction;
+  bar: number;
   handler: BarHandler;
   offset: number;
 }
+
+/** Which BAR an MMIO access reached (exit accounting classifies it by function and region). */
+export type BarAccessObserver = (fn: PciFunction, bar: number, offset: number, write: boolean) => void;
 
 export class PciBus {
   private readonly functions = new Map<number, PciFunction>();
@@ -24,6 +28,8 @@ export class PciBus {
   configAddress = 0;
   /** Every config write as (function, offset, width, value), for tests that check the driver's sequence. */
   readonly configWrites: { bdf: string; offset: number; width: number; value: number }[] = [];
+  /** Called for every MMIO access that reached a BAR, before the BAR handles it. */
+  onMmioAccess: BarAccessObserver | null = null;
 
   static key(bus: number, device: number, fn: number): number {
     return (bus << 8) | (device << 3) | fn;
@@ -124,7 +130,7 @@ export class PciBus {
         const base = fn.barAddress(bar.index);
         if (base === 0n) continue; // never assigned
         if (address >= base && address + BigInt(width) <= base + BigInt(bar.size) && this.forwarded(fn, address, width, io)) {
-          return { fn, handler: bar.handler, offset: Number(address - base) };
+          return { fn, bar: bar.index, handler: bar.handler, offset: Number(address - base) };
         }
       }
     }
@@ -133,13 +139,17 @@ export class PciBus {
 
   mmioRead(address: bigint, width: AccessWidth): bigint | undefined {
     const hit = this.findBar(address, width, false);
-    return hit ? hit.handler.read(hit.offset, width) : undefined;
+    if (!hit) return undefined;
+    this.onMmioAccess?.(hit.fn, hit.bar, hit.offset, false);
+    return hit.handler.read(hit.offset, width);
   }
 
   mmioWrite(address: bigint, width: AccessWidth, value: bigint): boolean {
     const hit = this.findBar(address, width, false);
-    if (hit) hit.handler.write(hit.offset, width, value);
-    return hit !== undefined;
+    if (!hit) return false;
+    this.onMmioAccess?.(hit.fn, hit.bar, hit.offset, true);
+    hit.handler.write(hit.offset, width, value);
+    return true;
   }
 
   ioBarRead(port: number, width: 1 | 2 | 4): number | undefined {

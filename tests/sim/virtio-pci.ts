@@ -56,6 +56,8 @@ export const REGION_ISR = 0x1000;
 export const REGION_DEVICE = 0x2000;
 export const REGION_NOTIFY = 0x3000;
 export const REGION_SIZE = 0x1000;
+/** The virtio structure (or MSI-X part) an MMIO access lands in, for exit accounting. */
+export type VirtioMmioRegion = "common-cfg" | "isr" | "device-cfg" | "notify" | "msix-table" | "msix-pba" | "other";
 const CAP_OFFSETS = { msix: 0x98, pciCfg: 0x84, notify: 0x70, device: 0x60, isr: 0x50, common: 0x40 };
 
 /** One queue's registers as the driver programmed them. */
@@ -216,6 +218,16 @@ export class VirtioPciFunction extends PciFunction {
   /** Device side: used buffers were added (no interrupts here, but the ISR bit is still kept). */
   usedBuffersAdded(): void {
     this.isr |= 1;
+  }
+
+  /** Where an access at `offset` of BAR `bar` lands (counting only; the handlers do the work). */
+  mmioRegion(bar: number, offset: number): VirtioMmioRegion {
+    if (bar === MSIX_BAR) return offset < 0x800 ? "msix-table" : "msix-pba";
+    if (bar !== MODERN_BAR) return "other";
+    if (offset < REGION_ISR) return "common-cfg";
+    if (offset < REGION_DEVICE) return "isr";
+    if (offset < REGION_NOTIFY) return "device-cfg";
+    return "notify";
   }
 
   // ---- BAR4 ----
