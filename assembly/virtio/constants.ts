@@ -27,6 +27,7 @@ export enum VirtioError {
   QueueNotifyOutsideCap,
   ConfigUnstable,
   DriverOkRefused,
+  GuestCidInvalid,
 }
 
 export function virtioErrorName(error: VirtioError): string {
@@ -51,6 +52,8 @@ export function virtioErrorName(error: VirtioError): string {
       return "device config kept changing";
     case VirtioError.DriverOkRefused:
       return "device refused DRIVER_OK or needs a reset";
+    case VirtioError.GuestCidInvalid:
+      return "guest_cid reserved or above 32 bits";
   }
   return "unknown";
 }

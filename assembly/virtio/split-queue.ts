@@ -27,6 +27,12 @@ const DESCRIPTOR_SIZE: usize = 16; // le64 addr, le32 len, le16 flags, le16 next
 const RING_HEADER_SIZE: usize = 4; // le16 flags, le16 idx
 const USED_ELEMENT_SIZE: usize = 8; // le32 id, le32 len
 export const MAX_CHAIN_LENGTH: i32 = 4;
+// What we leave in a used slot once we have read it (and in every slot at reset). A device writes
+// each slot before the used idx that covers it, so a slot still holding this mark under the used
+// idx was never written: the idx ran ahead of the entries, and the slot's old contents must not
+// be taken for a completion. (Devices only ever write used entries; none reads them back.)
+const USED_UNWRITTEN_ID: u32 = 0xffffffff;
+const USED_UNWRITTEN_LEN: u32 = 0x554e5752; // "RWNU": no honest length, no value the fuzzer picks
 
 // What a descriptor is doing now, as far as we know.
 const DESC_FREE: u8 = 0;
@@ -41,7 +47,8 @@ export const USED_NOT_IN_FLIGHT: i32 = 1; // id is not the head of a chain the d
 export const USED_DUPLICATE: i32 = 2; // the same chain returned twice
 export const USED_TOO_LONG: i32 = 3; // used length beyond the chain's writable bytes
 export const USED_INDEX_JUMP: i32 = 4; // used idx ahead of us by more than the queue size
-const USED_REJECTION_KINDS: i32 = 5;
+export const USED_UNWRITTEN: i32 = 5; // used idx covers a slot the device never wrote
+const USED_REJECTION_KINDS: i32 = 6;
 
 // The firmware-wide reason (vsock/rejections.ts) for each kind.
 function rejectionReason(kind: i32): i32 {
@@ -57,7 +64,13 @@ function rejectionName(kind: i32): string {
   if (kind == USED_NOT_IN_FLIGHT) return "id not in flight";
   if (kind == USED_DUPLICATE) return "duplicate completion";
   if (kind == USED_TOO_LONG) return "used length beyond the buffer";
-  return "used idx jumped past the queue size";
+  if (kind == USED_INDEX_JUMP) return "used idx jumped past the queue size";
+  return "used idx ahead of the entries the device wrote";
+}
+
+function markUnwritten(element: usize): void {
+  store<u32>(element, USED_UNWRITTEN_ID);
+  store<u32>(element, USED_UNWRITTEN_LEN, 4);
 }
 
 export class SplitQueue {
@@ -68,7 +81,11 @@ export class SplitQueue {
   readonly used: usize;
   private transport: VirtioTransport;
 
+  // Free descriptors form a FIFO: a released chain goes to the back, so a head is used again only
+  // after every other free descriptor. A device that completes a chain twice then hits a released
+  // head (used_duplicate) instead of the next packet published under the same head.
   private freeHead: u32 = 0;
+  private freeTail: u32 = 0;
   freeCount: u32 = 0;
   inFlight: u32 = 0;
   private availIdx: u16 = 0;
@@ -124,8 +141,10 @@ export class SplitQueue {
     for (let i: u32 = 0; i < this.size; i++) {
       unchecked((this.nextFree[i] = <u16>(i + 1)));
       unchecked((this.state[i] = DESC_FREE));
+      markUnwritten(this.used + RING_HEADER_SIZE + <usize>i * USED_ELEMENT_SIZE);
     }
     this.freeHead = 0;
+    this.freeTail = this.size - 1;
     this.freeCount = this.size;
     this.inFlight = 0;
     this.availIdx = 0;
@@ -253,6 +272,14 @@ export class SplitQueue {
       const element = this.used + RING_HEADER_SIZE + <usize>slot * USED_ELEMENT_SIZE;
       const id = load<u32>(element);
       const length = load<u32>(element, 4);
+      // The idx covers a slot the device never wrote (it ran ahead of its entries, by at most the
+      // queue size): its old contents could name a chain in flight now. Nothing is consumed until
+      // the device writes the entry; extra entries it did write are rejected one by one below.
+      if (id == USED_UNWRITTEN_ID && length == USED_UNWRITTEN_LEN) {
+        this.rejectUsed(USED_UNWRITTEN, <u32>usedIdx, 0);
+        return -1;
+      }
+      markUnwritten(element);
       this.lastUsedIdx++;
       if (id >= this.size) {
         this.rejectUsed(USED_BAD_ID, id, length);
@@ -282,7 +309,8 @@ export class SplitQueue {
     return <u32>head < this.size ? unchecked(this.tokens[head]) : 0;
   }
 
-  // Returns a completed chain's descriptors to the free list (once: a second call does nothing).
+  // Returns a completed chain's descriptors to the back of the free list (once: a second call
+  // does nothing).
   release(head: i32): void {
     if (<u32>head >= this.size || unchecked(this.state[head]) != DESC_HEAD_COMPLETED) return;
     unchecked((this.state[head] = DESC_HEAD_RELEASED));
@@ -292,9 +320,10 @@ export class SplitQueue {
       last = <u32>unchecked(this.nextFree[last]);
       unchecked((this.state[last] = DESC_FREE));
     }
-    unchecked((this.nextFree[last] = <u16>this.freeHead));
     unchecked((this.chainLength[head] = 0));
-    this.freeHead = <u32>head;
+    if (this.freeCount == 0) this.freeHead = <u32>head;
+    else unchecked((this.nextFree[this.freeTail] = <u16>head));
+    this.freeTail = last;
     this.freeCount += n;
   }
 
@@ -331,6 +360,7 @@ export class SplitQueue {
       logKv("duplicate", unchecked(this.rejections[USED_DUPLICATE]));
       logKv("too_long", unchecked(this.rejections[USED_TOO_LONG]));
       logKv("idx_jump", unchecked(this.rejections[USED_INDEX_JUMP]));
+      logKv("unwritten", unchecked(this.rejections[USED_UNWRITTEN]));
       logEnd();
     }
   }
