@@ -68,6 +68,11 @@ function rejectionName(kind: i32): string {
   return "used idx ahead of the entries the device wrote";
 }
 
+// vring_need_event (2.7.10): whether moving an index from `old` to `next` passes `event`.
+function needEvent(event: u16, next: u16, old: u16): bool {
+  return <u16>(next - event - 1) < <u16>(next - old);
+}
+
 function markUnwritten(element: usize): void {
   store<u32>(element, USED_UNWRITTEN_ID);
   store<u32>(element, USED_UNWRITTEN_LEN, 4);
@@ -80,6 +85,12 @@ export class SplitQueue {
   readonly avail: usize;
   readonly used: usize;
   private transport: VirtioTransport;
+  // VIRTIO_F_EVENT_IDX: the device ignores the flags; we ask for interrupts with used_event (the
+  // last word of the avail ring) and it asks for kicks with avail_event (the last of the used ring).
+  private eventIdx: bool = false;
+  private readonly usedEvent: usize;
+  private readonly availEvent: usize;
+  private armed: bool = false; // interruptsOn() until interruptsOff()
 
   // Free descriptors form a FIFO: a released chain goes to the back, so a head is used again only
   // after every other free descriptor. A device that completes a chain twice then hits a released
@@ -113,7 +124,7 @@ export class SplitQueue {
   rejections: StaticArray<u64> = new StaticArray<u64>(USED_REJECTION_KINDS);
 
   // `size` must be a power of two no larger than VIRTQ_MAX_SIZE (the caller checks).
-  constructor(transport: VirtioTransport, index: u32, size: u32) {
+  constructor(transport: VirtioTransport, index: u32, size: u32, eventIdx: bool) {
     this.transport = transport;
     this.index = index;
     this.size = size;
@@ -124,17 +135,20 @@ export class SplitQueue {
     this.descriptors = block;
     this.avail = block + descriptorBytes;
     this.used = block + descriptorBytes + availBytes;
+    this.usedEvent = block + descriptorBytes + RING_HEADER_SIZE + 2 * <usize>size;
+    this.availEvent = block + descriptorBytes + availBytes + RING_HEADER_SIZE + USED_ELEMENT_SIZE * <usize>size;
     this.nextFree = new StaticArray<u16>(size);
     this.state = new StaticArray<u8>(size);
     this.chainLength = new StaticArray<u8>(size);
     this.chainWritable = new StaticArray<u32>(size);
     this.tokens = new StaticArray<usize>(size);
-    this.reset();
+    this.reset(eventIdx);
   }
 
-  // Back to the state after construction: empty rings, every descriptor free. Only while the
-  // device is reset (it must not be looking at the rings).
-  reset(): void {
+  // Back to the state after construction: empty rings, every descriptor free, with or without
+  // EVENT_IDX (as negotiated). Only while the device is reset (it must not be looking at the rings).
+  reset(eventIdx: bool): void {
+    this.eventIdx = eventIdx;
     memory.fill(this.descriptors, 0, <usize>this.size * DESCRIPTOR_SIZE);
     memory.fill(this.avail, 0, RING_HEADER_SIZE + 2 * <usize>this.size + 2);
     memory.fill(this.used, 0, RING_HEADER_SIZE + USED_ELEMENT_SIZE * <usize>this.size + 2);
@@ -152,25 +166,38 @@ export class SplitQueue {
     this.unnotified = 0;
     this.stagedCount = 0;
     // We poll: ask the device not to interrupt us (interruptsOn() lifts it before an idle halt).
-    store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+    // With EVENT_IDX the flags stay 0 (2.7.10) and used_event does it.
+    this.interruptsOff();
   }
 
   // Before halting: the device may interrupt us again on its next used entry. True when the
-  // used ring is still empty after the flag is visible, so a halt cannot miss an entry that
+  // used ring is still empty after the request is visible, so a halt cannot miss an entry that
   // arrived before it (the caller polls instead when false).
   interruptsOn(): bool {
-    store<u16>(this.avail, 0);
-    barrier(); // the flag must be visible before we look at used idx
+    this.armed = true;
+    if (this.eventIdx) store<u16>(this.usedEvent, this.lastUsedIdx); // the next entry interrupts
+    else store<u16>(this.avail, 0);
+    barrier(); // the request must be visible before we look at used idx
     return load<u16>(this.used, 2) == this.lastUsedIdx;
   }
 
   // Busy again: back to polling without interrupts (each one is an exit under KVM).
   interruptsOff(): void {
-    store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+    this.armed = false;
+    if (this.eventIdx) this.trackUsedEvent();
+    else store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+
+  // used_event follows what we consumed: armed, the next entry interrupts; not armed, it names
+  // the entry we last read, which the device has passed, so no entry it can write (at most a ring
+  // ahead of us) interrupts. One store per entry read, no register access.
+  private trackUsedEvent(): void {
+    store<u16>(this.usedEvent, this.armed ? this.lastUsedIdx : <u16>(this.lastUsedIdx - 1));
   }
 
   // Whether interrupts are requested (for tests and counters).
   interruptsRequested(): bool {
+    if (this.eventIdx) return this.armed;
     return (<u32>load<u16>(this.avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
   }
 
@@ -238,12 +265,21 @@ export class SplitQueue {
   }
 
   // Tells the device about everything published since the last kick, unless it asked not to be
-  // told (VIRTQ_USED_F_NO_NOTIFY). One notification per call at most. True when it notified.
+  // told: VIRTQ_USED_F_NO_NOTIFY, or with EVENT_IDX an avail_event these publishes did not pass.
+  // One notification per call at most. True when it notified.
   kick(): bool {
-    if (this.unnotified == 0) return false;
+    const added = this.unnotified;
+    if (added == 0) return false;
     this.unnotified = 0;
-    barrier(); // avail idx must be visible before we read the device's flags
-    if ((<u32>load<u16>(this.used) & VIRTQ_USED_F_NO_NOTIFY) != 0) {
+    barrier(); // avail idx must be visible before we read what the device asked for
+    let wanted: bool;
+    if (this.eventIdx) {
+      const old = <u16>(<u32>this.availIdx - added);
+      wanted = added > 0xffff || needEvent(load<u16>(this.availEvent), this.availIdx, old);
+    } else {
+      wanted = (<u32>load<u16>(this.used) & VIRTQ_USED_F_NO_NOTIFY) == 0;
+    }
+    if (!wanted) {
       this.notifiesSuppressed++;
       return false;
     }
@@ -281,6 +317,7 @@ export class SplitQueue {
       }
       markUnwritten(element);
       this.lastUsedIdx++;
+      if (this.eventIdx) this.trackUsedEvent();
       if (id >= this.size) {
         this.rejectUsed(USED_BAD_ID, id, length);
         continue;

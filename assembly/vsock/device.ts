@@ -8,7 +8,7 @@ import { LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, log
 import { readVirtioCapabilities, VirtioPciCapabilities } from "../virtio/pci-capabilities";
 import { PciTransport } from "../virtio/pci-transport";
 import { negotiatedFeatures, virtioDriverOk, virtioFail, virtioNegotiate } from "../virtio/bring-up";
-import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
 import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
@@ -468,12 +468,13 @@ function queueSizeFor(maximum: u32): u32 {
 function setUpQueue(t: VirtioTransport, index: u32, existing: SplitQueue | null): SplitQueue | null {
   const size = queueSizeFor(t.selectQueue(index));
   if (size == 0) return null;
+  const eventIdx = (features & VIRTIO_F_EVENT_IDX) != 0;
   let q: SplitQueue;
   if (existing != null && existing.size == size) {
     q = existing;
-    q.reset();
+    q.reset(eventIdx);
   } else {
-    q = new SplitQueue(t, index, size);
+    q = new SplitQueue(t, index, size, eventIdx);
   }
   return q;
 }
