@@ -6,7 +6,7 @@ import { test } from "node:test";
 import type { Machine } from "../sim/machine";
 import { counter, deviceMachine, deviceUp, pattern, rxTake, writeTxPacket } from "./device-harness";
 import { rejections } from "./rejection-counts";
-import { guest, POLLOUT } from "./vsock-helpers";
+import { Guest, guest, POLLOUT } from "./vsock-helpers";
 
 const TX = 1;
 const EVENT = 2;
@@ -162,12 +162,7 @@ test("a transport reset to a reserved guest_cid: device FAILED and left unused, 
 
 test("the whole stack after a transport reset to cid 0xffffffff: connections end, nothing is sent, no trap", async () => {
   const { m, g } = await guest();
-  const hl = m.host.listen(6500);
-  const fd = g.socket();
-  g.settimeout(fd, 0n);
-  g.connect(fd, 6500);
-  assert.ok(m.runUntil(() => (g.poll([[fd, POLLOUT]], 0n)[1][0] & POLLOUT) !== 0, 100));
-  assert.ok(hl.accept());
+  const fd = connectedSocket(m, g, 6500);
   const sentBefore = m.device!.sentByGuest.length;
   m.device!.transportReset(0xffff_ffffn);
   m.poll(20);
@@ -179,17 +174,23 @@ test("the whole stack after a transport reset to cid 0xffffffff: connections end
 
 test("getsockname reports the largest valid cid whole", async () => {
   const { m, g } = await guest({ guestCid: 0xffff_fffen });
-  const hl = m.host.listen(6400);
-  const fd = g.socket();
-  g.settimeout(fd, 0n);
-  g.connect(fd, 6400);
-  assert.ok(m.runUntil(() => (g.poll([[fd, POLLOUT]], 0n)[1][0] & POLLOUT) !== 0, 100));
-  assert.ok(hl.accept());
+  const fd = connectedSocket(m, g, 6400);
   const name = g.sockname(fd);
   assert.equal(name.r, 0);
   assert.equal(name.cid, 0xffff_fffe);
   assert.equal(BigInt(m.exports.vs_local_cid()), 0xffff_fffen);
 });
+
+/** A guest socket connected to a host listener on `port` (accepted there). */
+function connectedSocket(m: Machine, g: Guest, port: number): number {
+  const listener = m.host.listen(port);
+  const fd = g.socket();
+  g.settimeout(fd, 0n);
+  g.connect(fd, port);
+  assert.ok(m.runUntil(() => (g.poll([[fd, POLLOUT]], 0n)[1][0] & POLLOUT) !== 0, 100));
+  assert.ok(listener.accept());
+  return fd;
+}
 
 /** The device takes the next posted event buffer and returns it with `len` without writing it. */
 function forgeEventCompletion(m: Machine, len = 4): void {
