@@ -5,6 +5,7 @@ import { clockNs } from "../platform/imports";
 import { LEVEL_ERROR, LEVEL_INFO, logBegin, logEnd, logKvHex, logStr } from "../platform/log";
 import {
   VIRTIO_F_ACCESS_PLATFORM,
+  VIRTIO_F_EVENT_IDX,
   VIRTIO_F_VERSION_1,
   VIRTIO_STATUS_ACKNOWLEDGE,
   VIRTIO_STATUS_DRIVER,
@@ -22,7 +23,9 @@ const RESET_MAX_POLLS: i32 = 10_000_000; // in case the clock does not move
 
 // Transport features we accept whenever they are offered. ACCESS_PLATFORM only says addresses
 // go through the platform's translation; we identity-map, so physical addresses are right.
-const TRANSPORT_FEATURES: u64 = VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM;
+// EVENT_IDX: kicks and interrupts are asked for by ring index (split-queue.ts), which lets the
+// device skip the ones we would not look at anyway.
+const TRANSPORT_FEATURES: u64 = VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | VIRTIO_F_EVENT_IDX;
 
 export let offeredFeatures: u64 = 0;
 export let negotiatedFeatures: u64 = 0;

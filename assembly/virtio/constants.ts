@@ -9,6 +9,7 @@ export const VIRTIO_STATUS_DEVICE_NEEDS_RESET: u32 = 64;
 export const VIRTIO_STATUS_FAILED: u32 = 128;
 
 // 6 Reserved Feature Bits.
+export const VIRTIO_F_EVENT_IDX: u64 = 1 << 29; // used_event / avail_event (2.7.7, 2.7.10)
 export const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 export const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
 
@@ -27,6 +28,7 @@ export enum VirtioError {
   QueueNotifyOutsideCap,
   ConfigUnstable,
   DriverOkRefused,
+  GuestCidInvalid,
 }
 
 export function virtioErrorName(error: VirtioError): string {
@@ -51,6 +53,8 @@ export function virtioErrorName(error: VirtioError): string {
       return "device config kept changing";
     case VirtioError.DriverOkRefused:
       return "device refused DRIVER_OK or needs a reset";
+    case VirtioError.GuestCidInvalid:
+      return "guest_cid reserved or above 32 bits";
   }
   return "unknown";
 }

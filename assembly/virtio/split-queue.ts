@@ -27,6 +27,12 @@ const DESCRIPTOR_SIZE: usize = 16; // le64 addr, le32 len, le16 flags, le16 next
 const RING_HEADER_SIZE: usize = 4; // le16 flags, le16 idx
 const USED_ELEMENT_SIZE: usize = 8; // le32 id, le32 len
 export const MAX_CHAIN_LENGTH: i32 = 4;
+// What we leave in a used slot once we have read it (and in every slot at reset). A device writes
+// each slot before the used idx that covers it, so a slot still holding this mark under the used
+// idx was never written: the idx ran ahead of the entries, and the slot's old contents must not
+// be taken for a completion. (Devices only ever write used entries; none reads them back.)
+const USED_UNWRITTEN_ID: u32 = 0xffffffff;
+const USED_UNWRITTEN_LEN: u32 = 0x554e5752; // "RWNU": no honest length, no value the fuzzer picks
 
 // What a descriptor is doing now, as far as we know.
 const DESC_FREE: u8 = 0;
@@ -41,7 +47,8 @@ export const USED_NOT_IN_FLIGHT: i32 = 1; // id is not the head of a chain the d
 export const USED_DUPLICATE: i32 = 2; // the same chain returned twice
 export const USED_TOO_LONG: i32 = 3; // used length beyond the chain's writable bytes
 export const USED_INDEX_JUMP: i32 = 4; // used idx ahead of us by more than the queue size
-const USED_REJECTION_KINDS: i32 = 5;
+export const USED_UNWRITTEN: i32 = 5; // used idx covers a slot the device never wrote
+const USED_REJECTION_KINDS: i32 = 6;
 
 // The firmware-wide reason (vsock/rejections.ts) for each kind.
 function rejectionReason(kind: i32): i32 {
@@ -57,7 +64,18 @@ function rejectionName(kind: i32): string {
   if (kind == USED_NOT_IN_FLIGHT) return "id not in flight";
   if (kind == USED_DUPLICATE) return "duplicate completion";
   if (kind == USED_TOO_LONG) return "used length beyond the buffer";
-  return "used idx jumped past the queue size";
+  if (kind == USED_INDEX_JUMP) return "used idx jumped past the queue size";
+  return "used idx ahead of the entries the device wrote";
+}
+
+// vring_need_event (2.7.10): whether moving an index from `old` to `next` passes `event`.
+function needEvent(event: u16, next: u16, old: u16): bool {
+  return <u16>(next - event - 1) < <u16>(next - old);
+}
+
+function markUnwritten(element: usize): void {
+  store<u32>(element, USED_UNWRITTEN_ID);
+  store<u32>(element, USED_UNWRITTEN_LEN, 4);
 }
 
 export class SplitQueue {
@@ -67,8 +85,18 @@ export class SplitQueue {
   readonly avail: usize;
   readonly used: usize;
   private transport: VirtioTransport;
+  // VIRTIO_F_EVENT_IDX: the device ignores the flags; we ask for interrupts with used_event (the
+  // last word of the avail ring) and it asks for kicks with avail_event (the last of the used ring).
+  private eventIdx: bool = false;
+  private readonly usedEvent: usize;
+  private readonly availEvent: usize;
+  private armed: bool = false; // interruptsOn() until interruptsOff()
 
+  // Free descriptors form a FIFO: a released chain goes to the back, so a head is used again only
+  // after every other free descriptor. A device that completes a chain twice then hits a released
+  // head (used_duplicate) instead of the next packet published under the same head.
   private freeHead: u32 = 0;
+  private freeTail: u32 = 0;
   freeCount: u32 = 0;
   inFlight: u32 = 0;
   private availIdx: u16 = 0;
@@ -96,7 +124,7 @@ export class SplitQueue {
   rejections: StaticArray<u64> = new StaticArray<u64>(USED_REJECTION_KINDS);
 
   // `size` must be a power of two no larger than VIRTQ_MAX_SIZE (the caller checks).
-  constructor(transport: VirtioTransport, index: u32, size: u32) {
+  constructor(transport: VirtioTransport, index: u32, size: u32, eventIdx: bool) {
     this.transport = transport;
     this.index = index;
     this.size = size;
@@ -107,25 +135,30 @@ export class SplitQueue {
     this.descriptors = block;
     this.avail = block + descriptorBytes;
     this.used = block + descriptorBytes + availBytes;
+    this.usedEvent = block + descriptorBytes + RING_HEADER_SIZE + 2 * <usize>size;
+    this.availEvent = block + descriptorBytes + availBytes + RING_HEADER_SIZE + USED_ELEMENT_SIZE * <usize>size;
     this.nextFree = new StaticArray<u16>(size);
     this.state = new StaticArray<u8>(size);
     this.chainLength = new StaticArray<u8>(size);
     this.chainWritable = new StaticArray<u32>(size);
     this.tokens = new StaticArray<usize>(size);
-    this.reset();
+    this.reset(eventIdx);
   }
 
-  // Back to the state after construction: empty rings, every descriptor free. Only while the
-  // device is reset (it must not be looking at the rings).
-  reset(): void {
+  // Back to the state after construction: empty rings, every descriptor free, with or without
+  // EVENT_IDX (as negotiated). Only while the device is reset (it must not be looking at the rings).
+  reset(eventIdx: bool): void {
+    this.eventIdx = eventIdx;
     memory.fill(this.descriptors, 0, <usize>this.size * DESCRIPTOR_SIZE);
     memory.fill(this.avail, 0, RING_HEADER_SIZE + 2 * <usize>this.size + 2);
     memory.fill(this.used, 0, RING_HEADER_SIZE + USED_ELEMENT_SIZE * <usize>this.size + 2);
     for (let i: u32 = 0; i < this.size; i++) {
       unchecked((this.nextFree[i] = <u16>(i + 1)));
       unchecked((this.state[i] = DESC_FREE));
+      markUnwritten(this.used + RING_HEADER_SIZE + <usize>i * USED_ELEMENT_SIZE);
     }
     this.freeHead = 0;
+    this.freeTail = this.size - 1;
     this.freeCount = this.size;
     this.inFlight = 0;
     this.availIdx = 0;
@@ -133,25 +166,38 @@ export class SplitQueue {
     this.unnotified = 0;
     this.stagedCount = 0;
     // We poll: ask the device not to interrupt us (interruptsOn() lifts it before an idle halt).
-    store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+    // With EVENT_IDX the flags stay 0 (2.7.10) and used_event does it.
+    this.interruptsOff();
   }
 
   // Before halting: the device may interrupt us again on its next used entry. True when the
-  // used ring is still empty after the flag is visible, so a halt cannot miss an entry that
+  // used ring is still empty after the request is visible, so a halt cannot miss an entry that
   // arrived before it (the caller polls instead when false).
   interruptsOn(): bool {
-    store<u16>(this.avail, 0);
-    barrier(); // the flag must be visible before we look at used idx
+    this.armed = true;
+    if (this.eventIdx) store<u16>(this.usedEvent, this.lastUsedIdx); // the next entry interrupts
+    else store<u16>(this.avail, 0);
+    barrier(); // the request must be visible before we look at used idx
     return load<u16>(this.used, 2) == this.lastUsedIdx;
   }
 
   // Busy again: back to polling without interrupts (each one is an exit under KVM).
   interruptsOff(): void {
-    store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+    this.armed = false;
+    if (this.eventIdx) this.trackUsedEvent();
+    else store<u16>(this.avail, <u16>VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+
+  // used_event follows what we consumed: armed, the next entry interrupts; not armed, it names
+  // the entry we last read, which the device has passed, so no entry it can write (at most a ring
+  // ahead of us) interrupts. One store per entry read, no register access.
+  private trackUsedEvent(): void {
+    store<u16>(this.usedEvent, this.armed ? this.lastUsedIdx : <u16>(this.lastUsedIdx - 1));
   }
 
   // Whether interrupts are requested (for tests and counters).
   interruptsRequested(): bool {
+    if (this.eventIdx) return this.armed;
     return (<u32>load<u16>(this.avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
   }
 
@@ -219,12 +265,21 @@ export class SplitQueue {
   }
 
   // Tells the device about everything published since the last kick, unless it asked not to be
-  // told (VIRTQ_USED_F_NO_NOTIFY). One notification per call at most. True when it notified.
+  // told: VIRTQ_USED_F_NO_NOTIFY, or with EVENT_IDX an avail_event these publishes did not pass.
+  // One notification per call at most. True when it notified.
   kick(): bool {
-    if (this.unnotified == 0) return false;
+    const added = this.unnotified;
+    if (added == 0) return false;
     this.unnotified = 0;
-    barrier(); // avail idx must be visible before we read the device's flags
-    if ((<u32>load<u16>(this.used) & VIRTQ_USED_F_NO_NOTIFY) != 0) {
+    barrier(); // avail idx must be visible before we read what the device asked for
+    let wanted: bool;
+    if (this.eventIdx) {
+      const old = <u16>(<u32>this.availIdx - added);
+      wanted = added > 0xffff || needEvent(load<u16>(this.availEvent), this.availIdx, old);
+    } else {
+      wanted = (<u32>load<u16>(this.used) & VIRTQ_USED_F_NO_NOTIFY) == 0;
+    }
+    if (!wanted) {
       this.notifiesSuppressed++;
       return false;
     }
@@ -253,7 +308,16 @@ export class SplitQueue {
       const element = this.used + RING_HEADER_SIZE + <usize>slot * USED_ELEMENT_SIZE;
       const id = load<u32>(element);
       const length = load<u32>(element, 4);
+      // The idx covers a slot the device never wrote (it ran ahead of its entries, by at most the
+      // queue size): its old contents could name a chain in flight now. Nothing is consumed until
+      // the device writes the entry; extra entries it did write are rejected one by one below.
+      if (id == USED_UNWRITTEN_ID && length == USED_UNWRITTEN_LEN) {
+        this.rejectUsed(USED_UNWRITTEN, <u32>usedIdx, 0);
+        return -1;
+      }
+      markUnwritten(element);
       this.lastUsedIdx++;
+      if (this.eventIdx) this.trackUsedEvent();
       if (id >= this.size) {
         this.rejectUsed(USED_BAD_ID, id, length);
         continue;
@@ -282,7 +346,8 @@ export class SplitQueue {
     return <u32>head < this.size ? unchecked(this.tokens[head]) : 0;
   }
 
-  // Returns a completed chain's descriptors to the free list (once: a second call does nothing).
+  // Returns a completed chain's descriptors to the back of the free list (once: a second call
+  // does nothing).
   release(head: i32): void {
     if (<u32>head >= this.size || unchecked(this.state[head]) != DESC_HEAD_COMPLETED) return;
     unchecked((this.state[head] = DESC_HEAD_RELEASED));
@@ -292,9 +357,10 @@ export class SplitQueue {
       last = <u32>unchecked(this.nextFree[last]);
       unchecked((this.state[last] = DESC_FREE));
     }
-    unchecked((this.nextFree[last] = <u16>this.freeHead));
     unchecked((this.chainLength[head] = 0));
-    this.freeHead = <u32>head;
+    if (this.freeCount == 0) this.freeHead = <u32>head;
+    else unchecked((this.nextFree[this.freeTail] = <u16>head));
+    this.freeTail = last;
     this.freeCount += n;
   }
 
@@ -331,6 +397,7 @@ export class SplitQueue {
       logKv("duplicate", unchecked(this.rejections[USED_DUPLICATE]));
       logKv("too_long", unchecked(this.rejections[USED_TOO_LONG]));
       logKv("idx_jump", unchecked(this.rejections[USED_INDEX_JUMP]));
+      logKv("unwritten", unchecked(this.rejections[USED_UNWRITTEN]));
       logEnd();
     }
   }

@@ -8,7 +8,7 @@ import { LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, log
 import { readVirtioCapabilities, VirtioPciCapabilities } from "../virtio/pci-capabilities";
 import { PciTransport } from "../virtio/pci-transport";
 import { negotiatedFeatures, virtioDriverOk, virtioFail, virtioNegotiate } from "../virtio/bring-up";
-import { VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
 import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
@@ -20,8 +20,10 @@ import {
   REJECT_CONFIG_UNSTABLE,
   REJECT_EVENT_SHORT,
   REJECT_EVENT_UNKNOWN,
+  REJECT_GUEST_CID_INVALID,
   REJECT_RX_LEN_MISMATCH,
   REJECT_RX_SHORT,
+  REJECT_RX_USED_EXTRA,
   REJECT_TX_INVALID,
   REJECT_USED_TOO_LONG,
   rejectionCount,
@@ -30,6 +32,7 @@ import {
 export const VSOCK_HEADER_SIZE: u32 = 44;
 export const TX_PAYLOAD_MAX: u32 = 65536;
 const HEADER_LEN_OFFSET: usize = 24;
+const RX_BLANK_LEN: u32 = 0xffffffff; // the len of a posted rx buffer's blank header
 
 // 16 KiB of payload per rx buffer: a 64 KiB host packet costs 4 buffers instead of Linux's 16,
 // and 64 of them (about 1 MiB) stay small next to the connections' receive buffers.
@@ -50,6 +53,9 @@ const VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL: u32 = 0x1012;
 const VIRTIO_VSOCK_CONFIG_GUEST_CID: u32 = 0; // le64
 const VIRTIO_VSOCK_CONFIG_SIZE: u32 = 8;
 export const VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: u32 = 0;
+// What an event buffer holds while posted: no event has this id, so a completion the device never
+// wrote is refused (event_unknown) instead of reading as TRANSPORT_RESET (id 0).
+const EVENT_ID_BLANK: u32 = 0xffffffff;
 const CONFIG_READ_ATTEMPTS: i32 = 16;
 
 // No vsock feature bits yet: without any, the device and we speak STREAM (5.10.3).
@@ -68,7 +74,8 @@ export const DROP_RX_USED_TOO_LONG: i32 = 2; // used length beyond the buffer (t
 export const DROP_EVENT_SHORT: i32 = 3;
 export const DROP_EVENT_UNKNOWN: i32 = 4;
 export const DROP_TX_INVALID: i32 = 5; // txSubmit with a foreign buffer or a bad length
-const DROP_KINDS: i32 = 6;
+export const DROP_RX_USED_EXTRA: i32 = 6; // header len < used length - header: extra bytes ignored, packet kept
+const DROP_KINDS: i32 = 7;
 
 function dropReason(kind: i32): i32 {
   if (kind == DROP_RX_SHORT) return REJECT_RX_SHORT;
@@ -76,6 +83,7 @@ function dropReason(kind: i32): i32 {
   if (kind == DROP_RX_USED_TOO_LONG) return REJECT_USED_TOO_LONG;
   if (kind == DROP_EVENT_SHORT) return REJECT_EVENT_SHORT;
   if (kind == DROP_EVENT_UNKNOWN) return REJECT_EVENT_UNKNOWN;
+  if (kind == DROP_RX_USED_EXTRA) return REJECT_RX_USED_EXTRA;
   return REJECT_TX_INVALID;
 }
 
@@ -84,6 +92,7 @@ function dropName(kind: i32): string {
   if (kind == DROP_RX_LEN_MISMATCH) return "rx header len disagrees with used length";
   if (kind == DROP_EVENT_SHORT) return "event shorter than 4 bytes";
   if (kind == DROP_EVENT_UNKNOWN) return "unknown event id";
+  if (kind == DROP_RX_USED_EXTRA) return "rx used length beyond the header len, extra bytes ignored";
   return "invalid tx submit";
 }
 
@@ -126,6 +135,7 @@ let txPackets: u64 = 0;
 let txBytes: u64 = 0;
 let transportResets: u64 = 0;
 let rxRefills: u64 = 0; // rx buffers posted again after use
+let rxUsedExtraBytes: u64 = 0; // used-length bytes past the header's len (tolerated, not payload)
 
 export function deviceGuestCid(): u64 {
   return guestCid;
@@ -159,13 +169,21 @@ function countDrop(kind: i32, detail: u64): void {
   }
 }
 
+function countRxUsedExtra(extra: u32): void {
+  rxUsedExtraBytes += extra;
+  countDrop(DROP_RX_USED_EXTRA, extra);
+}
+
 export function deviceDropCount(kind: i32): u64 {
   return kind >= 0 && kind < DROP_KINDS ? rejectionCount(dropReason(kind)) : 0;
 }
 
 // ---- device config ----
 
+let cidRead: u64 = 0; // the last guest_cid read from the config, checked or not
+
 // guest_cid is a le64 read as two halves; config_generation tells us whether they belong together.
+// Sets cidRead; guestCid changes only once the caller has checked it.
 function readGuestCid(t: VirtioTransport): bool {
   for (let attempt = 0; attempt < CONFIG_READ_ATTEMPTS; attempt++) {
     const before = t.configGeneration();
@@ -173,7 +191,7 @@ function readGuestCid(t: VirtioTransport): bool {
     const high = t.readConfig32(VIRTIO_VSOCK_CONFIG_GUEST_CID + 4);
     const after = t.configGeneration();
     if (after == before) {
-      guestCid = (<u64>high << 32) | <u64>low;
+      cidRead = (<u64>high << 32) | <u64>low;
       return true;
     }
     if (logBegin(countRejection(REJECT_CONFIG_UNSTABLE), "vsock-dev")) {
@@ -187,12 +205,36 @@ function readGuestCid(t: VirtioTransport): bool {
   return false;
 }
 
+// virtio 1.2 5.10.4: the upper 32 bits of guest_cid are reserved (zero); 0, 1 and 2 (hypervisor,
+// local, host) and 0xffffffff (VMADDR_CID_ANY) name no guest. Every valid cid fits a u32.
+function guestCidValid(cid: u64): bool {
+  return cid > 2 && cid < 0xffffffff;
+}
+
+// A device that gives us a reserved cid cannot be used: every packet we sent would claim to come
+// from the host, from nobody or from everybody. One error line; the caller sets the device FAILED.
+function refuseGuestCid(when: string): void {
+  countRejection(REJECT_GUEST_CID_INVALID);
+  if (logBegin(LEVEL_ERROR, "vsock-dev")) {
+    logStr("guest_cid is reserved or above 32 bits: device set FAILED and left unused");
+    logStr(" at=");
+    logStr(when);
+    logKvHex("guest_cid", cidRead);
+    logKv("kept_cid", guestCid);
+    logKv("count", rejectionCount(REJECT_GUEST_CID_INVALID));
+    logEnd();
+  }
+}
+
 // ---- rx ----
 
 function postRx(q: SplitQueue, buffer: usize): void {
   // A blank header: a device that "completes" this buffer without writing it (a stale or forged
-  // used entry) hands back zeros, which fail validation, instead of replaying the last packet.
+  // used entry) hands back zeros and a len no used length can cover (rx_len_mismatch), instead of
+  // replaying the last packet. (A len of 0 would pass: a header len below the used length is
+  // tolerated, as in Linux.)
   memory.fill(buffer, 0, VSOCK_HEADER_SIZE);
+  store<u32>(buffer + HEADER_LEN_OFFSET, RX_BLANK_LEN);
   if (rxSplitLayout) {
     q.stage(buffer, VSOCK_HEADER_SIZE, true);
     q.stage(buffer + VSOCK_HEADER_SIZE, RX_BUFFER_DATA_SIZE, true);
@@ -235,11 +277,14 @@ export function rxNext(): bool {
       continue;
     }
     const len = load<u32>(buffer + HEADER_LEN_OFFSET);
-    if (len != used - VSOCK_HEADER_SIZE) {
+    if (len > used - VSOCK_HEADER_SIZE) {
       countDrop(DROP_RX_LEN_MISMATCH, len);
       recycleRx(q, head);
       continue;
     }
+    // Like Linux (virtio_vsock_rx_fill/..._rx_work), the header's len rules and a longer used
+    // length is tolerated: the bytes past it are not payload. Counted, first one at warn.
+    if (len < used - VSOCK_HEADER_SIZE) countRxUsedExtra(used - VSOCK_HEADER_SIZE - len);
     rxCurrentHead = head;
     rxHeader = buffer;
     rxPayload = buffer + VSOCK_HEADER_SIZE;
@@ -389,15 +434,20 @@ export function eventPoll(): bool {
     else reset = true;
   }
   // Posted again only after the loop, for the same reason as rx (see rxToPost).
-  for (let i: u32 = 0; i < recycled; i++) {
-    q.stage(unchecked(eventToPost[i]), EVENT_BUFFER_SIZE, true);
-    q.publish(unchecked(eventToPost[i]));
-  }
+  for (let i: u32 = 0; i < recycled; i++) postEvent(q, unchecked(eventToPost[i]));
   q.kick();
   if (!reset) return false;
   transportResets++;
   const previous = guestCid;
   const stable = readGuestCid(t);
+  if (stable && !guestCidValid(cidRead)) {
+    // Connections end (the caller resets them); the device stops being used, so nothing goes out
+    // under a cid that is not ours. The old cid stays what deviceGuestCid() reports.
+    refuseGuestCid("transport-reset");
+    fail(t, VirtioError.GuestCidInvalid);
+    return true;
+  }
+  if (stable) guestCid = cidRead;
   if (logBegin(stable ? LEVEL_INFO : LEVEL_ERROR, "vsock-dev")) {
     logStr(stable ? "transport reset" : "transport reset; guest_cid unreadable, keeping the old one");
     logKv("old_cid", previous);
@@ -405,6 +455,12 @@ export function eventPoll(): bool {
     logEnd();
   }
   return true;
+}
+
+function postEvent(q: SplitQueue, buffer: usize): void {
+  store<u32>(buffer, EVENT_ID_BLANK);
+  q.stage(buffer, EVENT_BUFFER_SIZE, true);
+  q.publish(buffer);
 }
 
 // ---- bring-up ----
@@ -420,12 +476,13 @@ function queueSizeFor(maximum: u32): u32 {
 function setUpQueue(t: VirtioTransport, index: u32, existing: SplitQueue | null): SplitQueue | null {
   const size = queueSizeFor(t.selectQueue(index));
   if (size == 0) return null;
+  const eventIdx = (features & VIRTIO_F_EVENT_IDX) != 0;
   let q: SplitQueue;
   if (existing != null && existing.size == size) {
     q = existing;
-    q.reset();
+    q.reset(eventIdx);
   } else {
-    q = new SplitQueue(t, index, size);
+    q = new SplitQueue(t, index, size, eventIdx);
   }
   return q;
 }
@@ -470,10 +527,7 @@ function fillQueues(rx: SplitQueue, tx: SplitQueue, events: SplitQueue): void {
   }
   txInFlightCount = 0;
   const eventCount = events.size < EVENT_BUFFER_COUNT ? events.size : EVENT_BUFFER_COUNT;
-  for (let i: u32 = 0; i < eventCount; i++) {
-    events.stage(eventBuffers + <usize>i * EVENT_BUFFER_STRIDE, EVENT_BUFFER_SIZE, true);
-    events.publish(eventBuffers + <usize>i * EVENT_BUFFER_STRIDE);
-  }
+  for (let i: u32 = 0; i < eventCount; i++) postEvent(events, eventBuffers + <usize>i * EVENT_BUFFER_STRIDE);
 }
 
 function logFound(f: PciFunction): void {
@@ -529,6 +583,11 @@ export function vsockDeviceInit(): bool {
   txQueue = tx;
   eventQueue = events;
   if (!readGuestCid(t)) return fail(t, VirtioError.ConfigUnstable);
+  if (!guestCidValid(cidRead)) {
+    refuseGuestCid("bring-up");
+    return fail(t, VirtioError.GuestCidInvalid);
+  }
+  guestCid = cidRead;
 
   allocateBuffersOnce();
   fillQueues(rx, tx, events);
@@ -577,6 +636,7 @@ export function deviceLogCounters(): void {
     logKv("tx_packets", txPackets);
     logKv("tx_bytes", txBytes);
     logKv("tx_in_flight", txInFlightCount);
+    logKv("rx_used_extra_bytes", rxUsedExtraBytes);
     logKv("transport_resets", transportResets);
     logEnd();
   }
@@ -597,6 +657,7 @@ export const COUNTER_TX_NOTIFIES: i32 = 4;
 export const COUNTER_EVENT_NOTIFIES: i32 = 5;
 export const COUNTER_TX_NOTIFIES_SUPPRESSED: i32 = 6;
 export const COUNTER_RX_REFILLS: i32 = 7;
+export const COUNTER_RX_USED_EXTRA_BYTES: i32 = 8;
 
 // One counter by name (COUNTER_*), for tests and the protocol layer's statistics.
 export function deviceCounter(name: i32): u64 {
@@ -604,6 +665,7 @@ export function deviceCounter(name: i32): u64 {
   if (name == COUNTER_TX_PACKETS) return txPackets;
   if (name == COUNTER_TRANSPORT_RESETS) return transportResets;
   if (name == COUNTER_RX_REFILLS) return rxRefills;
+  if (name == COUNTER_RX_USED_EXTRA_BYTES) return rxUsedExtraBytes;
   const rx = rxQueue;
   const tx = txQueue;
   const events = eventQueue;

@@ -33,7 +33,10 @@ export const REJECT_CONNECTION_TABLE_FULL: i32 = 21; // REQUEST with every conne
 export const REJECT_UNEXPECTED_OP: i32 = 22; // an op the connection's state does not allow
 export const REJECT_RW_BEYOND_CREDIT: i32 = 23; // more data than the window we granted: dropped
 export const REJECT_CREDIT_FWD_CNT_AHEAD: i32 = 24; // the peer claims to have read more than we sent
-export const REJECTION_REASONS: i32 = 25;
+// Device layer, tolerated rather than refused: counted so a device that does it shows.
+export const REJECT_RX_USED_EXTRA: i32 = 25; // used length past the header's len: packet kept, extra ignored
+export const REJECT_GUEST_CID_INVALID: i32 = 26; // guest_cid 0, 1, 2, 0xffffffff or above 32 bits: device unused
+export const REJECTION_REASONS: i32 = 27;
 
 const counts = new StaticArray<u64>(REJECTION_REASONS);
 
@@ -65,6 +68,8 @@ export function rejectionKey(reason: i32): string {
     case REJECT_UNEXPECTED_OP: return "unexpected_op";
     case REJECT_RW_BEYOND_CREDIT: return "rw_beyond_credit";
     case REJECT_CREDIT_FWD_CNT_AHEAD: return "credit_fwd_cnt_ahead";
+    case REJECT_RX_USED_EXTRA: return "rx_used_extra";
+    case REJECT_GUEST_CID_INVALID: return "guest_cid_invalid";
   }
   return "";
 }

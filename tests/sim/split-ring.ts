@@ -8,6 +8,13 @@ export const VIRTQ_DESC_F_WRITE = 2;
 export const VIRTQ_DESC_F_INDIRECT = 4;
 export const VIRTQ_DESC_SIZE = 16;
 export const VIRTQ_USED_ELEM_SIZE = 8;
+export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+export const VIRTQ_USED_F_NO_NOTIFY = 1;
+
+/** vring_need_event (virtio 1.2 2.7.10): moving an index from `old` to `next` passes `event`. */
+export function vringNeedEvent(event: number, next: number, old: number): boolean {
+  return ((next - event - 1) & 0xffff) < ((next - old) & 0xffff);
+}
 
 export type RingErrorKind = "avail-idx" | "head-index" | "next-index" | "loop" | "indirect" | "order" | "memory" | "used-id";
 
@@ -40,7 +47,7 @@ export interface UsedEntry {
   len: number;
 }
 
-/** Byte sizes of the three ring parts for a queue of `size` entries (no event-idx fields used). */
+/** Byte sizes of the three ring parts for a queue of `size` entries (the event-idx words included). */
 export function splitRingSizes(size: number): { desc: number; avail: number; used: number } {
   return { desc: size * VIRTQ_DESC_SIZE, avail: 4 + 2 * size + 2, used: 4 + VIRTQ_USED_ELEM_SIZE * size + 2 };
 }
@@ -54,6 +61,15 @@ export class DeviceSplitQueue {
   readonly inFlight = new Set<number>();
   /** Hostile-device seam: rewrites each used entry before it is written (may drop or duplicate it). */
   interceptUsed: ((entry: UsedEntry) => UsedEntry[]) | null = null;
+  /**
+   * VIRTIO_F_EVENT_IDX negotiated: the driver's flags are ignored; used_event (after the avail
+   * ring) says which used entry interrupts, avail_event (after the used ring) which avail entry kicks.
+   */
+  eventIdx = false;
+  /** The avail idx the device last read (vhost's avail_idx shadow): what avail_event is set to. */
+  availShadow = 0;
+  /** used idx at the last interrupt decision (vhost's signalled_used); null: none yet. */
+  private signalledUsed: number | null = null;
 
   constructor(
     readonly memory: GuestMemory,
@@ -72,9 +88,47 @@ export class DeviceSplitQueue {
     return this.memory.read16(this.availAddr);
   }
 
+  /** used_event: the driver wants an interrupt once this used entry is written (EVENT_IDX). */
+  usedEvent(): number {
+    return this.memory.read16(this.availAddr + 4 + 2 * this.size);
+  }
+
+  /** avail_event: the device wants a kick once the driver publishes this avail entry (EVENT_IDX). */
+  availEvent(): number {
+    return this.memory.read16(this.usedAddr + 4 + VIRTQ_USED_ELEM_SIZE * this.size);
+  }
+
+  /**
+   * After used entries were written: does the driver want an interrupt? Without EVENT_IDX unless
+   * it set VIRTQ_AVAIL_F_NO_INTERRUPT; with it, when the entries passed used_event (vhost_notify).
+   */
+  needsInterrupt(): boolean {
+    const old = this.signalledUsed;
+    this.signalledUsed = this.usedIdx;
+    if (!this.eventIdx) return (this.availFlags() & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    return old === null || vringNeedEvent(this.usedEvent(), this.usedIdx, old);
+  }
+
+  /** The device is busy on this queue: no kicks wanted (vhost_disable_notify; a no-op with EVENT_IDX). */
+  disableNotify(): void {
+    if (!this.eventIdx) this.memory.write16(this.usedAddr, this.memory.read16(this.usedAddr) | VIRTQ_USED_F_NO_NOTIFY);
+  }
+
+  /**
+   * Idle: kicks wanted again (vhost_enable_notify): the flag cleared, or avail_event set to the
+   * avail idx last read. True when the driver published more meanwhile (the caller goes on).
+   */
+  enableNotify(): boolean {
+    if (this.eventIdx) this.memory.write16(this.usedAddr + 4 + VIRTQ_USED_ELEM_SIZE * this.size, this.availShadow);
+    else this.memory.write16(this.usedAddr, this.memory.read16(this.usedAddr) & ~VIRTQ_USED_F_NO_NOTIFY);
+    return this.availIdx() !== this.availShadow;
+  }
+
   /** Chains the driver has made available and the device has not taken yet. */
   pending(): number {
-    const count = (this.availIdx() - this.lastAvailIdx) & 0xffff;
+    const available = this.availIdx();
+    this.availShadow = available;
+    const count = (available - this.lastAvailIdx) & 0xffff;
     if (count > this.size) throw new RingError("avail-idx", `queue ${this.index}: avail idx moved by ${count} > size ${this.size}`);
     return count;
   }

@@ -25,6 +25,7 @@ export const VIRTIO_STATUS_NEEDS_RESET = 64;
 export const VIRTIO_STATUS_FAILED = 128;
 
 export const VIRTIO_F_VERSION_1 = 1n << 32n;
+export const VIRTIO_F_EVENT_IDX = 1n << 29n;
 export const VIRTIO_MSI_NO_VECTOR = 0xffff;
 
 // Common configuration structure offsets.

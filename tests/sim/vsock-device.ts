@@ -12,7 +12,7 @@ import { GuestMemory } from "./guest-memory";
 import { SimHost } from "./host";
 import { AccessWidth } from "./pci-config";
 import { DeviceSplitQueue, RingError, UsedEntry } from "./split-ring";
-import { VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioPciFunction } from "./virtio-pci";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioPciFunction } from "./virtio-pci";
 import {
   HeaderFields,
   VIRTIO_ID_VSOCK,
@@ -50,6 +50,8 @@ export interface QueueAddresses {
   /** vhost-user: where the rings resume (SET_VRING_BASE; used idx as found in guest memory). */
   lastAvailIdx?: number;
   usedIdx?: number;
+  /** VIRTIO_F_EVENT_IDX negotiated (used_event / avail_event instead of the flags). */
+  eventIdx?: boolean;
 }
 
 /** A packet a fault filter passes on: zero (dropped), one (maybe changed) or several (duplicated). */
@@ -68,7 +70,7 @@ interface OutgoingPacket {
 export interface SimVsockDeviceOptions {
   guestCid?: number | bigint;
   queueSizeMax?: number;
-  /** Offered features (default VERSION_1 | SEQPACKET, like QEMU with kernel vhost). */
+  /** Offered features (default VERSION_1 | EVENT_IDX | SEQPACKET, like QEMU with kernel vhost). */
   features?: bigint;
   hostBufAlloc?: number;
   /** Host sockets send CREDIT_UPDATE whenever a read empties their queue (Linux >= 6.8). */
@@ -99,6 +101,10 @@ export class SimVsockDevice implements VirtioDeviceModel {
   started = false;
   /** Queues that hit a RingError stop (vhost's vq_err), named here. */
   readonly brokenQueues = new Map<number, string>();
+  /** Interrupts raised per queue (used entries the driver asked to hear about: flags or used_event). */
+  readonly interrupts = [0, 0, 0];
+  /** Used-entry batches the driver asked not to be interrupted for, per queue. */
+  readonly interruptsSuppressed = [0, 0, 0];
   /** vhost's queued_replies: tx stops while this many replies wait for rx buffers. */
   queuedReplies = 0;
   txStalled = false;
@@ -120,7 +126,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
   constructor(options: SimVsockDeviceOptions = {}) {
     this.guestCid = BigInt(options.guestCid ?? 33);
     this.queueSize = options.queueSizeMax ?? 128;
-    this.offeredFeatures = options.features ?? VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET;
+    this.offeredFeatures = options.features ?? VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_VSOCK_F_SEQPACKET;
     this.now = options.now ?? (() => 0n);
     this.recordPackets = options.recordPackets ?? true;
     this.host = new SimHost(
@@ -139,7 +145,14 @@ export class SimVsockDevice implements VirtioDeviceModel {
     this.onViolation?.(message);
   }
 
+  /** After used entries: an interrupt (MSI-X message, ISR bit, vhost-user call) only if the driver wants one. */
   private signalUsed(queueIndex: number): void {
+    const q = this.queues[queueIndex];
+    if (q && !q.needsInterrupt()) {
+      this.interruptsSuppressed[queueIndex]++;
+      return;
+    }
+    this.interrupts[queueIndex]++;
     this.transport?.usedBuffersAdded();
     this.onUsed?.(queueIndex);
   }
@@ -169,7 +182,8 @@ export class SimVsockDevice implements VirtioDeviceModel {
 
   start(transport: VirtioPciFunction): void {
     this.transport = transport;
-    const queues = transport.queues.map((q) => ({ index: q.index, size: q.size, enabled: q.enabled, desc: q.desc, driver: q.driver, device: q.device }));
+    const eventIdx = (this.features & VIRTIO_F_EVENT_IDX) !== 0n;
+    const queues = transport.queues.map((q) => ({ index: q.index, size: q.size, enabled: q.enabled, desc: q.desc, driver: q.driver, device: q.device, eventIdx }));
     this.activate(transport.memory, queues);
   }
 
@@ -181,7 +195,9 @@ export class SimVsockDevice implements VirtioDeviceModel {
       if (!q.enabled) this.violation(`queue ${q.index} not enabled at DRIVER_OK`);
       const queue = new DeviceSplitQueue(memory, q.index, q.size, Number(q.desc), Number(q.driver), Number(q.device));
       queue.lastAvailIdx = (q.lastAvailIdx ?? 0) & 0xffff;
+      queue.availShadow = queue.lastAvailIdx;
       queue.usedIdx = (q.usedIdx ?? 0) & 0xffff;
+      queue.eventIdx = q.eventIdx ?? false;
       this.queues[q.index] = queue;
     }
     this.started = true;
@@ -226,6 +242,9 @@ export class SimVsockDevice implements VirtioDeviceModel {
     if (!q || this.processingTx) return;
     this.processingTx = true;
     let used = false;
+    // Like vhost_vsock_handle_tx_kick: no kicks while the queue is being emptied; wanted again
+    // once it is (a stall for replies leaves them off: the rx side restarts tx).
+    q.disableNotify();
     try {
       for (;;) {
         const rx = this.queues[RX_QUEUE];
@@ -240,7 +259,13 @@ export class SimVsockDevice implements VirtioDeviceModel {
           this.ringError(TX_QUEUE, error);
           break;
         }
-        if (!chain) break;
+        if (!chain) {
+          if (q.enableNotify()) {
+            q.disableNotify(); // the driver published while we looked: go on
+            continue;
+          }
+          break;
+        }
         if (chain.writableLength > 0) {
           // vhost: "Unexpected descriptor format for TX": stops this kick, the chain is never returned.
           this.violation(`tx: chain ${chain.head} has device-writable descriptors: not returned, tx stopped until the next notify`);
@@ -322,7 +347,14 @@ export class SimVsockDevice implements VirtioDeviceModel {
     const q = this.queueOk(RX_QUEUE);
     if (!q) return;
     let used = false;
-    while (this.outgoing.length > 0) {
+    // Like vhost_transport_do_send_pkt: no kicks while packets go out; wanted again when there is
+    // nothing left to send, or no buffer to send it in.
+    q.disableNotify();
+    for (;;) {
+      if (this.outgoing.length === 0) {
+        q.enableNotify();
+        break;
+      }
       let chain;
       try {
         chain = q.pop();
@@ -330,7 +362,13 @@ export class SimVsockDevice implements VirtioDeviceModel {
         this.ringError(RX_QUEUE, error);
         break;
       }
-      if (!chain) break;
+      if (!chain) {
+        if (q.enableNotify()) {
+          q.disableNotify(); // buffers arrived while we looked: go on
+          continue;
+        }
+        break;
+      }
       used = true;
       if (chain.readableLength > 0) {
         this.violation(`rx: chain ${chain.head} has device-readable descriptors`);

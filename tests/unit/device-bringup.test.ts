@@ -1,7 +1,7 @@
 // Device bring-up: status sequence, feature negotiation, queue set-up, failure paths.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
 import { VIRTIO_VSOCK_F_SEQPACKET } from "../sim/vsock-packet";
 import { deviceMachine, deviceUp } from "./device-harness";
 
@@ -11,8 +11,8 @@ const DRIVER_OK = 4;
 const FEATURES_OK = 8;
 const FAILED = 128;
 
-test("bring-up follows reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and takes only VERSION_1", async () => {
-  const m = await deviceUp();
+test("bring-up follows reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and takes only VERSION_1 (and EVENT_IDX)", async () => {
+  const m = await deviceUp({ deviceFeatures: VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET });
   const fn = m.vsockFunction!;
   assert.deepEqual(fn.statusWrites, [0, ACK, ACK | DRIVER, ACK | DRIVER | FEATURES_OK, ACK | DRIVER | FEATURES_OK | DRIVER_OK]);
   assert.equal(fn.status, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
@@ -20,6 +20,10 @@ test("bring-up follows reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and ta
   assert.equal(fn.driverFeatures, VIRTIO_F_VERSION_1);
   assert.equal(BigInt(m.exports.fw_device_features()), VIRTIO_F_VERSION_1);
   assert.equal(m.logLines(/virtio: features offered=0x100000002 negotiated=0x100000000/).length, 1);
+  // Kernel vhost-vsock also offers EVENT_IDX (the simulated device's default): taken.
+  const withEventIdx = await deviceUp();
+  assert.equal(withEventIdx.vsockFunction!.driverFeatures, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+  assert.equal(withEventIdx.logLines(/virtio: features offered=0x120000002 negotiated=0x120000000/).length, 1);
   assert.equal(m.logLines(/vsock-dev: device found 00:01\.0 1af4:1053/).length, 1);
   assert.deepEqual(m.device!.violations, []);
   assert.deepEqual(m.unknownAccesses, []);

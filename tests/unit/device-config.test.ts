@@ -7,22 +7,27 @@ import { counter, COUNTER_TRANSPORT_RESETS, deviceMachine, deviceUp, drops, DROP
 const EVENT = 2;
 
 test("guest_cid is read as a 64-bit value and logged", async () => {
-  const m = await deviceUp({ guestCid: 0x1_0000_0021n });
-  assert.equal(BigInt(m.exports.fw_device_guest_cid()), 0x1_0000_0021n);
-  assert.equal(m.logLines(/info vsock-dev: ready guest_cid=4294967329 /).length, 1);
+  const m = await deviceUp({ guestCid: 0xffff_fffen });
+  assert.equal(BigInt(m.exports.fw_device_guest_cid()), 0xffff_fffen);
+  assert.equal(m.logLines(/info vsock-dev: ready guest_cid=4294967294 /).length, 1);
+  // Both halves are read: a cid with its reserved upper half set is seen whole (and refused,
+  // tests/unit/device-hardening.test.ts).
+  const high = await deviceMachine({ guestCid: 0x1_0000_0021n });
+  assert.equal(high.exports.fw_device_init(), 0);
+  assert.equal(high.logLines(/guest_cid=0x100000021 /).length, 1, high.logText());
 });
 
 test("a config change between the two halves is caught by config_generation", async () => {
-  const m = await deviceMachine({ guestCid: 0x1_ffff_ffffn });
+  const m = await deviceMachine({ guestCid: 0x1_0000_0005n });
   const device = m.device!;
   let reads = 0;
   m.vsockFunction!.beforeDeviceConfigRead = (offset) => {
     // Between the low and the high half of the first attempt the cid changes (and the generation).
-    if (offset === 4 && reads++ === 0) device.setGuestCid(0x2_0000_0000n);
+    if (offset === 4 && reads++ === 0) device.setGuestCid(7n);
   };
   assert.equal(m.exports.fw_device_init(), 1);
-  // Without the retry the driver would have combined low 0xffffffff with high 2.
-  assert.equal(BigInt(m.exports.fw_device_guest_cid()), 0x2_0000_0000n);
+  // Without the retry the driver would have combined low 5 with high 0: a valid cid, but not ours.
+  assert.equal(BigInt(m.exports.fw_device_guest_cid()), 7n);
 });
 
 test("a config that never settles fails the bring-up (bounded retries)", async () => {

@@ -4,7 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
-import { MSIX_BAR } from "../sim/virtio-pci";
+import { vringNeedEvent } from "../sim/split-ring";
+import { MSIX_BAR, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
 import { boot, ECHO_PORT, noViolations, text } from "./vsock-helpers";
 
 const MSIX_CAP = 0x98; // where the sim (like QEMU) puts the MSI-X capability
@@ -72,30 +73,55 @@ test("a platform without interrupts (vector 0): MSI-X stays off, queues get no v
   assert.equal(m.waits.length, 0);
 });
 
-test("idle: polls spin a while, then halt with a bounded timeout; rings ask for interrupts only during the halt", async () => {
-  const m = await booted();
-  const flagsDuringHalt: number[][] = [];
-  const imports = m as unknown as { waits: bigint[] };
-  const originalPush = imports.waits.push.bind(imports.waits);
-  imports.waits.push = (...items: bigint[]) => {
-    flagsDuringHalt.push(availFlags(m));
-    return originalPush(...items);
-  };
-  for (let i = 0; i < 200; i++) m.exports.fw_poll_or_halt();
-  assert.ok(m.waits.length > 0, "idle polls end in a halt");
-  assert.ok(m.waits.length < 200, "not every poll halts: a short spin first");
-  for (const timeout of m.waits) {
-    assert.ok(timeout > 0n && timeout <= 4_000_000n, `timeout ${timeout}`);
-  }
-  // rx (0) and event (2) ask for interrupts while halted; tx (1) has nothing in flight.
-  for (const flags of flagsDuringHalt) {
-    assert.equal(flags[0] & VRING_AVAIL_F_NO_INTERRUPT, 0);
-    assert.equal(flags[2] & VRING_AVAIL_F_NO_INTERRUPT, 0);
-  }
-  // Awake, every queue is back to no interrupts (each would be an exit while we poll anyway).
-  for (const flags of availFlags(m)) assert.equal(flags & VRING_AVAIL_F_NO_INTERRUPT, VRING_AVAIL_F_NO_INTERRUPT);
-  noViolations(m);
-});
+/** Would the device's next used entry on each queue interrupt? (The flag, or used_event with EVENT_IDX.) */
+function nextEntryInterrupts(m: Machine): boolean[] {
+  return m.device!.queues.map((q) => {
+    if (!q.eventIdx) return (q.availFlags() & VRING_AVAIL_F_NO_INTERRUPT) === 0;
+    return vringNeedEvent(q.usedEvent(), (q.usedIdx + 1) & 0xffff, q.usedIdx);
+  });
+}
+
+for (const [mode, deviceFeatures] of [
+  ["flags", VIRTIO_F_VERSION_1],
+  ["EVENT_IDX", VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX],
+] as const) {
+  test(`idle (${mode}): polls spin a while, then halt with a bounded timeout; rings ask for interrupts only during the halt`, async () => {
+    const m = await booted({ deviceFeatures });
+    assert.equal(m.device!.queues[0].eventIdx, mode === "EVENT_IDX");
+    const flagsDuringHalt: number[][] = [];
+    const wantedDuringHalt: boolean[][] = [];
+    const imports = m as unknown as { waits: bigint[] };
+    const originalPush = imports.waits.push.bind(imports.waits);
+    imports.waits.push = (...items: bigint[]) => {
+      flagsDuringHalt.push(availFlags(m));
+      wantedDuringHalt.push(nextEntryInterrupts(m));
+      return originalPush(...items);
+    };
+    for (let i = 0; i < 200; i++) m.exports.fw_poll_or_halt();
+    assert.ok(m.waits.length > 0, "idle polls end in a halt");
+    assert.ok(m.waits.length < 200, "not every poll halts: a short spin first");
+    for (const timeout of m.waits) {
+      assert.ok(timeout > 0n && timeout <= 4_000_000n, `timeout ${timeout}`);
+    }
+    // rx (0) and event (2) ask for interrupts while halted; tx (1) has nothing in flight.
+    for (const wanted of wantedDuringHalt) {
+      assert.equal(wanted[0], true);
+      assert.equal(wanted[1], false);
+      assert.equal(wanted[2], true);
+    }
+    for (const flags of flagsDuringHalt) {
+      if (mode === "EVENT_IDX") assert.deepEqual(flags, [0, 0, 0], "with EVENT_IDX the flags stay 0 (virtio 1.2 2.7.10)");
+      else {
+        assert.equal(flags[0] & VRING_AVAIL_F_NO_INTERRUPT, 0);
+        assert.equal(flags[2] & VRING_AVAIL_F_NO_INTERRUPT, 0);
+      }
+    }
+    // Awake, every queue is back to no interrupts (each would be an exit while we poll anyway).
+    assert.deepEqual(nextEntryInterrupts(m), [false, false, false]);
+    if (mode === "flags") for (const flags of availFlags(m)) assert.equal(flags & VRING_AVAIL_F_NO_INTERRUPT, VRING_AVAIL_F_NO_INTERRUPT);
+    noViolations(m);
+  });
+}
 
 test("idle: a poll that moves packets never halts; the echo answers through the halting loop", async () => {
   const m = await booted();

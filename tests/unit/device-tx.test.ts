@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Machine } from "../sim/machine";
+import { VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
 import { VIRTIO_VSOCK_OP_RST } from "../sim/vsock-packet";
 import {
   counter,
@@ -67,8 +68,8 @@ test("a flush with nothing submitted does not notify", async () => {
   assert.equal(counter(m, COUNTER_TX_NOTIFIES), 1);
 });
 
-test("VIRTQ_USED_F_NO_NOTIFY is honoured", async () => {
-  const m = await deviceUp();
+test("VIRTQ_USED_F_NO_NOTIFY is honoured (without EVENT_IDX; with it, tests/unit/event-idx.test.ts)", async () => {
+  const m = await deviceUp({ deviceFeatures: VIRTIO_F_VERSION_1 });
   const q = m.device!.queues[TX];
   m.device!.memory!.write16(q.usedAddr, 1); // the device says: do not notify me
   const before = txNotifies(m);

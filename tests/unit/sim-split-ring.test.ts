@@ -2,7 +2,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemoryError, RegionGuestMemory } from "../sim/guest-memory";
-import { DeviceSplitQueue, RingError, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../sim/split-ring";
+import {
+  DeviceSplitQueue,
+  RingError,
+  VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_USED_F_NO_NOTIFY,
+  vringNeedEvent,
+} from "../sim/split-ring";
 
 const BASE = 0x100000;
 const SIZE = 8;
@@ -132,4 +141,56 @@ test("hostile seam: interceptUsed can rewrite, duplicate or drop a used entry", 
     [0, 1, 2].map((i) => [memory.read32(USED + 4 + 8 * i), memory.read32(USED + 8 + 8 * i)]),
     [[0, 9999], [0, 4], [42, 1]],
   );
+});
+
+test("vring_need_event: an index move from old to next passes event, with u16 wrap-around", () => {
+  assert.equal(vringNeedEvent(5, 6, 5), true, "the entry asked for was written");
+  assert.equal(vringNeedEvent(5, 9, 3), true, "passed within a batch");
+  assert.equal(vringNeedEvent(5, 5, 3), false, "not yet");
+  assert.equal(vringNeedEvent(4, 9, 5), false, "already passed before this batch");
+  assert.equal(vringNeedEvent(0xffff, 1, 0xfffe), true, "across the wrap");
+  assert.equal(vringNeedEvent(0xffff, 0xffff, 0xfffe), false);
+});
+
+test("interrupt decision: the flag without EVENT_IDX; used_event with it (the flag ignored)", () => {
+  const { memory, queue, desc, offer } = setup();
+  const usedEvent = AVAIL + 4 + 2 * SIZE;
+  for (let i = 0; i < 4; i++) {
+    desc(i, DATA + 64 * i, 64, VIRTQ_DESC_F_WRITE);
+    offer(i);
+  }
+  const complete = () => {
+    const chain = queue.pop()!;
+    queue.pushUsed(chain.head, 0);
+    return queue.needsInterrupt();
+  };
+  memory.write16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+  assert.equal(complete(), false, "flag set: no interrupt");
+  memory.write16(AVAIL, 0);
+  assert.equal(complete(), true, "flag clear: interrupt");
+  queue.eventIdx = true;
+  memory.write16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT); // ignored from now on
+  memory.write16(usedEvent, 3); // "interrupt me once entry 3 is written"
+  assert.equal(complete(), false, "entry 2 written, the flag ignored");
+  assert.equal(complete(), true, "entry 3 written");
+});
+
+test("notify suppression: NO_NOTIFY without EVENT_IDX; avail_event at the avail idx last read with it", () => {
+  const { memory, queue, desc, offer } = setup();
+  const availEvent = USED + 4 + 8 * SIZE;
+  desc(0, DATA, 64, VIRTQ_DESC_F_WRITE);
+  queue.disableNotify();
+  assert.equal(memory.read16(USED) & VIRTQ_USED_F_NO_NOTIFY, VIRTQ_USED_F_NO_NOTIFY);
+  assert.equal(queue.enableNotify(), false, "nothing published meanwhile");
+  assert.equal(memory.read16(USED) & VIRTQ_USED_F_NO_NOTIFY, 0);
+  queue.eventIdx = true;
+  memory.write16(availEvent, 0x1234);
+  queue.disableNotify(); // vhost: nothing to do with EVENT_IDX
+  assert.equal(memory.read16(USED) & VIRTQ_USED_F_NO_NOTIFY, 0);
+  assert.equal(memory.read16(availEvent), 0x1234);
+  offer(0);
+  assert.equal(queue.pending(), 1); // the device reads avail idx (1)
+  offer(0);
+  assert.equal(queue.enableNotify(), true, "the driver published after the device looked");
+  assert.equal(memory.read16(availEvent), 1, "a kick for the first entry it has not read");
 });

@@ -13,10 +13,10 @@ function ready(options = {}) {
   return r;
 }
 
-test("device features: VERSION_1 and SEQPACKET offered, read through the select register", () => {
+test("device features: VERSION_1, EVENT_IDX and SEQPACKET offered, read through the select register", () => {
   const { driver } = ready();
   driver.write(V.COMMON_DFSELECT, 4, 0);
-  assert.equal(driver.read(V.COMMON_DF, 4), VIRTIO_VSOCK_F_SEQPACKET);
+  assert.equal(driver.read(V.COMMON_DF, 4), V.VIRTIO_F_EVENT_IDX | VIRTIO_VSOCK_F_SEQPACKET);
   driver.write(V.COMMON_DFSELECT, 4, 1);
   assert.equal(driver.read(V.COMMON_DF, 4), 1n, "bit 32 = VERSION_1");
   driver.write(V.COMMON_DFSELECT, 4, 2);

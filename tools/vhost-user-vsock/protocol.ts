@@ -40,8 +40,10 @@ export function requestName(request: number): string {
   return REQUEST_NAMES[request] ?? `REQUEST_${request}`;
 }
 
-// Virtio feature bits offered to QEMU: VERSION_1 and vhost-user's PROTOCOL_FEATURES.
+// Virtio feature bits offered to QEMU: VERSION_1, EVENT_IDX (as the kernel's vhost-vsock; the
+// device model honours used_event and avail_event) and vhost-user's PROTOCOL_FEATURES.
 export const VIRTIO_F_VERSION_1 = 1n << 32n;
+export const VIRTIO_F_EVENT_IDX = 1n << 29n;
 export const VHOST_USER_F_PROTOCOL_FEATURES = 1n << 30n;
 // Protocol features: MQ (GET_QUEUE_NUM), REPLY_ACK (need_reply), CONFIG (GET_CONFIG; QEMU insists).
 export const PROTOCOL_F_MQ = 1n << 0n;

@@ -22,6 +22,7 @@ import {
   Request,
   VERSION,
   VHOST_USER_F_PROTOCOL_FEATURES,
+  VIRTIO_F_EVENT_IDX,
   VIRTIO_F_VERSION_1,
   VRING_INDEX_MASK,
   VRING_NOFD_MASK,
@@ -38,7 +39,7 @@ import {
   u64Payload,
 } from "./protocol";
 
-export const OFFERED_FEATURES = VIRTIO_F_VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES;
+export const OFFERED_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VHOST_USER_F_PROTOCOL_FEATURES;
 export const OFFERED_PROTOCOL_FEATURES = PROTOCOL_F_MQ | PROTOCOL_F_REPLY_ACK | PROTOCOL_F_CONFIG;
 /** Only rx and tx are handed to the back-end; QEMU keeps the event queue. */
 export const QUEUE_COUNT = 2;
@@ -98,7 +99,8 @@ export class VhostUserSession {
     /** Called after the guest's tx ring was processed (host bridges resume what waited for credit). */
     private readonly afterKick: () => void = () => {},
   ) {
-    device.onUsed = (queueIndex) => this.signal(queueIndex);
+    // The device model decided already (flags, or used_event with EVENT_IDX, whose flags it ignores).
+    device.onUsed = (queueIndex) => this.signal(queueIndex, true);
   }
 
   start(): void {
@@ -336,6 +338,7 @@ export class VhostUserSession {
           device: BigInt(used),
           lastAvailIdx: v.base,
           usedIdx: this.memory.read16(used + 2),
+          eventIdx: (this.features & VIRTIO_F_EVENT_IDX) !== 0n,
         };
       });
     } catch (error) {
