@@ -55,7 +55,14 @@ for (const split of [false, true]) {
       assert.deepEqual(packet.payload, payload);
     }
     assert.equal(rxTake(m), null);
-    assert.equal(postedRxBuffers(m), RX_BUFFER_COUNT_MAX, "every buffer posted again");
+    // Used buffers go back in batches of half the pool (one notify per batch): 3 are held now.
+    assert.equal(postedRxBuffers(m), RX_BUFFER_COUNT_MAX - 3, "the used buffers wait for their batch");
+    for (let i = 3; i < RX_BUFFER_COUNT_MAX / 2; i++) {
+      m.device!.inject({ srcPort: 2000 + i, dstPort: 77 }, pattern(1, i));
+      assert.ok(rxTake(m), `filler packet ${i}`);
+    }
+    assert.equal(rxTake(m), null);
+    assert.equal(postedRxBuffers(m), RX_BUFFER_COUNT_MAX, "every buffer posted again once half were used");
     assert.deepEqual(m.device!.violations, []);
   });
 
@@ -113,6 +120,13 @@ test("rx drops: short used length, header len mismatch, used length beyond the b
   // The virtqueue rejects a used length beyond the buffer before the device layer sees it.
   assert.equal(m.logLines(/warn virtq: used entry rejected: used length beyond the buffer queue=0 .*len=1048576 count=1/).length, 1);
   assert.equal(m.logLines(/vsock-dev: dropped: rx used length/).length, 0, "one rejection, one line");
+  assert.equal(rxTake(m), null);
+  // 5 buffers used (4 dropped, 1 taken): they go back with the batch once half the pool is used.
+  assert.equal(postedRxBuffers(m), RX_BUFFER_COUNT_MAX - 5);
+  for (let i = 5; i < RX_BUFFER_COUNT_MAX / 2; i++) {
+    m.device!.inject({ srcPort: 100 + i }, pattern(1));
+    assert.ok(rxTake(m), `filler packet ${i}`);
+  }
   assert.equal(rxTake(m), null);
   assert.equal(postedRxBuffers(m), RX_BUFFER_COUNT_MAX, "dropped buffers were posted again");
   assert.equal(m.aborts.length, 0);
