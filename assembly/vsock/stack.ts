@@ -27,7 +27,7 @@ import {
 } from "./connection";
 import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, allocateConnection, logConnectionOpened } from "./connection-table";
 import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, popReset, queueReset, resetsQueued } from "./control-queue";
-import { updatePeerCredit } from "./credit";
+import { receiveAllowed, updatePeerCredit } from "./credit";
 import { endConnection, resetConnection } from "./lifecycle";
 import { backlogFull, enqueueAccept } from "./listener";
 import {
@@ -200,6 +200,7 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   }
   if (c != null) {
     updatePeerCredit(c, h); // every header carries the peer's current credit
+    if (headerOp(h) == VIRTIO_VSOCK_OP_RW) c.bytesArrived += min(payloadLength, headerLen(h));
     if (c.state == CONN_CONNECTING) receiveConnecting(c, h);
     else if (c.state == CONN_ESTABLISHED) receiveEstablished(c, h, payload, min(payloadLength, headerLen(h)));
     else if (c.state == CONN_CLOSING) receiveClosing(c, h);
@@ -261,7 +262,7 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RW) {
     if (length == 0) return;
-    if (<u64>c.rx.count + <u64>length > <u64>c.bufAlloc || length > c.rx.free()) {
+    if (!receiveAllowed(c, length)) {
       // The peer overran the credit we gave it; Linux drops such a packet too.
       c.dropped += length;
       rejectPacket(REJECT_RW_BEYOND_CREDIT, "RW beyond our credit dropped", h);

@@ -14,6 +14,7 @@ import { PciFunction } from "./pci-function";
 import { addQ35Functions } from "./q35";
 import { VirtioPciFunction } from "./virtio-pci";
 import { SimVsockDevice } from "./vsock-device";
+import { VSOCK_HOST_CID } from "./vsock-packet";
 
 export const DEFAULT_WASM_PATH = "build/unit/firmware.wasm";
 export const DEFAULT_MEMORY_BASE = 0x1000000;
@@ -180,6 +181,15 @@ export class Machine {
     machine.exports = machine.instance.exports as Record<string, any>;
     machine.memory = machine.exports.memory as WebAssembly.Memory;
     machine.guestMemory = wasmGuestMemory(machine.memory, machine.memoryBase);
+    const accounting = machine.exports.vsock_test_rx_accounting as ((port: number, cid: bigint, peer: number, field: number) => bigint) | undefined;
+    if (accounting && machine.device) {
+      // The unit build's hook: the host checks credit integrity on every tick (host.ts).
+      machine.host.guestAccounting = (socket) => {
+        const field = (n: number) => Number(accounting(socket.peerPort, VSOCK_HOST_CID, socket.localPort, n));
+        const arrived = field(0);
+        return arrived < 0 ? null : { arrived, fwdCnt: field(1), buffered: field(2), dropped: field(3) };
+      };
+    }
     return machine;
   }
 
