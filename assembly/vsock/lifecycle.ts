@@ -11,6 +11,7 @@ import {
   OWE_SHUTDOWN,
 } from "./connection";
 import { freeConnection } from "./connection-table";
+import { ECONNRESET } from "./errors";
 import { queueReset } from "./control-queue";
 import { removeFromAcceptQueue } from "./listener";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK } from "./packet";
@@ -20,7 +21,8 @@ import { socketForFd } from "./socket-table";
 export const CLOSE_TIMEOUT_NS: u64 = 8000000000;
 
 // Releases the tuple. `error` is what the socket reports (0: a clean end, reads drain then EOF).
-export function endConnection(c: Connection, reason: string, error: i32 = 0): void {
+// `keepQueued`: a connection waiting in an accept queue stays there whatever it holds.
+export function endConnection(c: Connection, reason: string, error: i32 = 0, keepQueued: bool = false): void {
   if (c.state == CONN_FREE) return;
   if (c.endReason.length == 0) c.endReason = reason;
   if (error != 0) c.error = error;
@@ -31,11 +33,29 @@ export function endConnection(c: Connection, reason: string, error: i32 = 0): vo
     // Ended before anyone accepted it. With data (a client that wrote and closed at once) it
     // stays queued, like Linux: accept hands it out, reads drain the data, then EOF.
     // Without data it is dropped rather than handed out dead.
-    if (c.rx.count > 0 && error == 0) return;
+    if (keepQueued || (c.rx.count > 0 && error == 0)) return;
     discardPending(c);
     return;
   }
   if (c.fd < 0) freeConnection(c);
+}
+
+// TRANSPORT_RESET, per state as Linux (virtio_transport.c virtio_vsock_event_handle runs
+// virtio_vsock_reset_sock, sk_state = TCP_CLOSE and sk_err = ECONNRESET, over af_vsock.c's
+// connected table, which holds established sockets, children waiting in an accept queue and
+// closed sockets still lingering; not a connect in progress). True when c was reset.
+//  - connecting: untouched; not in that table: a RESPONSE can still come, else the connect times out.
+//  - ended already (CLOSED): untouched. Linux stamps sk_err too, but its reads report EOF (SOCK_DONE
+//    was set when the peer ended it); ours keep the buffered data, then EOF.
+//  - established, held by a socket: ECONNRESET after the buffered data (Linux loses that data).
+//  - established, waiting in an accept queue: stays queued, as in Linux; accept hands it out with
+//    ECONNRESET, after its data.
+//  - closing (the application closed): freed; the host forgot the tuple, nobody will answer.
+export function resetByTransport(c: Connection): bool {
+  if (c.state != CONN_ESTABLISHED && c.state != CONN_CLOSING) return false;
+  c.peerShutdown = VIRTIO_VSOCK_SHUTDOWN_MASK;
+  endConnection(c, "transport-reset", ECONNRESET, true);
+  return true;
 }
 
 // Removes a not-yet-accepted connection from its listener's queue and frees it.

@@ -28,7 +28,7 @@ import {
 import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, allocateConnection, logConnectionOpened } from "./connection-table";
 import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, popReset, queueReset, resetsQueued } from "./control-queue";
 import { receiveAllowed, updatePeerCredit } from "./credit";
-import { endConnection, resetConnection } from "./lifecycle";
+import { endConnection, resetByTransport, resetConnection } from "./lifecycle";
 import { backlogFull, enqueueAccept } from "./listener";
 import {
   headerDstCid,
@@ -317,18 +317,15 @@ function runTimers(now: u64): void {
 }
 
 // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the host forgot every connection (e.g. after migration)
-// and our cid may have changed. Connections end with ECONNRESET; listeners and bound ports stay.
+// and our cid may have changed. Live connections end with ECONNRESET, each state as Linux
+// (lifecycle.ts resetByTransport); listeners and bound ports stay.
 function transportReset(): void {
   const oldCid = localCid();
   setLocalCid(deviceGuestCid());
   clearResets();
   let ended = 0;
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
-    const c = connectionAt(i);
-    if (c.state == CONN_FREE) continue;
-    ended++;
-    c.peerShutdown = VIRTIO_VSOCK_SHUTDOWN_MASK;
-    endConnection(c, "transport-reset", ECONNRESET);
+    if (resetByTransport(connectionAt(i))) ended++;
   }
   if (logBegin(LEVEL_INFO, "vsock")) {
     logStr("transport reset");
