@@ -1,6 +1,7 @@
 // How a connection ends. Two steps, like Linux: the tuple is released (no more packets reach the
 // connection), then the connection returns to the pool once no socket or accept queue holds it.
 import { clockNs } from "../platform/imports";
+import { logBegin, logEnd, logKv, logStr } from "../platform/log";
 import {
   Connection,
   CONN_CLOSED,
@@ -10,12 +11,13 @@ import {
   CONN_FREE,
   OWE_SHUTDOWN,
 } from "./connection";
-import { freeConnection } from "./connection-table";
-import { ECONNRESET } from "./errors";
+import { allocateConnection, connectionAt, freeConnection } from "./connection-table";
 import { queueReset } from "./control-queue";
-import { removeFromAcceptQueue } from "./listener";
+import { ECONNRESET } from "./errors";
+import { oldestPending, overShare, removeFromAcceptQueue } from "./listener";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK } from "./packet";
-import { socketForFd } from "./socket-table";
+import { countRejection, REJECT_LISTENER_OVER_SHARE, rejectionCount } from "./rejections";
+import { MAX_SOCKETS, Socket, SOCK_LISTENING, socketAt, socketForFd } from "./socket-table";
 
 // Linux VSOCK_CLOSE_TIMEOUT: how long a closed connection waits for the peer's RST.
 export const CLOSE_TIMEOUT_NS: u64 = 8000000000;
@@ -66,6 +68,13 @@ export function discardPending(c: Connection): void {
   freeConnection(c);
 }
 
+// Refuses a not-yet-accepted connection: RST (if the peer still has the tuple), then discarded.
+export function resetPending(c: Connection, reason: string): void {
+  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
+  if (c.endReason.length == 0) c.endReason = reason;
+  discardPending(c);
+}
+
 // Sends RST (queued: never blocks) and releases the tuple.
 export function resetConnection(c: Connection, reason: string, error: i32 = 0): void {
   if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
@@ -91,4 +100,53 @@ export function closeByApplication(c: Connection): void {
   if (c.state == CONN_CONNECTING) c.endReason = "connect-abandoned";
   // CONNECTING (Linux sends nothing; a late RESPONSE meets an RST), CLOSED, or already CLOSING.
   if (c.state != CONN_CLOSING) freeConnection(c);
+}
+
+// ---- capacity ----------------------------------------------------------------------------
+// Accept queues (up to 64 per listener), closing connections (held up to 8 s) and outgoing
+// connects share one table. When it is full, a slot is taken back from what nobody is using:
+//  1. a closing connection whose application is gone and whose SHUTDOWN is out, the one closest
+//     to its timeout: it only waits for the peer's RST; ours goes now, as the timeout would send it;
+//  2. else the oldest unaccepted connection of the listener holding the most of them, if it holds
+//     more than its share (listener.ts LISTENER_SHARE, half the table) and is not the requester:
+//     RST, as closing that listener would.
+// So a REQUEST flood on one listener takes at most half the table from outgoing connects and
+// other listeners. `requester` is the listener asking (null: an outgoing connect).
+
+// A blank connection for the tuple, reclaiming a slot when the table is full; null when none.
+export function allocateOrReclaim(localPort: u32, peerCid: u64, peerPort: u32, outbound: bool, requester: Socket | null): Connection | null {
+  const c = allocateConnection(localPort, peerCid, peerPort, outbound);
+  if (c != null || !reclaimConnection(requester)) return c;
+  return allocateConnection(localPort, peerCid, peerPort, outbound);
+}
+
+function reclaimConnection(requester: Socket | null): bool {
+  let closing: Connection | null = null;
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = connectionAt(i);
+    if (c.state != CONN_CLOSING || c.fd >= 0 || c.owed != 0 || c.tx.count != 0) continue;
+    if (closing == null || c.deadline < closing.deadline) closing = c;
+  }
+  if (closing != null) {
+    resetConnection(closing, "close-reclaimed");
+    return true;
+  }
+  let flooded: Socket | null = null;
+  for (let i = 0; i < MAX_SOCKETS; i++) {
+    const s = socketAt(i);
+    if (s.state != SOCK_LISTENING || s == requester || !overShare(s)) continue;
+    if (flooded == null || s.pending > flooded.pending) flooded = s;
+  }
+  if (flooded == null) return false;
+  const victim = oldestPending(flooded)!;
+  if (logBegin(countRejection(REJECT_LISTENER_OVER_SHARE), "vsock")) {
+    logStr("rejected: listener over its share: its oldest queued connection reset for room");
+    logKv("local", flooded.localPort);
+    logKv("pending", <u64>flooded.pending);
+    logKv("peer_port", victim.peerPort);
+    logKv("count", rejectionCount(REJECT_LISTENER_OVER_SHARE));
+    logEnd();
+  }
+  resetPending(victim, "reclaimed");
+  return true;
 }

@@ -33,7 +33,10 @@ export const REJECT_CONNECTION_TABLE_FULL: i32 = 21; // REQUEST with every conne
 export const REJECT_UNEXPECTED_OP: i32 = 22; // an op the connection's state does not allow
 export const REJECT_RW_BEYOND_CREDIT: i32 = 23; // more data than the window we granted: dropped
 export const REJECT_CREDIT_FWD_CNT_AHEAD: i32 = 24; // the peer claims to have read more than we sent
-export const REJECTION_REASONS: i32 = 25;
+// A listener holding more than its share of the table in connections nobody accepted (a REQUEST
+// flood): its REQUEST refused with RST when the table is full, or its oldest one reset for room.
+export const REJECT_LISTENER_OVER_SHARE: i32 = 25;
+export const REJECTION_REASONS: i32 = 26;
 
 const counts = new StaticArray<u64>(REJECTION_REASONS);
 
@@ -65,6 +68,7 @@ export function rejectionKey(reason: i32): string {
     case REJECT_UNEXPECTED_OP: return "unexpected_op";
     case REJECT_RW_BEYOND_CREDIT: return "rw_beyond_credit";
     case REJECT_CREDIT_FWD_CNT_AHEAD: return "credit_fwd_cnt_ahead";
+    case REJECT_LISTENER_OVER_SHARE: return "listener_over_share";
   }
   return "";
 }

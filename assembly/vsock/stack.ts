@@ -25,11 +25,11 @@ import {
   RECEIVE_BUFFER_CAPACITY,
   SEND_BUFFER_CAPACITY,
 } from "./connection";
-import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, allocateConnection, logConnectionOpened } from "./connection-table";
+import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, logConnectionOpened } from "./connection-table";
 import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, popReset, queueReset, resetsQueued } from "./control-queue";
 import { receiveAllowed, updatePeerCredit } from "./credit";
-import { endConnection, resetByTransport, resetConnection } from "./lifecycle";
-import { backlogFull, enqueueAccept } from "./listener";
+import { allocateOrReclaim, endConnection, resetByTransport, resetConnection } from "./lifecycle";
+import { backlogFull, enqueueAccept, overShare } from "./listener";
 import {
   headerDstCid,
   headerDstPort,
@@ -62,6 +62,7 @@ import {
   REJECT_BACKLOG_FULL,
   REJECT_CONNECTION_TABLE_FULL,
   REJECT_DST_CID,
+  REJECT_LISTENER_OVER_SHARE,
   REJECT_NO_SOCKET,
   REJECT_NOT_REQUEST_TO_LISTENER,
   REJECT_RW_BEYOND_CREDIT,
@@ -228,9 +229,10 @@ function receiveListening(listener: Socket, h: usize): void {
     rejectWithReset(REJECT_BACKLOG_FULL, "backlog full: RST", h);
     return;
   }
-  const c = allocateConnection(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), false);
+  const c = allocateOrReclaim(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), false, listener);
   if (c == null) {
-    rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
+    if (overShare(listener)) rejectWithReset(REJECT_LISTENER_OVER_SHARE, "listener over its share of a full table: RST", h);
+    else rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
     return;
   }
   c.bufAlloc = listener.bufferSize;
