@@ -382,6 +382,8 @@ export class SimHost {
    * machine when the wasm has the unit build's hooks; then every tick checks credit integrity.
    */
   guestAccounting: ((socket: HostSocket) => GuestRxAccounting | null) | null = null;
+  /** Just GuestRxAccounting.arrived (the cheap first look). */
+  guestArrived: ((socket: HostSocket) => number | null) | null = null;
   /** A REQUEST to a port without a listener: a listener made on demand (vhost-user: `<uds-path>_<port>`), or null for RST. */
   listenerFor: ((port: number) => HostListener | null) | null = null;
   private readonly connections = new Map<string, HostSocket>();
@@ -565,13 +567,15 @@ export class SimHost {
    * For each connection, from the firmware's own accounting: arrived = consumed (fwd_cnt) +
    * buffered (u32 wrap), nothing refused as beyond credit, and nothing arrived that the host did
    * not send. A failure is a violation naming the connection and the byte counts (once per
-   * connection). Cheap: a connection whose arrivals caught up with what the host sent is skipped
-   * until the host sends again.
+   * connection). Cheap: the accounting can only go wrong when bytes arrive, so a connection is
+   * looked at only while bytes are in transit, and checked in full only when its arrivals moved.
    */
   checkCreditIntegrity(): void {
-    if (!this.guestAccounting) return;
+    if (!this.guestAccounting || !this.guestArrived) return;
     for (const socket of this.connections.values()) {
       if (socket.integrityReported || socket.integrityArrived === socket.bytesSent) continue;
+      const arrived = this.guestArrived(socket);
+      if (arrived === null || arrived === socket.integrityArrived) continue;
       const guest = this.guestAccounting(socket);
       if (!guest) continue;
       socket.integrityArrived = guest.arrived;

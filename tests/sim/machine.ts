@@ -184,10 +184,14 @@ export class Machine {
     const accounting = machine.exports.vsock_test_rx_accounting as ((port: number, cid: bigint, peer: number, field: number) => bigint) | undefined;
     if (accounting && machine.device) {
       // The unit build's hook: the host checks credit integrity on every tick (host.ts).
+      const field = (socket: HostSocket, n: number) => Number(accounting(socket.peerPort, VSOCK_HOST_CID, socket.localPort, n));
+      machine.host.guestArrived = (socket) => {
+        const arrived = field(socket, 0);
+        return arrived < 0 ? null : arrived;
+      };
       machine.host.guestAccounting = (socket) => {
-        const field = (n: number) => Number(accounting(socket.peerPort, VSOCK_HOST_CID, socket.localPort, n));
-        const arrived = field(0);
-        return arrived < 0 ? null : { arrived, fwdCnt: field(1), buffered: field(2), dropped: field(3) };
+        const arrived = field(socket, 0);
+        return arrived < 0 ? null : { arrived, fwdCnt: field(socket, 1), buffered: field(socket, 2), dropped: field(socket, 3) };
       };
     }
     return machine;
