@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Machine } from "../sim/machine";
-import { MSG_DONTWAIT, MSG_PEEK, RX_WINDOW, SEND_BUFFER, guest, noViolations, pattern } from "./vsock-helpers";
+import { accepted, MSG_DONTWAIT, MSG_PEEK, RX_WINDOW, SEND_BUFFER, noViolations, pattern } from "./vsock-helpers";
 
 const RX = 0;
 const TX = 1;
@@ -19,16 +19,6 @@ function ring(m: Machine, fd: number, which: number): { head: number; count: num
 
 function straddles(r: { head: number; count: number; capacity: number }): boolean {
   return r.head > 0 && r.head + r.count > r.capacity;
-}
-
-async function accepted(port: number, hostPort: number, options = {}) {
-  const { m, g } = await guest(options);
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const fd = g.accept(lfd).fd;
-  assert.ok(fd >= 0);
-  return { m, g, h, fd };
 }
 
 test("receive ring: write across the end, peek and read across the wrap point", async () => {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rejections } from "./rejection-counts";
-import { ECHO_PORT, OP_CREDIT_UPDATE, RX_WINDOW, guest, noViolations, pattern, sent } from "./vsock-helpers";
+import { ECHO_PORT, accepted, OP_CREDIT_UPDATE, RX_WINDOW, guest, noViolations, pattern, sent } from "./vsock-helpers";
 
 const WRAP = 2n ** 32n;
 // 8 GiB minus 300 KB: the counters read 2^32 - 300,000, and the byte totals are past 4 GiB.
@@ -20,13 +20,10 @@ async function nearWrap() {
 }
 
 async function acceptedNearWrap(port: number, hostPort: number) {
-  const { m, g } = await nearWrap();
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const a = g.accept(lfd);
-  assert.ok(a.fd >= 0);
-  return { m, g, h, fd: a.fd };
+  return accepted(port, hostPort, {}, (m) => {
+    m.exports.vsock_test_counter_start(START);
+    m.host.counterStart = START;
+  });
 }
 
 /** Whether a u32 counter that started at START_U32 has wrapped past 0. */

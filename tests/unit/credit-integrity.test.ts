@@ -2,17 +2,7 @@
 // invariant that every test using the sim's host runs on each tick (tests/sim/host.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { OP_CREDIT_UPDATE, OP_RW, RX_WINDOW, SO_VM_SOCKETS_BUFFER_SIZE, guest, noViolations, pattern, sent } from "./vsock-helpers";
-
-async function accepted(port: number, hostPort: number) {
-  const { m, g } = await guest();
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const a = g.accept(lfd);
-  assert.ok(a.fd >= 0);
-  return { m, g, h, fd: a.fd };
-}
+import { accepted, OP_CREDIT_UPDATE, OP_RW, RX_WINDOW, SO_VM_SOCKETS_BUFFER_SIZE, noViolations, pattern, sent } from "./vsock-helpers";
 
 test("a buffer size lowered under granted credit: every byte the host sent arrives, the window shrinks as it drains", async () => {
   const { m, g, h, fd } = await accepted(5400, 7400);

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  accepted,
   EAGAIN,
   ECONNRESET,
   EINPROGRESS,
@@ -19,22 +20,12 @@ import {
 } from "./vsock-helpers";
 import { CLOSE_TIMEOUT_NS } from "../sim/host";
 
-async function pair(port: number, hostPort: number) {
-  const { m, g } = await guest();
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const fd = g.accept(lfd).fd;
-  assert.ok(fd >= 0);
-  return { m, g, h, fd, lfd };
-}
-
 for (const [how, end] of [
   ["closed (SHUTDOWN both ways)", "close"],
   ["reset (RST)", "reset"],
 ] as const) {
   test(`transport reset after the peer already ${how}: reads keep the data, then EOF, no ECONNRESET`, async () => {
-    const { m, g, h, fd } = await pair(5600, 8600);
+    const { m, g, h, fd } = await accepted(5600, 8600);
     h.send("bye");
     m.poll(2);
     h[end]();
@@ -112,7 +103,7 @@ for (const [what, flags] of [
   ["SHUTDOWN SEND then SHUTDOWN RCV", [1, 0]],
 ] as const) {
   test(`${what} from the peer while we are closing: RST and the connection ends at once`, async () => {
-    const { m, g, h, fd } = await pair(5610, 8610);
+    const { m, g, h, fd } = await accepted(5610, 8610);
     // The host does not read, so our SHUTDOWN finds unread data and it does not answer with RST.
     h.pauseReading(true);
     assert.equal(g.send(fd, pattern(1000, 5)), 1000);

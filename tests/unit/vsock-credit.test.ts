@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  accepted,
   MAX_PAYLOAD,
   MSG_DONTWAIT,
   EAGAIN,
@@ -14,16 +15,6 @@ import {
   pattern,
   sent,
 } from "./vsock-helpers";
-
-async function accepted(port: number, hostPort: number, options = {}) {
-  const { m, g } = await guest(options);
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const a = g.accept(lfd);
-  assert.ok(a.fd >= 0);
-  return { m, g, h, fd: a.fd };
-}
 
 test("host -> guest transfer of 4x the window: the guest sends CREDIT_UPDATE as it reads (no freeze at buf_alloc)", async () => {
   const { m, g, h, fd } = await accepted(5100, 7100);
