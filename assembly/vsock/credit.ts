@@ -78,9 +78,12 @@ export function receiveAllowed(c: Connection, length: u32): bool {
 // The peer will send at most bufAlloc - (bytes it sent - fwd_cnt it last saw). Once that view of
 // our free space drops below a threshold (64 KiB, or a quarter of the buffer when that is larger),
 // consumption must be reported: Linux senders never ask (no CREDIT_REQUEST) and would stall.
+// While a lowered buffer size waits for the old grant to drain, an update would not move the
+// credit end (the peer could send nothing more): none is due then.
 export function creditUpdateDue(c: Connection): bool {
   const unreported = c.fwdCnt - c.lastFwdCntSent;
   if (unreported == 0) return false;
+  if (c.fwdCnt + advertisedBufAlloc(c) == c.creditEnd) return false;
   const held = <u64>c.rx.count + <u64>unreported;
   const peerView: u64 = held >= <u64>c.bufAlloc ? 0 : <u64>c.bufAlloc - held;
   const threshold = max<u64>(<u64>VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, <u64>(c.bufAlloc >> 2));
