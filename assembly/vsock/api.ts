@@ -35,7 +35,7 @@ import {
   OWE_REQUEST,
   OWE_SHUTDOWN,
 } from "./connection";
-import { allocateConnection, findConnection, freeConnection, liveConnectionCount } from "./connection-table";
+import { findConnection, freeConnection, liveConnectionCount } from "./connection-table";
 import { creditUpdateDue } from "./credit";
 import {
   EADDRINUSE,
@@ -53,8 +53,7 @@ import {
   EPIPE,
   errnoName,
 } from "./errors";
-import { closeByApplication, discardPending } from "./lifecycle";
-import { queueReset } from "./control-queue";
+import { allocateOrReclaim, closeByApplication, resetPending } from "./lifecycle";
 import { oldestPending, removeFromAcceptQueue } from "./listener";
 import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
@@ -210,7 +209,7 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
     s.localPort = ephemeral;
   }
   if (findConnection(s.localPort, <u64>cid, port) != null) return fail("connect", fd, EADDRINUSE);
-  const c = allocateConnection(s.localPort, <u64>cid, port, true);
+  const c = allocateOrReclaim(s.localPort, <u64>cid, port, true, null);
   if (c == null) return fail("connect", fd, ENOBUFS);
   c.bufAlloc = s.bufferSize;
   c.state = CONN_CONNECTING;
@@ -324,9 +323,7 @@ export function vs_close(fd: i32): i32 {
     // Connections nobody accepted are refused now rather than left to time out.
     let c = oldestPending(s);
     while (c != null) {
-      if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
-      if (c.endReason.length == 0) c.endReason = "listener-closed";
-      discardPending(c);
+      resetPending(c, "listener-closed");
       c = oldestPending(s);
     }
   } else if (s.state == SOCK_CONNECTED) {

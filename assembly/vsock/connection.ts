@@ -35,12 +35,15 @@ export class Connection {
   listenerFd: i32 = -1; // set while waiting in that listener's accept queue
   acceptOrder: u64 = 0; // accept queue position (lowest first)
 
-  // Receive side: rx holds bytes not read yet; bufAlloc is what we advertise; fwdCnt counts bytes
-  // the application consumed; lastFwdCntSent is the fwd_cnt the peer last saw from us.
+  // Receive side: rx holds bytes not read yet; bufAlloc is the buffer size the application asked
+  // for; fwdCnt counts bytes the application consumed; lastFwdCntSent is the fwd_cnt the peer last
+  // saw from us; creditEnd is how far (in fwd_cnt's byte count) we ever let the peer send, which
+  // never moves back (credit.ts).
   rx: ByteRing;
   bufAlloc: u32 = RECEIVE_BUFFER_CAPACITY;
   fwdCnt: u32 = 0;
   lastFwdCntSent: u32 = 0;
+  creditEnd: u32 = 0;
 
   // Send side: txCnt counts bytes we sent; the peer's window is peerBufAlloc - (txCnt - peerFwdCnt).
   tx: ByteRing;
@@ -57,6 +60,7 @@ export class Connection {
   deadline: u64 = 0; // connect timeout (CONNECTING) or close timeout (CLOSING)
 
   openedAt: u64 = 0;
+  bytesArrived: u64 = 0; // RW payload that reached this connection, whatever became of it
   bytesReceived: u64 = 0;
   bytesSent: u64 = 0;
   dropped: u32 = 0; // RW payload bytes dropped because the peer overran our window
@@ -82,6 +86,7 @@ export class Connection {
     this.bufAlloc = RECEIVE_BUFFER_CAPACITY;
     this.fwdCnt = 0;
     this.lastFwdCntSent = 0;
+    this.creditEnd = 0;
     this.tx.reset();
     this.txCnt = 0;
     this.peerBufAlloc = 0;
@@ -94,6 +99,7 @@ export class Connection {
     this.established = false;
     this.deadline = 0;
     this.openedAt = 0;
+    this.bytesArrived = 0;
     this.bytesReceived = 0;
     this.bytesSent = 0;
     this.dropped = 0;

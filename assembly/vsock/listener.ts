@@ -7,8 +7,17 @@ import { Socket } from "./socket-table";
 
 let nextAcceptOrder: u64 = 1;
 
+// Connections nobody accepted yet share the table with everything else: a listener holding more
+// than half of it in them is over its share, and gives them back when others need room
+// (lifecycle.ts reclaimConnection).
+export const LISTENER_SHARE: i32 = MAX_CONNECTIONS / 2;
+
 export function backlogFull(listener: Socket): bool {
   return listener.pending >= listener.backlog;
+}
+
+export function overShare(listener: Socket): bool {
+  return listener.pending > LISTENER_SHARE;
 }
 
 export function enqueueAccept(listener: Socket, c: Connection): void {

@@ -36,7 +36,10 @@ export const REJECT_CREDIT_FWD_CNT_AHEAD: i32 = 24; // the peer claims to have r
 // Device layer, tolerated rather than refused: counted so a device that does it shows.
 export const REJECT_RX_USED_EXTRA: i32 = 25; // used length past the header's len: packet kept, extra ignored
 export const REJECT_GUEST_CID_INVALID: i32 = 26; // guest_cid 0, 1, 2, 0xffffffff or above 32 bits: device unused
-export const REJECTION_REASONS: i32 = 27;
+// A listener holding more than its share of the table in connections nobody accepted (a REQUEST
+// flood): its REQUEST refused with RST when the table is full, or its oldest one reset for room.
+export const REJECT_LISTENER_OVER_SHARE: i32 = 27;
+export const REJECTION_REASONS: i32 = 28;
 
 const counts = new StaticArray<u64>(REJECTION_REASONS);
 
@@ -70,6 +73,7 @@ export function rejectionKey(reason: i32): string {
     case REJECT_CREDIT_FWD_CNT_AHEAD: return "credit_fwd_cnt_ahead";
     case REJECT_RX_USED_EXTRA: return "rx_used_extra";
     case REJECT_GUEST_CID_INVALID: return "guest_cid_invalid";
+    case REJECT_LISTENER_OVER_SHARE: return "listener_over_share";
   }
   return "";
 }

@@ -13,7 +13,8 @@ import { CONN_CONNECTING, CONN_ESTABLISHED, OWE_CREDIT_REPLY, RECEIVE_BUFFER_CAP
 import { EINVAL, EOPNOTSUPP } from "./errors";
 import { Socket } from "./socket-table";
 
-// Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer.
+// Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer. A lower
+// size never revokes credit already granted: the advertised window shrinks as it drains (credit.ts).
 function applyBufferSize(s: Socket, size: u64): void {
   let value = size > <u64>s.bufferMax ? s.bufferMax : <u32>size;
   if (value < s.bufferMin) value = s.bufferMin;

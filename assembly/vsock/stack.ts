@@ -25,11 +25,11 @@ import {
   RECEIVE_BUFFER_CAPACITY,
   SEND_BUFFER_CAPACITY,
 } from "./connection";
-import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, allocateConnection, logConnectionOpened } from "./connection-table";
+import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, logConnectionOpened } from "./connection-table";
 import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, popReset, queueReset, resetsQueued } from "./control-queue";
-import { updatePeerCredit } from "./credit";
-import { endConnection, resetConnection } from "./lifecycle";
-import { backlogFull, enqueueAccept } from "./listener";
+import { receiveAllowed, updatePeerCredit } from "./credit";
+import { allocateOrReclaim, endConnection, resetByTransport, resetConnection } from "./lifecycle";
+import { backlogFull, enqueueAccept, overShare } from "./listener";
 import {
   headerDstCid,
   headerDstPort,
@@ -63,6 +63,7 @@ import {
   REJECT_BACKLOG_FULL,
   REJECT_CONNECTION_TABLE_FULL,
   REJECT_DST_CID,
+  REJECT_LISTENER_OVER_SHARE,
   REJECT_NO_SOCKET,
   REJECT_NOT_REQUEST_TO_LISTENER,
   REJECT_RW_BEYOND_CREDIT,
@@ -202,6 +203,7 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
   }
   if (c != null) {
     updatePeerCredit(c, h); // every header carries the peer's current credit
+    if (headerOp(h) == VIRTIO_VSOCK_OP_RW) c.bytesArrived += min(payloadLength, headerLen(h));
     if (c.state == CONN_CONNECTING) receiveConnecting(c, h);
     else if (c.state == CONN_ESTABLISHED) receiveEstablished(c, h, payload, min(payloadLength, headerLen(h)));
     else if (c.state == CONN_CLOSING) receiveClosing(c, h);
@@ -229,9 +231,10 @@ function receiveListening(listener: Socket, h: usize): void {
     rejectWithReset(REJECT_BACKLOG_FULL, "backlog full: RST", h);
     return;
   }
-  const c = allocateConnection(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), false);
+  const c = allocateOrReclaim(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), false, listener);
   if (c == null) {
-    rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
+    if (overShare(listener)) rejectWithReset(REJECT_LISTENER_OVER_SHARE, "listener over its share of a full table: RST", h);
+    else rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
     return;
   }
   c.bufAlloc = listener.bufferSize;
@@ -263,7 +266,7 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RW) {
     if (length == 0) return;
-    if (<u64>c.rx.count + <u64>length > <u64>c.bufAlloc || length > c.rx.free()) {
+    if (!receiveAllowed(c, length)) {
       // The peer overran the credit we gave it; Linux drops such a packet too.
       c.dropped += length;
       rejectPacket(REJECT_RW_BEYOND_CREDIT, "RW beyond our credit dropped", h);
@@ -318,18 +321,15 @@ function runTimers(now: u64): void {
 }
 
 // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the host forgot every connection (e.g. after migration)
-// and our cid may have changed. Connections end with ECONNRESET; listeners and bound ports stay.
+// and our cid may have changed. Live connections end with ECONNRESET, each state as Linux
+// (lifecycle.ts resetByTransport); listeners and bound ports stay.
 function transportReset(): void {
   const oldCid = localCid();
   setLocalCid(deviceGuestCid());
   clearResets();
   let ended = 0;
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
-    const c = connectionAt(i);
-    if (c.state == CONN_FREE) continue;
-    ended++;
-    c.peerShutdown = VIRTIO_VSOCK_SHUTDOWN_MASK;
-    endConnection(c, "transport-reset", ECONNRESET);
+    if (resetByTransport(connectionAt(i))) ended++;
   }
   if (logBegin(LEVEL_INFO, "vsock")) {
     logStr("transport reset");

@@ -12,7 +12,7 @@ import {
   OWE_RESPONSE,
   OWE_SHUTDOWN,
 } from "./connection";
-import { peerFreeSpace } from "./credit";
+import { advertiseCredit, peerFreeSpace } from "./credit";
 import {
   VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE,
@@ -63,8 +63,7 @@ function stalled(): bool {
 function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
   const buffer = txAcquire();
   if (buffer == 0) return stalled();
-  writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, op, flags, 0, c.bufAlloc, c.fwdCnt);
-  c.lastFwdCntSent = c.fwdCnt;
+  writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, op, flags, 0, advertiseCredit(c), c.fwdCnt);
   submit(buffer, 0);
   return true;
 }
@@ -91,8 +90,7 @@ function sendData(c: Connection): bool {
     const buffer = txAcquire();
     if (buffer == 0) return stalled();
     c.tx.read(buffer + VSOCK_HEADER_SIZE, n);
-    writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, c.bufAlloc, c.fwdCnt);
-    c.lastFwdCntSent = c.fwdCnt;
+    writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, advertiseCredit(c), c.fwdCnt);
     c.txCnt += n;
     c.bytesSent += n;
     submit(buffer, n);

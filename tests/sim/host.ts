@@ -73,6 +73,11 @@ export class HostSocket {
   peerFwdCnt = 0;
   /** Packet counters, by what this side sent. */
   creditUpdatesSent = 0;
+  /** RW payload bytes sent, in total (not wrapping; includes the host's counterStart). */
+  bytesSent = 0;
+  /** The credit-integrity check's memory: arrivals it last saw, and whether it already reported. */
+  integrityArrived = -1;
+  integrityReported = false;
   private paused = false;
   private readonly unread: Uint8Array[] = [];
   private readonly readChunks: Uint8Array[] = [];
@@ -96,6 +101,10 @@ export class HostSocket {
   ) {
     this.state = state;
     this.bufAlloc = host.bufAlloc;
+    // As if counterStart bytes had gone each way: the u32 counters wrap as Linux's do.
+    const start = Number(BigInt.asUintN(32, host.counterStart));
+    this.txCnt = this.fwdCnt = this.lastFwdCnt = this.peerFwdCnt = start;
+    this.bytesSent = Number(host.counterStart);
   }
 
   get peerCid(): bigint {
@@ -261,6 +270,7 @@ export class HostSocket {
       if (n === 0) break;
       const payload = this.takePending(n);
       this.txCnt = (this.txCnt + n) >>> 0;
+      this.bytesSent += n;
       this.host.sendPacket(this, VIRTIO_VSOCK_OP_RW, 0, false, payload);
     }
     if (this.pendingBytes > 0 && !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV)) return;
@@ -347,12 +357,33 @@ export interface SimHostOptions {
   creditUpdateOnDrain?: boolean;
   /** false: the sockets keep nothing of what was read (`received` stays empty; onData still sees it). */
   keepReceived?: boolean;
+  /** Sockets start as if this many bytes had gone each way (tests of the 4 GiB counter wrap). */
+  counterStart?: bigint;
+}
+
+/** The firmware's receive accounting for one connection (unit build test hook), u32 counters as numbers. */
+export interface GuestRxAccounting {
+  /** RW payload bytes that reached the connection, in total (includes the counter start). */
+  arrived: number;
+  /** Bytes the application consumed (fwd_cnt, wraps at 2^32). */
+  fwdCnt: number;
+  buffered: number;
+  /** Bytes refused as beyond the credit the firmware granted. */
+  dropped: number;
 }
 
 export class SimHost {
   readonly bufAlloc: number;
   readonly creditUpdateOnDrain: boolean;
   readonly keepReceived: boolean;
+  counterStart: bigint;
+  /**
+   * The firmware's receive accounting for a socket's tuple (null: no connection there). Set by the
+   * machine when the wasm has the unit build's hooks; then every tick checks credit integrity.
+   */
+  guestAccounting: ((socket: HostSocket) => GuestRxAccounting | null) | null = null;
+  /** Just GuestRxAccounting.arrived (the cheap first look). */
+  guestArrived: ((socket: HostSocket) => number | null) | null = null;
   /** A REQUEST to a port without a listener: a listener made on demand (vhost-user: `<uds-path>_<port>`), or null for RST. */
   listenerFor: ((port: number) => HostListener | null) | null = null;
   private readonly connections = new Map<string, HostSocket>();
@@ -368,6 +399,7 @@ export class SimHost {
     this.bufAlloc = options.bufAlloc ?? 262144;
     this.creditUpdateOnDrain = options.creditUpdateOnDrain ?? false;
     this.keepReceived = options.keepReceived ?? true;
+    this.counterStart = options.counterStart ?? 0n;
   }
 
   private static key(localPort: number, peerPort: number): string {
@@ -529,8 +561,38 @@ export class SimHost {
     }
   }
 
+  /**
+   * Credit integrity (issue 19 "No hole, no hang"): this host respects the guest's credit, so every
+   * byte it sent must be delivered to the guest's application or still buffered in the firmware.
+   * For each connection, from the firmware's own accounting: arrived = consumed (fwd_cnt) +
+   * buffered (u32 wrap), nothing refused as beyond credit, and nothing arrived that the host did
+   * not send. A failure is a violation naming the connection and the byte counts (once per
+   * connection). Cheap: the accounting can only go wrong when bytes arrive, so a connection is
+   * looked at only while bytes are in transit, and checked in full only when its arrivals moved.
+   */
+  checkCreditIntegrity(): void {
+    if (!this.guestAccounting || !this.guestArrived) return;
+    for (const socket of this.connections.values()) {
+      if (socket.integrityReported || socket.integrityArrived === socket.bytesSent) continue;
+      const arrived = this.guestArrived(socket);
+      if (arrived === null || arrived === socket.integrityArrived) continue;
+      const guest = this.guestAccounting(socket);
+      if (!guest) continue;
+      socket.integrityArrived = guest.arrived;
+      const vanished = (guest.arrived - guest.fwdCnt - guest.buffered - guest.dropped) % 2 ** 32;
+      if (vanished === 0 && guest.dropped === 0 && guest.arrived <= socket.bytesSent) continue;
+      socket.integrityReported = true;
+      this.link.violation(
+        `credit integrity: connection host ${socket.localPort}<-guest ${socket.peerPort}: the host sent ${socket.bytesSent} bytes, ` +
+          `the firmware got ${guest.arrived}: the app consumed fwd_cnt ${guest.fwdCnt}, ${guest.buffered} buffered, ` +
+          `${guest.dropped} dropped as beyond credit, ${vanished} vanished`,
+      );
+    }
+  }
+
   /** Timers: connect timeout (no RST, like Linux) and the close linger (RST when it runs out). */
   tick(): void {
+    this.checkCreditIntegrity();
     const now = this.link.now();
     for (const socket of this.sockets()) {
       if (socket.deadline === null || now < socket.deadline) continue;

@@ -16,6 +16,7 @@ import { addQ35Functions } from "./q35";
 import { QueueInterrupts } from "./queue-interrupts";
 import { VirtioPciFunction } from "./virtio-pci";
 import { SimVsockDevice } from "./vsock-device";
+import { VSOCK_HOST_CID } from "./vsock-packet";
 
 export const DEFAULT_WASM_PATH = "build/unit/firmware.wasm";
 export const DEFAULT_MEMORY_BASE = 0x1000000;
@@ -195,6 +196,19 @@ export class Machine {
     machine.exports = machine.instance.exports as Record<string, any>;
     machine.memory = machine.exports.memory as WebAssembly.Memory;
     machine.guestMemory = wasmGuestMemory(machine.memory, machine.memoryBase);
+    const accounting = machine.exports.vsock_test_rx_accounting as ((port: number, cid: bigint, peer: number, field: number) => bigint) | undefined;
+    if (accounting && machine.device) {
+      // The unit build's hook: the host checks credit integrity on every tick (host.ts).
+      const field = (socket: HostSocket, n: number) => Number(accounting(socket.peerPort, VSOCK_HOST_CID, socket.localPort, n));
+      machine.host.guestArrived = (socket) => {
+        const arrived = field(socket, 0);
+        return arrived < 0 ? null : arrived;
+      };
+      machine.host.guestAccounting = (socket) => {
+        const arrived = field(socket, 0);
+        return arrived < 0 ? null : { arrived, fwdCnt: field(socket, 1), buffered: field(socket, 2), dropped: field(socket, 3) };
+      };
+    }
     return machine;
   }
 

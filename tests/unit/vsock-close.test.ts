@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  accepted,
   ECONNRESET,
   EAGAIN,
   EINPROGRESS,
@@ -29,17 +30,8 @@ import {
   text,
 } from "./vsock-helpers";
 
-async function pair(port: number, hostPort: number) {
-  const { m, g } = await guest();
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const fd = g.accept(lfd).fd;
-  return { m, g, h, fd, lfd };
-}
-
 test("half-close from the guest (SHUT_WR): the host sees EOF and can still send to us", async () => {
-  const { m, g, h, fd } = await pair(5300, 8300);
+  const { m, g, h, fd } = await accepted(5300, 8300);
   assert.equal(g.send(fd, "last words"), 10);
   assert.equal(g.shutdown(fd, SHUT_WR), 0);
   assert.ok(m.runUntil(() => h.eof, 100));
@@ -58,7 +50,7 @@ test("half-close from the guest (SHUT_WR): the host sees EOF and can still send 
 });
 
 test("half-close from the host: we read to EOF and keep sending", async () => {
-  const { m, g, h, fd } = await pair(5301, 8301);
+  const { m, g, h, fd } = await accepted(5301, 8301);
   h.send("question");
   h.shutdown(SHUT_WR);
   m.poll(3);
@@ -72,7 +64,7 @@ test("half-close from the host: we read to EOF and keep sending", async () => {
 });
 
 test("SHUT_RD: recv gives EOF at once and the peer is told", async () => {
-  const { m, g, h, fd } = await pair(5302, 8302);
+  const { m, g, h, fd } = await accepted(5302, 8302);
   h.send("ignored");
   m.poll(2);
   assert.equal(g.shutdown(fd, SHUT_RD), 0);
@@ -83,7 +75,7 @@ test("SHUT_RD: recv gives EOF at once and the peer is told", async () => {
 });
 
 test("close handshake: SHUTDOWN(3), the peer's RST frees the tuple; the summary is logged", async () => {
-  const { m, g, h, fd } = await pair(5303, 8303);
+  const { m, g, h, fd } = await accepted(5303, 8303);
   h.send("x".repeat(10));
   m.poll(2);
   g.recv(fd, 100);
@@ -100,7 +92,7 @@ test("close handshake: SHUTDOWN(3), the peer's RST frees the tuple; the summary 
 });
 
 test("close timeout: a peer that never answers our SHUTDOWN gets our RST after 8 s", async () => {
-  const { m, g, fd } = await pair(5304, 8304);
+  const { m, g, fd } = await accepted(5304, 8304);
   // A host that never answers: its packets for this connection are lost.
   const originalReceive = m.host.receive.bind(m.host);
   m.host.receive = (h, payload) => {
@@ -122,7 +114,7 @@ test("close timeout: a peer that never answers our SHUTDOWN gets our RST after 8
 });
 
 test("peer closes with SHUTDOWN(3) while data is buffered: data first, then EOF; we RST at once", async () => {
-  const { m, g, h, fd } = await pair(5305, 8305);
+  const { m, g, h, fd } = await accepted(5305, 8305);
   const data = pattern(5000, 5);
   h.send(data);
   h.close();
@@ -137,7 +129,7 @@ test("peer closes with SHUTDOWN(3) while data is buffered: data first, then EOF;
 });
 
 test("RST on an established connection: remaining data, then EOF; send fails", async () => {
-  const { m, g, h, fd } = await pair(5306, 8306);
+  const { m, g, h, fd } = await accepted(5306, 8306);
   h.send("before reset");
   m.poll(2);
   h.reset();
@@ -153,7 +145,7 @@ test("RST on an established connection: remaining data, then EOF; send fails", a
 });
 
 test("RST while waiting in the accept queue: the connection is dropped before accept", async () => {
-  const { m, g, lfd, h } = await pair(5307, 8307);
+  const { m, g, lfd, h } = await accepted(5307, 8307);
   const h2 = m.host.connect(5307, 8308);
   assert.ok(m.runUntil(() => h2.state === "connected", 100));
   h2.reset();
@@ -164,7 +156,7 @@ test("RST while waiting in the accept queue: the connection is dropped before ac
 });
 
 test("RST while closing ends the linger at once", async () => {
-  const { m, g, h, fd } = await pair(5308, 8308);
+  const { m, g, h, fd } = await accepted(5308, 8308);
   h.pauseReading(true); // unread data: the host's close path does not RST yet (Linux)
   g.send(fd, "unread");
   m.poll(2);
@@ -224,7 +216,7 @@ test("connect timeout: 2 s by default, settable; no RESPONSE -> ETIMEDOUT", asyn
 });
 
 test("transport reset: cid re-read, connections reset (ECONNRESET), listeners kept", async () => {
-  const { m, g, h, fd, lfd } = await pair(5309, 8309);
+  const { m, g, h, fd, lfd } = await accepted(5309, 8309);
   assert.ok(m.device!.transportReset(44));
   m.poll(2);
   assert.equal(m.exports.vs_local_cid(), 44n);

@@ -3,11 +3,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connectionLines } from "./connection-lines";
 import type { HostSocket } from "../sim/host";
+import { rejections } from "./rejection-counts";
 import {
   EADDRINUSE,
   EADDRNOTAVAIL,
   EAGAIN,
   ECHO_PORT,
+  ENOBUFS,
   MSG_DONTWAIT,
   OP_RST,
   VMADDR_PORT_ANY,
@@ -164,5 +166,99 @@ test("bind: an explicit port in use is EADDRINUSE; privileged ports only when bo
   assert.equal(g.connect(c, 6001), 0);
   assert.equal(hl.accept()!.peerPort, 80);
   assert.equal(sent(m, OP_RST).filter((p) => p.header.srcPort === 80).length, 0);
+  noViolations(m);
+});
+
+// ---- capacity (issue 19 item 4): a flood on one listener cannot take the whole table ----------
+
+const TABLE = 64;
+
+/** A listener whose application never accepts, flooded until the table is full. */
+async function flooded() {
+  const { m, g } = await guest();
+  g.listener(5700, TABLE);
+  const flood: HostSocket[] = [];
+  // The default services hold no connection: the flood can fill the whole table.
+  for (let i = 0; connCount(m) < TABLE && i < 2 * TABLE; i++) {
+    flood.push(m.host.connect(5700, 30000 + i));
+    m.poll(1);
+  }
+  assert.equal(connCount(m), TABLE);
+  assert.ok(flood.every((h) => h.state === "connected"));
+  return { m, g, flood };
+}
+
+test("a REQUEST flood on one listener: our own connect still gets a slot (its oldest queued connection reset)", async () => {
+  const { m, g, flood } = await flooded();
+  m.host.listen(6700);
+  const fd = g.socket();
+  assert.equal(g.connect(fd, 6700), 0, "not ENOBUFS");
+  assert.equal(flood[0].state, "reset", "the oldest unaccepted connection made room");
+  assert.equal(flood.filter((h) => h.state === "connected").length, TABLE - 1);
+  assert.equal(rejections(m, "listener_over_share"), 1);
+  assert.equal(m.logLines(/warn vsock: rejected: listener over its share: its oldest queued connection reset for room local=5700 pending=64 peer_port=30000 count=1/).length, 1);
+  assert.match(m.logLines("connection closed").at(-1)!, /local=5700 peer=2:30000 reason=reclaimed/);
+  // The flood goes on: refused with RST under its own reason while the table is full.
+  const more = m.host.connect(5700, 31000);
+  m.poll(2);
+  assert.equal(more.state, "reset");
+  assert.equal(rejections(m, "listener_over_share"), 2);
+  assert.equal(rejections(m, "connection_table_full"), 0);
+  noViolations(m);
+});
+
+test("a REQUEST flood on one listener: another listener's REQUEST still gets a slot", async () => {
+  const { m, g, flood } = await flooded();
+  const other = g.listener(5701);
+  const h = m.host.connect(5701, 32000);
+  assert.ok(m.runUntil(() => h.state !== "connecting", 100));
+  assert.equal(h.state, "connected");
+  assert.ok(g.accept(other).fd >= 0);
+  assert.equal(flood.filter((s) => s.state === "reset").length, 1);
+  noViolations(m);
+});
+
+test("the flood keeps its share: half the table is never taken back from it", async () => {
+  const { m, g, flood } = await flooded();
+  m.host.listen(6701);
+  const fds: number[] = [];
+  for (let i = 0; i < TABLE; i++) {
+    const fd = g.socket();
+    const r = g.connect(fd, 6701);
+    if (r !== 0) {
+      assert.equal(r, -ENOBUFS);
+      break;
+    }
+    fds.push(fd);
+  }
+  assert.equal(fds.length, TABLE / 2, "our connects took the other half");
+  assert.equal(flood.filter((h) => h.state === "connected").length, TABLE / 2);
+  noViolations(m);
+});
+
+test("closing connections whose peer never answers are taken back first, oldest first", async () => {
+  const { m, g } = await guest();
+  const lfd = g.listener(5702, TABLE);
+  const hosts: HostSocket[] = [];
+  for (let i = 0; i < TABLE; i++) {
+    const h = m.host.connect(5702, 33000 + i);
+    assert.ok(m.runUntil(() => h.state === "connected", 100));
+    // The host never reads, so it never answers our SHUTDOWN with RST: we linger up to 8 s.
+    h.pauseReading(true);
+    const fd = g.accept(lfd).fd;
+    assert.equal(g.send(fd, "x"), 1);
+    m.poll(1);
+    g.close(fd);
+    m.poll(1);
+    hosts.push(h);
+  }
+  assert.equal(connCount(m), TABLE);
+  m.host.listen(6702);
+  const fd = g.socket();
+  assert.equal(g.connect(fd, 6702), 0);
+  assert.equal(hosts[0].state, "closed", "the oldest closing connection got its RST early");
+  assert.equal(hosts.filter((h) => h.state === "connected").length, TABLE - 1);
+  assert.match(m.logLines("connection closed").at(-1)!, /peer=2:33000 reason=close-reclaimed/);
+  assert.equal(rejections(m, "listener_over_share"), 0);
   noViolations(m);
 });

@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  accepted,
   MAX_PAYLOAD,
   MSG_DONTWAIT,
   EAGAIN,
@@ -14,16 +15,6 @@ import {
   pattern,
   sent,
 } from "./vsock-helpers";
-
-async function accepted(port: number, hostPort: number, options = {}) {
-  const { m, g } = await guest(options);
-  const lfd = g.listener(port);
-  const h = m.host.connect(port, hostPort);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
-  const a = g.accept(lfd);
-  assert.ok(a.fd >= 0);
-  return { m, g, h, fd: a.fd };
-}
 
 test("host -> guest transfer of 4x the window: the guest sends CREDIT_UPDATE as it reads (no freeze at buf_alloc)", async () => {
   const { m, g, h, fd } = await accepted(5100, 7100);
@@ -176,9 +167,15 @@ test("SO_VM_SOCKETS_BUFFER_SIZE shrinks the advertised window and the host respe
 });
 
 test("a peer that overruns our window has the excess dropped, not written past the buffer", async () => {
-  const { m, g, h, fd } = await accepted(5108, 7108);
-  g.setsockopt(fd, SO_VM_SOCKETS_BUFFER_SIZE, 1000n);
-  m.poll(2);
+  // The window is 1000 bytes from the start (the listener's size): lowering it on a live
+  // connection would not revoke the 256 KiB already granted (credit-integrity.test.ts).
+  const { m, g } = await guest();
+  const lfd = g.listener(5108);
+  assert.equal(g.setsockopt(lfd, SO_VM_SOCKETS_BUFFER_SIZE, 1000n), 0);
+  const h = m.host.connect(5108, 7108);
+  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  const fd = g.accept(lfd).fd;
+  assert.equal(h.peerCredit(), 1000);
   m.device!.inject({ srcPort: 7108, dstPort: 5108, op: OP_RW }, pattern(800, 13));
   m.device!.inject({ srcPort: 7108, dstPort: 5108, op: OP_RW }, pattern(800, 14)); // beyond credit
   m.poll(2);

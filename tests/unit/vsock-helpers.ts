@@ -221,3 +221,18 @@ export async function guest(options: MachineOptions = {}): Promise<{ m: Machine;
   const m = await boot(options);
   return { m, g: new Guest(m) };
 }
+
+/**
+ * A booted machine with a guest listener on `port` and one connection from host port `hostPort`,
+ * accepted. `setup` runs before the host connects (e.g. to set test hooks for new connections).
+ */
+export async function accepted(port: number, hostPort: number, options: MachineOptions = {}, setup?: (m: Machine) => void) {
+  const { m, g } = await guest(options);
+  setup?.(m);
+  const lfd = g.listener(port);
+  const h = m.host.connect(port, hostPort);
+  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  const fd = g.accept(lfd).fd;
+  assert.ok(fd >= 0, `accept: ${fd}`);
+  return { m, g, h, fd, lfd };
+}

@@ -1,0 +1,37 @@
+// Test hooks for the unit build only: the Makefile passes this file as a second entry to the unit
+// target (`asc assembly/main.ts assembly/vsock/test-hooks.ts --target unit`), so these exports
+// never reach the image. They read connection internals the wire does not show, and start a
+// connection's counters near their 4 GiB wrap.
+import { Connection } from "./connection";
+import { findConnection, setCounterStart } from "./connection-table";
+import { socketForFd } from "./socket-table";
+
+// New connections start as if `bytes` bytes had already gone each way (0: a normal start).
+export function vsock_test_counter_start(bytes: u64): void {
+  setCounterStart(bytes);
+}
+
+// The receive accounting of the connection for this tuple, for the simulator's credit-integrity
+// invariant, one field at a time (no memory to share): 0 bytes arrived, 1 fwd_cnt, 2 bytes
+// buffered, 3 bytes dropped. -1 when the tuple has no connection.
+export function vsock_test_rx_accounting(localPort: u32, peerCid: u64, peerPort: u32, field: i32): i64 {
+  const c = findConnection(localPort, peerCid, peerPort);
+  if (c == null) return -1;
+  if (field == 0) return <i64>c.bytesArrived;
+  if (field == 1) return <i64>c.fwdCnt;
+  if (field == 2) return <i64>c.rx.count;
+  return <i64>c.dropped;
+}
+
+// One ring of the connection behind fd (0 receive, 1 send): at out, u32 head, count, capacity.
+// 1 when fd holds a connection, 0 when not.
+export function vsock_test_ring(fd: i32, which: i32, out: usize): i32 {
+  const s = socketForFd(fd);
+  if (s == null || s.conn == null) return 0;
+  const c: Connection = s.conn!;
+  const ring = which == 0 ? c.rx : c.tx;
+  store<u32>(out, ring.head);
+  store<u32>(out + 4, ring.count);
+  store<u32>(out + 8, ring.capacity);
+  return 1;
+}
