@@ -15,13 +15,13 @@ static const char *const stage_names[] = {"-", "writing the first lines", "print
                                           "reading the connection table", "resetting the device", "ending the run"};
 #define MAX_FAULTS_DURING_REPORT 4
 
-static int wasm_ready; /* the instance exists: its exports may be called */
+static Z_fw_instance_t *instance; /* set once the instance exists: its exports may be called */
 static volatile int stage = STAGE_NONE;
 static const char *report_kind = "unknown";
 static uint32_t report_exit_code;
 static int faults_during_report;
 
-void crash_report_wasm_ready(void) { wasm_ready = 1; }
+void crash_report_wasm_ready(Z_fw_instance_t *ready) { instance = ready; }
 
 int crash_report_running(void) { return stage != STAGE_NONE; }
 
@@ -37,7 +37,7 @@ static void line(void) { debugcon_line_start("error", "crash"); }
 /* Each call into wasm starts at depth 0: the trap may have come at any depth (even "call stack
  * exhausted"). */
 static void run_stage(int current) {
-  if (!wasm_ready) {
+  if (!instance) {
     if (current == STAGE_PACKETS) {
       line();
       debugcon_str("last packets and connections unavailable: the wasm instance never came up\n");
@@ -45,10 +45,10 @@ static void run_stage(int current) {
     return;
   }
   wasm_rt_call_stack_depth = 0;
-  if (current == STAGE_PACKETS) Z_fwZ_crash_log_packets(&fw_instance);
-  if (current == STAGE_CONNECTIONS) Z_fwZ_crash_log_connections(&fw_instance);
+  if (current == STAGE_PACKETS) Z_fwZ_crash_log_packets(instance);
+  if (current == STAGE_CONNECTIONS) Z_fwZ_crash_log_connections(instance);
   if (current == STAGE_DEVICE) {
-    int reset = (int)Z_fwZ_crash_reset_device(&fw_instance);
+    int reset = (int)Z_fwZ_crash_reset_device(instance);
     line();
     debugcon_str(reset ? "device reset: it no longer uses our buffers\n" : "no device to reset\n");
   }

@@ -9,6 +9,8 @@ import { OP_NAMES, type VsockHeader } from "../sim/vsock-packet";
 import { ECHO_PORT, SINK_PORT, boot, connCount, guest, noViolations, pattern, WASM_PATH } from "./vsock-helpers";
 import { Machine as SimMachine } from "../sim/machine";
 
+const STATS_PORT = 1237; // assembly/apps/stats.ts
+
 /** The lines an export logged, without their "[s.micros] error crash: " prefix (which each must have). */
 function reportLines(m: Machine, exportName: string): string[] {
   const from = m.log.length;
@@ -63,6 +65,33 @@ function samePacket(line: PacketLine, header: VsockHeader): void {
   assert.deepEqual(line.header, fields, `packet n=${line.n}`);
 }
 
+class Crash extends Error {}
+
+/** From now on each clock read asks `when` (never re-entered); the first time it says yes, the
+ *  firmware "traps" right there: the throw unwinds the wasm as a trap would. Returns a function
+ *  that puts the plain clock back. */
+function crashWhen(m: Machine, when: () => boolean): () => void {
+  let clock = m.clock;
+  let asking = false;
+  Object.defineProperty(m, "clock", {
+    configurable: true,
+    get: () => clock,
+    set: (value: bigint) => {
+      clock = value;
+      if (asking) return;
+      asking = true;
+      let crash: boolean;
+      try {
+        crash = when();
+      } finally {
+        asking = false;
+      }
+      if (crash) throw new Crash();
+    },
+  });
+  return () => Object.defineProperty(m, "clock", { configurable: true, writable: true, value: clock });
+}
+
 test("the last packets are listed both ways, oldest first, with every header field as the device saw it", async () => {
   const m = await boot();
   const h = m.host.connect(ECHO_PORT);
@@ -102,33 +131,22 @@ test("a crash while a packet is being recorded shows that slot as overwritten, n
   }
   assert.ok(lastPackets(m).total > 32, "the ring has wrapped");
   // Every time the firmware reads the clock, look at the report it would give if it crashed right
-  // there; at the first moment it shows an overwritten slot, crash (the throw unwinds the wasm as
-  // a trap would). Recording a packet reads the clock, so this stops inside recordPacket.
-  class Crash extends Error {}
-  let clock = m.clock;
-  let looking = false;
+  // there; at the first moment it shows an overwritten slot, crash. Recording a packet reads the
+  // clock, so this stops inside recordPacket.
   let crashedAt: number | null = null;
-  Object.defineProperty(m, "clock", {
-    configurable: true,
-    get: () => clock,
-    set: (value: bigint) => {
-      clock = value;
-      if (looking) return;
-      looking = true;
-      const logged = m.log.length;
-      const seen = lastPackets(m);
-      m.log.length = logged;
-      looking = false;
-      const overwritten = seen.lines.filter((line) => OVERWRITTEN_LINE.test(line));
-      if (overwritten.length === 0) return;
-      assert.equal(overwritten.length, 1, "only the slot being written");
-      crashedAt = seen.total;
-      throw new Crash();
-    },
+  const restoreClock = crashWhen(m, () => {
+    const logged = m.log.length;
+    const seen = lastPackets(m);
+    m.log.length = logged;
+    const overwritten = seen.lines.filter((line) => OVERWRITTEN_LINE.test(line));
+    if (overwritten.length === 0) return false;
+    assert.equal(overwritten.length, 1, "only the slot being written");
+    crashedAt = seen.total;
+    return true;
   });
   h.send(pattern(100, 99));
   assert.throws(() => m.runUntil(() => h.received.length === 2100, 200), Crash, "no moment showed an overwritten slot");
-  Object.defineProperty(m, "clock", { configurable: true, writable: true, value: clock });
+  restoreClock();
   // The report after the crash, as the C side asks for it.
   const report = lastPackets(m);
   assert.equal(report.total, crashedAt);
@@ -175,6 +193,22 @@ test("the connection lines list every live connection with its tuple, direction,
   assert.ok(m.runUntil(() => connCount(m) === 0, 500));
   assert.deepEqual(reportLines(m, "crash_log_connections"), ["connections live=0 shown=0"]);
   noViolations(m);
+});
+
+test("a trap while a service captures the log leaves the report's lines in the log only, each whole", async () => {
+  const m = await boot();
+  // The stats service captures the counter lines it logs; crash as it starts its second line.
+  const stats = m.host.connect(STATS_PORT);
+  const restoreClock = crashWhen(m, () => m.log.some((line) => line.includes("info vsock: counters why=request")));
+  assert.throws(() => m.runUntil(() => stats.state === "closed", 200), Crash, "the stats service never logged its counters");
+  restoreClock();
+  const [heading, ...lines] = reportLines(m, "crash_log_connections");
+  assert.match(heading, /^connections live=1 shown=1$/);
+  assert.match(lines[0], new RegExp(`^conn slot=\\d+ state=established dir=in local=${STATS_PORT} peer=2:${stats.localPort} `));
+  // Nothing but the logger's own line buffer holds the text a line is built in, and the heading
+  // was overwritten there by the line after it: a copy elsewhere would be a capture still running.
+  const memory = Buffer.from(m.memory.buffer);
+  assert.equal(memory.indexOf("error crash: connections live="), -1, "a report line was captured");
 });
 
 test("before the stack starts the sections say so: no connections, no packets", async () => {
