@@ -5,8 +5,10 @@
 
 #include <stdint.h>
 
-/* At boot, once the wasm instance exists: remember where its crash record lives. */
-void crash_record_register(void);
+#include "runtime.h"
+
+/* At boot, once the wasm instance exists: from then on the report calls its exports. */
+void crash_report_wasm_ready(Z_fw_instance_t *instance);
 /* Starts a report (freezes the log context). A fault while a report runs is not a new report:
  * it is noted in the report, which carries on with its next section (crash_fault_during_report). */
 int crash_report_running(void);

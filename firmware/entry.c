@@ -31,7 +31,7 @@ void fw_entry(uint64_t reset_tsc) {
   wasm_rt_init();
   Z_fw_init_module();
   Z_fw_instantiate(&fw_instance, 0);
-  crash_record_register();
+  crash_report_wasm_ready(&fw_instance);
   debugcon_line_start("info", "boot");
   debugcon_str("runtime up memory_base=0x");
   debugcon_hex((uint64_t)(uintptr_t)fw_memory(), 1);

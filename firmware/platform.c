@@ -103,13 +103,3 @@ void Z_envZ_abort(env_t *env, u32 message, u32 file, u32 line, u32 column) {
   debugcon_str("\n");
   wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
 }
-
-void fw_exit(uint32_t code) {
-  debugcon_line_start("info", "boot");
-  debugcon_str("exit code=");
-  debugcon_dec(code);
-  debugcon_str("\n");
-  debugcon_flush();
-  outl(FW_ISA_DEBUG_EXIT_PORT, code); /* QEMU ends here when it has isa-debug-exit */
-  halt_forever();
-}

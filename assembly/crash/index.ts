@@ -1,30 +1,22 @@
-// What the C platform layer needs for crash reports: crash_record() once at boot (where the
-// record lives), crash_snapshot() after a trap (fill the connection summary), and
-// crash_reset_device() last (stop the device touching guest memory before the run ends).
-import { CRASH_RECORD_MAGIC, CRASH_RECORD_VERSION, CR_MAGIC, CR_VERSION, crashRecord } from "./crash-record";
-import { connectionSummaryInit, snapshotConnections } from "./connection-summary";
-import { packetHistoryInit } from "./packet-history";
+// What the C crash report (firmware/crash-report.c) calls after a wasm trap or CPU exception, each
+// in a stage of its own so a trap inside one cuts only that one short: crash_log_packets (the last
+// packets), crash_log_connections (the connection table), then crash_reset_device (stop the
+// device touching guest memory before the run ends). The lines go through the logger.
+import { logConnections } from "./connection-lines";
+import { logLastPackets } from "./packet-history";
 import { deviceResetForCrash } from "../vsock/device";
 import { SELFTEST_TRAP_DURING_REPORT } from "../platform/selftest";
 
-export function crash_record(): usize {
-  if (load<u32>(crashRecord + CR_MAGIC) != CRASH_RECORD_MAGIC) {
-    packetHistoryInit();
-    connectionSummaryInit();
-    store<u32>(crashRecord + CR_VERSION, CRASH_RECORD_VERSION);
-    store<u32>(crashRecord + CR_MAGIC, CRASH_RECORD_MAGIC);
-  }
-  return crashRecord;
+export function crash_log_packets(): void {
+  logLastPackets();
+}
+
+export function crash_log_connections(): void {
+  if (SELFTEST == SELFTEST_TRAP_DURING_REPORT) unreachable();
+  logConnections();
 }
 
 // True when there was a device to reset.
 export function crash_reset_device(): bool {
   return deviceResetForCrash();
-}
-
-// Fills the record's connection summary; returns how many entries (-1: the stack never started).
-export function crash_snapshot(): i32 {
-  if (SELFTEST == SELFTEST_TRAP_DURING_REPORT) unreachable();
-  crash_record();
-  return snapshotConnections();
 }

@@ -19,6 +19,6 @@ uint32_t fw_memory_size(void);
 #define FW_EXIT_WASM_TRAP 2
 #define FW_EXIT_CPU_EXCEPTION 3
 #define FW_ISA_DEBUG_EXIT_PORT 0xf4
-__attribute__((noreturn)) void fw_exit(uint32_t code);
+__attribute__((noreturn)) void fw_exit(uint32_t code); /* exit.c */
 
 #endif
