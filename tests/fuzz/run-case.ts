@@ -11,7 +11,7 @@
 // At the end, unless the case damaged the rings in ways no driver can detect (chaos), a fresh
 // connection must still be served.
 import { crc32 } from "node:zlib";
-import { Machine, SimTrap } from "../sim/machine";
+import { Machine, SimHang, SimTrap } from "../sim/machine";
 import type { HostSocket } from "../sim/host";
 import { VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
 import { Action, CHAOS_KINDS, FuzzCase, Service } from "./actions";
@@ -135,7 +135,7 @@ export class CaseRunner {
       work();
     } catch (error) {
       if (error instanceof FuzzFailure) throw error;
-      if (error instanceof Hang) throw new FuzzFailure("hang", error.message, this.actionIndex);
+      if (error instanceof Hang || error instanceof SimHang) throw new FuzzFailure("hang", error.message, this.actionIndex);
       if (error instanceof SimTrap) throw new FuzzFailure("wasm-abort", error.message, this.actionIndex);
       if (error instanceof WebAssembly.RuntimeError) throw new FuzzFailure("wasm-trap", String(error.message), this.actionIndex);
       if (error instanceof Error && (error.name === "RingError" || error.name === "GuestMemoryError") && this.chaos) return;
