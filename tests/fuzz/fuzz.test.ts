@@ -15,6 +15,8 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
   let chaos = 0;
   let rejections = 0;
   let delivered = 0;
+  let apiCalls = 0;
+  let guestToHost = 0;
   for (let seed = FIRST_SEED; seed < FIRST_SEED + CASES; seed++) {
     const c = generateCase(seed);
     const result = await runActions(c.actions);
@@ -25,11 +27,16 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
     if (c.chaos) chaos++;
     rejections += result.stats.rejections;
     delivered += result.stats.delivered;
+    apiCalls += result.stats.apiCalls;
+    guestToHost += result.stats.guestToHostBytes;
   }
   // The run must have exercised something: both case kinds, many rejections, many packets.
   assert.ok(chaos > CASES / 10 && chaos < CASES / 2, `chaos cases ${chaos}`);
   assert.ok(rejections > CASES * 5, `rejections ${rejections}`);
   assert.ok(delivered > CASES * 20, `packets delivered ${delivered}`);
+  // The guest-to-host direction and the socket API were worked too.
+  assert.ok(apiCalls > CASES, `socket-API calls ${apiCalls}`);
+  assert.ok(guestToHost > CASES * 1000, `bytes the host accepted from the firmware's clients ${guestToHost}`);
 });
 
 test("the fuzzer finds what it must: without taint tracking a replayed RW is reported", async () => {

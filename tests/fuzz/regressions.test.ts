@@ -44,6 +44,24 @@ const findings: { name: string; actions: Action[] }[] = [
       { k: "usedIdxJump", queue: "tx", ahead: 13499 },
     ],
   },
+  {
+    // Seed 7 (the socket-API misuse actions): vs_poll with its array outside linear memory trapped
+    // the wasm ("memory access out of bounds"), as did send/recv/accept/getsockopt/getsockname with
+    // such buffers. Fixed in assembly/vsock/api.ts: every caller's buffer is checked, -EFAULT.
+    name: "a socket-API buffer outside linear memory is EFAULT, not a wasm trap",
+    actions: [
+      { k: "api", call: "poll", fd: "invalid", pick: 1217663591, a: 300, b: 0, len: 300000, ptr: "huge" },
+      { k: "api", call: "connect", fd: "own", pick: 0, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "api", call: "recv", fd: "own", pick: 0, a: 0, b: 0, len: 100, ptr: "straddle" },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 0, b: 0, len: 4096, ptr: "beyond" },
+      { k: "api", call: "getsockname", fd: "own", pick: 0, a: 0, b: 0, len: 0, ptr: "huge" },
+      // Seed 5588: a send of 0 bytes from beyond the end trapped too (wasm's memory.copy checks the address even for 0 bytes).
+      { k: "hostListen", target: "api" },
+      { k: "api", call: "connect", fd: "own", pick: 0, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "poll", rounds: 2 },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 2, b: 0, len: 0, ptr: "beyond" },
+    ],
+  },
 ];
 
 for (const finding of findings) {
