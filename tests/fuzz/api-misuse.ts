@@ -146,7 +146,12 @@ export class ApiMisuse {
       }
       case "connect": {
         const r = x.vs_connect(fd, a.b, a.a);
-        if (r === 0 || r === -EINPROGRESS) this.streams.set(this.localPort(fd), new SentStream());
+        if (r === 0 || r === -EINPROGRESS) {
+          // A new stream for the port, but not for a retry after a failed connect (nothing was sent):
+          // the host may still hold the first attempt's socket and take the retry for it.
+          const port = this.localPort(fd);
+          if ((this.streams.get(port)?.bytes().length ?? 1) > 0) this.streams.set(port, new SentStream());
+        }
         return this.judge(a, r, {});
       }
       case "send": {

@@ -62,6 +62,22 @@ const findings: { name: string; actions: Action[] }[] = [
       { k: "api", call: "send", fd: "own", pick: 0, a: 2, b: 0, len: 0, ptr: "beyond" },
     ],
   },
+  {
+    // Seed 404799488: an API socket's connect timed out while the host's RESPONSE was held; the
+    // retry from the same port reached the host socket of the first attempt, which the checker had
+    // bound to the first attempt's (empty) record of sent bytes. Fixed in the checker: a retry keeps
+    // the port's record. (The REQUEST on a connected host socket is excused: see run-case.ts.)
+    name: "a connect retried after a timeout reuses its port: the host's socket carries the retry's bytes",
+    actions: [
+      { k: "hostListen", target: "api" },
+      { k: "hold" },
+      { k: "api", call: "connect", fd: "own", pick: 2699914301, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "advance", ms: 10 },
+      { k: "api", call: "connect", fd: "own", pick: 1444556907, a: 6000, b: 2, len: 100, ptr: "scratch" },
+      { k: "release", order: "reverse", pick: 2886760626 },
+      { k: "api", call: "send", fd: "own", pick: 2265504113, a: 0, b: 0, len: 100, ptr: "scratch" },
+    ],
+  },
 ];
 
 for (const finding of findings) {
