@@ -46,6 +46,12 @@ export type Action =
   | { k: "hold" }
   | { k: "release"; order: "fifo" | "interleave" | "reverse"; pick: number }
   | { k: "dropHeld"; pick: number }
+  // Guest -> host packets (after the device took them from the tx ring): the same, and copies.
+  | { k: "txHold" }
+  | { k: "txRelease"; order: "fifo" | "interleave" | "reverse"; pick: number }
+  | { k: "txDrop"; pick: number }
+  | { k: "txDuplicate" } // the next one reaches the host twice
+  | { k: "txMutate"; field: MutableField; value: number } // the next one with one field changed
   // Copies of packets already delivered, replayed or with one field changed, and raw garbage.
   | { k: "replay"; pick: number }
   | { k: "mutate"; pick: number; field: MutableField; value: number; usedLength?: number }
@@ -132,28 +138,42 @@ function timeAction(r: SeededRandom): Action {
   return { k: "poll", rounds: 1 + r.below(8) };
 }
 
-// hold release dropHeld replay mutate garbage usedDuplicate usedBadId usedIdxJump transportReset
-// rawEvent configBump cidLie requestFlood | chaos only: usedLength usedLose usedForge
-const HOSTILE_WEIGHTS = [6, 6, 2, 6, 14, 10, 5, 4, 3, 1, 3, 2, 1, 2];
-const CHAOS_WEIGHTS = [3, 3, 3];
+// Hostile moves by weight. (A table by name: the list of weights this replaced had drifted one
+// place from its switch, so requestFlood never ran outside chaos cases and usedForge never.)
+const HOSTILE_WEIGHTS: [Action["k"], number][] = [
+  ["hold", 6], ["release", 6], ["dropHeld", 2], ["replay", 6], ["mutate", 14], ["garbage", 10],
+  ["usedDuplicate", 5], ["usedBadId", 4], ["usedIdxJump", 3], ["transportReset", 1], ["rawEvent", 3],
+  ["configBump", 2], ["cidLie", 1], ["requestFlood", 2],
+  ["txHold", 4], ["txRelease", 4], ["txDrop", 1], ["txDuplicate", 2], ["txMutate", 4],
+];
+const CHAOS_WEIGHTS: [Action["k"], number][] = [["usedLength", 3], ["usedLose", 3], ["usedForge", 3]];
+const ORDERS = ["fifo", "interleave", "interleave", "reverse"] as const;
 
 function hostileAction(r: SeededRandom, chaos: boolean): Action {
   const queue = r.pick(["rx", "rx", "rx", "tx", "event"] as const);
-  switch (weighted(r, chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS)) {
-    case 0:
-      return { k: "hold" };
-    case 1:
-      return { k: "release", order: r.pick(["fifo", "interleave", "interleave", "reverse"] as const), pick: r.nextU32() };
-    case 2:
-      return { k: "dropHeld", pick: r.nextU32() };
-    case 3:
-      return { k: "replay", pick: r.nextU32() };
-    case 4:
-    case 5: {
+  const table = chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS;
+  const kind = table[weighted(r, table.map(([, weight]) => weight))][0];
+  switch (kind) {
+    case "hold":
+    case "txHold":
+    case "configBump":
+    case "txDuplicate":
+      return { k: kind };
+    case "release":
+    case "txRelease":
+      return { k: kind, order: r.pick(ORDERS), pick: r.nextU32() };
+    case "dropHeld":
+    case "txDrop":
+    case "replay":
+      return { k: kind, pick: r.nextU32() };
+    case "mutate": {
       const usedLength = r.below(4) === 0 ? r.pick([0, 1, 43, 44, 45, 100, 16428, 16429, 0xffffffff]) : undefined;
       return { k: "mutate", pick: r.nextU32(), field: r.pick(MUTABLE_FIELDS), value: interesting(r), usedLength };
     }
-    case 6: {
+    case "txMutate":
+      // Not dst_cid: the device routes by it (another cid is a drop, which txDrop covers).
+      return { k: "txMutate", field: r.pick(MUTABLE_FIELDS.filter((f) => f !== "dstCid")), value: interesting(r) };
+    case "garbage": {
       const header: GarbageHeader = {
         srcCid: r.below(4) === 0 ? interesting(r) : 2,
         dstCid: r.below(4) === 0 ? interesting(r) : 33,
@@ -169,26 +189,23 @@ function hostileAction(r: SeededRandom, chaos: boolean): Action {
       const usedLength = r.below(4) === 0 ? r.pick([0, 20, 44, 45, 16428, 16429, 0x7fffffff]) : undefined;
       return { k: "garbage", header, payload: r.pick([0, 1, 100, 16384, 16385]), usedLength };
     }
-    case 7:
-      return { k: "usedDuplicate", queue };
-    case 8:
+    case "usedDuplicate":
+    case "usedLose":
+      return { k: kind, queue };
+    case "usedBadId":
       return { k: "usedBadId", queue, id: r.pick([128, 129, 1000, 0xffff, 0x10000, 0xffffffff]), len: interesting(r) };
-    case 9:
+    case "usedIdxJump":
       return { k: "usedIdxJump", queue, ahead: 129 + r.below(60000) };
-    case 10:
+    case "transportReset":
       return { k: "transportReset", newCid: r.below(3) === 0 ? 3 + r.below(100) : null };
-    case 11:
+    case "rawEvent":
       return { k: "rawEvent", id: r.pick([1, 2, 0xffffffff]), len: r.pick([0, 1, 3, 4, 8]) };
-    case 12:
-      return { k: "configBump" };
-    case 13:
+    case "cidLie":
       return { k: "cidLie", cid: 3 + r.below(100) };
-    case 14:
+    case "requestFlood":
       return { k: "requestFlood", service: r.pick(["echo", "sink", "source"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
-    case 15:
+    case "usedLength":
       return { k: "usedLength", queue, len: interesting(r) };
-    case 16:
-      return { k: "usedLose", queue };
     default:
       return { k: "usedForge", queue, pick: r.nextU32(), len: interesting(r) };
   }

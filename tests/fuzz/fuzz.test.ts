@@ -56,3 +56,29 @@ test("the fuzzer finds what it must: without taint tracking a replayed RW is rep
     delete process.env.FUZZ_SELFTEST_NO_TAINT;
   }
 });
+
+test("the fuzzer finds what it must, guest to host: without taint tracking a duplicated or reordered guest RW is reported", async () => {
+  process.env.FUZZ_SELFTEST_NO_TAINT = "1";
+  try {
+    const duplicated = await runActions([
+      { k: "connect", service: "echo" },
+      { k: "poll", rounds: 3 },
+      { k: "txDuplicate" }, // the next guest packet: the echo of what follows
+      { k: "send", conn: 0, bytes: 1000 },
+      { k: "poll", rounds: 3 },
+    ]);
+    assert.equal(duplicated.failure?.kind, "stream", String(duplicated.failure?.message));
+    const reordered = await runActions([
+      { k: "hostListen", target: "api" },
+      { k: "api", call: "connect", fd: "own", pick: 0, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "poll", rounds: 2 },
+      { k: "txHold" },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 0, b: 0, len: 100, ptr: "scratch" },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 0, b: 0, len: 100, ptr: "scratch" },
+      { k: "txRelease", order: "reverse", pick: 0 },
+    ]);
+    assert.equal(reordered.failure?.kind, "stream", String(reordered.failure?.message));
+  } finally {
+    delete process.env.FUZZ_SELFTEST_NO_TAINT;
+  }
+});

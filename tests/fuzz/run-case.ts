@@ -18,7 +18,7 @@ import { crc32 } from "node:zlib";
 import { Machine, SimHang, SimTrap } from "../sim/machine";
 import type { HostSocket } from "../sim/host";
 import { VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
-import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, PEER_PORT, Service } from "./actions";
+import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
 import { ApiMisuse, SentStream } from "./api-misuse";
 import { HostileDevice } from "./hostile-device";
 import { concat } from "../unit/vsock-helpers";
@@ -79,6 +79,13 @@ function hostBytes(id: number, offset: number, length: number): Uint8Array {
 /** The source service's bytes (assembly/apps/source-pattern.ts). */
 function sourceByte(i: number): number {
   return (i * 7 + (i >>> 8)) & 0xff;
+}
+
+/** Sets one header field as the wire would hold the value (type and op are 16 bits), so checks see what the receiver sees. */
+function setField(header: VsockHeader, field: MutableField, value: number): void {
+  const big = field === "srcCid" || field === "dstCid";
+  const narrow = field === "type" || field === "op" ? value & 0xffff : value >>> 0;
+  (header as unknown as Record<string, number | bigint>)[field] = big ? BigInt(value >>> 0) : narrow;
 }
 
 function firstDifference(got: Uint8Array, want: Uint8Array): number {
@@ -175,6 +182,11 @@ export class CaseRunner {
     for (const c of this.conns) if (c.socket.localPort === hostPort) c.tainted = true;
   }
 
+  private damagedToHost(hostPort: number): void {
+    this.touchedHostPorts.add(hostPort >>> 0);
+    this.taint(hostPort >>> 0);
+  }
+
   private taintAll(): void {
     for (const c of this.conns) c.tainted = true;
   }
@@ -265,6 +277,37 @@ export class CaseRunner {
         if (lost) this.taint(lost.header.srcPort);
         return;
       }
+      // Guest -> host: whatever the host gets wrong on a tuple it may answer with RST or see as a
+      // protocol error; a lost, repeated, reordered or changed RW corrupts that tuple's stream.
+      case "txHold":
+        h.txHolding = true;
+        return;
+      case "txRelease": {
+        const released = h.txRelease(a.order, a.pick);
+        if (a.order === "reverse") for (const p of released) this.damagedToHost(p.header.dstPort);
+        m.poll(2);
+        return;
+      }
+      case "txDrop": {
+        const lost = h.txDrop(a.pick);
+        if (lost) this.damagedToHost(lost.header.dstPort);
+        return;
+      }
+      case "txDuplicate":
+        h.changeNextTx((p) => {
+          this.damagedToHost(p.header.dstPort);
+          return [p, p];
+        });
+        return;
+      case "txMutate":
+        h.changeNextTx((p) => {
+          const header = { ...p.header };
+          setField(header, a.field, a.value);
+          this.damagedToHost(p.header.dstPort);
+          this.damagedToHost(header.dstPort);
+          return [{ header, payload: p.payload }];
+        });
+        return;
       case "replay":
       case "mutate":
         this.copyPacket(a);
@@ -351,10 +394,7 @@ export class CaseRunner {
     const header: VsockHeader = { ...original.header };
     let usedLength: number | undefined;
     if (a.k === "mutate") {
-      const big = a.field === "srcCid" || a.field === "dstCid";
-      // Values as the wire holds them (type and op are 16 bits), so the classification below sees what the firmware sees.
-      const narrow = a.field === "type" || a.field === "op" ? a.value & 0xffff : a.value >>> 0;
-      (header as unknown as Record<string, number | bigint>)[a.field] = big ? BigInt(a.value >>> 0) : narrow;
+      setField(header, a.field, a.value);
       usedLength = a.usedLength;
     }
     const creditChanged =
@@ -522,6 +562,8 @@ export class CaseRunner {
     this.steps = 0;
     this.firmware(() => {
       if (this.hostile.held.length > 0 || this.hostile.holding) this.hostile.release("fifo", 0);
+      this.hostile.changeNextTx(null);
+      this.hostile.txRelease("fifo", 0);
       this.hostile.restoreUsedIdx();
       if (this.cidLied) {
         this.m.device!.transportReset(); // tell the firmware the truth at last
