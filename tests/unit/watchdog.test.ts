@@ -17,7 +17,7 @@ test("a blocking recv that nothing answers fails with SimHang naming the call, n
   assert.ok(fd >= 0);
   const clockBefore = m.clock;
   assert.throws(() => g.recv(fd, 10), (error: unknown) => {
-    assert.ok(error instanceof SimHang, String(error));
+    if (!(error instanceof SimHang)) return false;
     assert.match(error.message, new RegExp(`^firmware call vs_recv\\(${fd}, `));
     assert.match(error.message, new RegExp(`within ${SMALL_BUDGET} import calls`));
     return true;
