@@ -59,8 +59,9 @@ export class ApiMisuse {
   calls = 0;
 
   constructor(private readonly m: Machine) {
-    this.scratch = m.scratch(SCRATCH_SIZE);
+    // The buffer last: it ends where memory ends, so a length past it is outside memory.
     this.out = m.scratch(16);
+    this.scratch = m.scratch(SCRATCH_SIZE);
   }
 
   private get x(): Record<string, any> {
@@ -158,9 +159,10 @@ export class ApiMisuse {
         if (pointer === this.scratch) this.fill(Math.min(length, SCRATCH_SIZE));
         const r = x.vs_send(fd, pointer, length, a.a);
         if (r > 0) {
+          const sent = this.m.read(pointer, r);
           const port = this.localPort(fd);
           if (!this.streams.has(port)) this.streams.set(port, new SentStream());
-          this.streams.get(port)!.add(this.m.read(pointer, r));
+          this.streams.get(port)!.add(sent);
         }
         return this.judge(a, r, { max: length, buffer: [pointer, length] });
       }

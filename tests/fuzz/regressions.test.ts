@@ -78,6 +78,37 @@ const findings: { name: string; actions: Action[] }[] = [
       { k: "api", call: "send", fd: "own", pick: 2265504113, a: 0, b: 0, len: 100, ptr: "scratch" },
     ],
   },
+  {
+    // Seed 405027525: a blocking connect timed out while the RESPONSE was held; the host socket of
+    // that attempt took the retry's bytes, but the checker had bound it, before any connect
+    // succeeded, to "no record". Fixed in the checker: a host socket binds once a record exists.
+    name: "a host socket accepted during a connect that then timed out carries the retry's bytes",
+    actions: [
+      { k: "hostListen", target: "api" },
+      { k: "api", call: "settimeout", fd: "own", pick: 1579839752, a: 1000000, b: 0, len: 2147483647, ptr: "scratch" },
+      { k: "hold" },
+      { k: "api", call: "connect", fd: "own", pick: 1792804803, a: 6000, b: 2, len: 2147483647, ptr: "huge" },
+      { k: "api", call: "settimeout", fd: "own", pick: 1074953935, a: 0, b: 0, len: 4096, ptr: "scratch" },
+      { k: "api", call: "connect", fd: "own", pick: 4115228036, a: 6000, b: 2, len: 65536, ptr: "scratch" },
+      { k: "release", order: "interleave", pick: 1014906579 },
+      { k: "api", call: "send", fd: "own", pick: 1386183640, a: 0, b: 0, len: 4096, ptr: "scratch" },
+    ],
+  },
+  {
+    // Seed 405217280: a 300000-byte send from the fuzzer's 256 KiB buffer ran into the memory after
+    // it, which the checker then overwrote (getsockname's output) before recording the bytes sent.
+    // Fixed in the checker: its buffer ends where memory ends, and the bytes are read first.
+    name: "a send longer than the fuzzer's buffer: EFAULT at the end of memory, recorded bytes are the sent ones",
+    actions: [
+      { k: "hostListen", target: "api" },
+      { k: "api", call: "send", fd: "own", pick: 274734851, a: 64, b: 0, len: 100, ptr: "scratch" },
+      { k: "api", call: "socket", fd: "own", pick: 3880991436, a: 0, b: 0, len: 65536, ptr: "scratch" },
+      { k: "api", call: "connect", fd: "own", pick: 2217549024, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "api", call: "settimeout", fd: "own", pick: 595550386, a: 1000000, b: 0, len: 100, ptr: "scratch" },
+      { k: "api", call: "connect", fd: "own", pick: 3449754515, a: 0, b: 2, len: 65537, ptr: "scratch" },
+      { k: "api", call: "send", fd: "own", pick: 3505875182, a: 2, b: 0, len: 300000, ptr: "scratch" },
+    ],
+  },
 ];
 
 for (const finding of findings) {

@@ -57,7 +57,7 @@ interface Conn {
   sentCache: Uint8Array | null;
   sourceCount: number | null;
   tainted: boolean;
-  apiStream?: SentStream | null; // api: what the guest socket's sends were accepted with
+  apiStream?: SentStream | null; // api: what the guest socket's sends were accepted with (none before a connect succeeds)
 }
 
 export interface CaseResult {
@@ -528,7 +528,7 @@ export class CaseRunner {
     let want: Uint8Array;
     if (c.service === "greeting") want = GREETING;
     else if (c.service === "api") {
-      if (c.apiStream === undefined) c.apiStream = this.api.streamFor(c.socket.peerPort); // bound once: the port may be reused later
+      c.apiStream ??= this.api.streamFor(c.socket.peerPort); // bound once there is one: the port may be reused later
       want = c.apiStream?.bytes() ?? new Uint8Array(0);
     } else {
       want = got.map((_, i) => sourceByte(i));
