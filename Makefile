@@ -131,7 +131,12 @@ run: image
 # e2e (the real image under the kernel's vhost-vsock, inside the outer VM).
 SELFTEST_IMAGES := build/selftest-cpu-exception/firmware.bin build/selftest-wasm-trap/firmware.bin \
 	build/selftest-report-fault/firmware.bin
-NODE_TEST := node --import tsx --test --test-reporter=spec
+# No test can hang `make test`: every test fails after TEST_TIMEOUT_MS unless it asks for longer
+# ({ timeout } in the test), and a file's process exits when its tests end even if a failed test
+# left a socket or timer behind. A firmware call that never returns fails much sooner: the sim's
+# import budget (SimHang in tests/sim/machine.ts).
+TEST_TIMEOUT_MS ?= 300000
+NODE_TEST := node --import tsx --test --test-reporter=spec --test-timeout=$(TEST_TIMEOUT_MS) --test-force-exit
 
 test: setup
 	@$(MAKE) --no-print-directory test-images

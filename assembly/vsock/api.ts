@@ -9,12 +9,15 @@
 //   vs_setsockopt(fd, option, value) / vs_getsockopt(fd, option, valueOut): options in api-constants.ts
 //   vs_getsockname / vs_getpeername(fd, addrOut), vs_poll(fds, count, timeoutNs), vs_local_cid()
 //   vs_staging() / vs_staging_size(): a buffer inside linear memory for C callers (firmware/vsock-api.c)
+// Buffers and out-pointers must lie inside linear memory (-EFAULT otherwise; 0 means "none" for
+// the address and option outputs, and is never a data buffer).
 // Timeouts: recv/accept/send give -EAGAIN when their timeout passes (like Linux SO_RCVTIMEO);
 // connect waits at most min(connect timeout (2 s), send timeout) and then gives -ETIMEDOUT.
 // Blocking calls loop on vsockPoll() until progress or their deadline (clock_ns).
 import { clockNs } from "../platform/imports";
 import { LEVEL_DEBUG, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
 import {
+  ADDR_SIZE,
   MSG_DONTWAIT,
   MSG_PEEK,
   POLLERR,
@@ -80,6 +83,7 @@ import { localCid } from "./transmit";
 import { peerCidAllowed } from "./siblings";
 
 const STAGING_SIZE: u32 = 65536;
+const EFAULT: i32 = 14; // Linux's value; errors.ts has no name for it yet
 let staging: usize = 0;
 
 // Every error is one debug line (subsystem `sock`). EAGAIN and EINPROGRESS are flow, not errors.
@@ -96,6 +100,19 @@ function fail(call: string, fd: i32, errno: i32): i32 {
 // Absolute deadline for a wait of `timeout` ns (< 0: never).
 function deadlineAfter(timeout: i64): u64 {
   return timeout < 0 ? U64.MAX_VALUE : clockNs() + <u64>timeout;
+}
+
+// A wasm load or store outside linear memory traps, and a trap takes the whole firmware down: a
+// caller's bad pointer must come back as EFAULT instead.
+function inMemory(pointer: usize, length: u64): bool {
+  const size = <u64>memory.size() << 16;
+  if (length == 0) return <u64>pointer <= size; // a bulk copy traps past the end even for 0 bytes
+  return pointer != 0 && <u64>pointer + length <= size;
+}
+
+// An optional output (0: the caller wants none).
+function outputOk(pointer: usize, length: usize): bool {
+  return pointer == 0 || inMemory(pointer, <u64>length);
 }
 
 function writeAddress(addrOut: usize, cid: u32, port: u32): void {
@@ -154,6 +171,7 @@ export function vs_accept(fd: i32, addrOut: usize): i32 {
   const s = socketForFd(fd);
   if (s == null) return fail("accept", fd, EBADF);
   if (s.state != SOCK_LISTENING) return fail("accept", fd, EINVAL);
+  if (!outputOk(addrOut, ADDR_SIZE)) return fail("accept", fd, EFAULT);
   const deadline = deadlineAfter(s.recvTimeout);
   while (true) {
     const c = oldestPending(s);
@@ -257,6 +275,7 @@ function connectedConnection(fd: i32): Connection | null {
 export function vs_send(fd: i32, buf: usize, len: u32, flags: i32): i32 {
   const c = connectedConnection(fd);
   if (c == null) return fail("send", fd, lookupError);
+  if (!inMemory(buf, <u64>len)) return fail("send", fd, EFAULT);
   const s = socketForFd(fd)!;
   const nonBlocking = s.sendTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
   const deadline = deadlineAfter(s.sendTimeout);
@@ -281,6 +300,7 @@ export function vs_send(fd: i32, buf: usize, len: u32, flags: i32): i32 {
 export function vs_recv(fd: i32, buf: usize, len: u32, flags: i32): i32 {
   const c = connectedConnection(fd);
   if (c == null) return fail("recv", fd, lookupError);
+  if (!inMemory(buf, <u64>len)) return fail("recv", fd, EFAULT);
   if (len == 0) return 0;
   const s = socketForFd(fd)!;
   const nonBlocking = s.recvTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
@@ -352,6 +372,7 @@ export function vs_setsockopt(fd: i32, option: i32, value: i64): i32 {
 export function vs_getsockopt(fd: i32, option: i32, valueOut: usize): i32 {
   const s = socketForFd(fd);
   if (s == null) return fail("getsockopt", fd, EBADF);
+  if (!outputOk(valueOut, 8)) return fail("getsockopt", fd, EFAULT);
   const errno = getOption(s, option, valueOut);
   return errno == 0 ? 0 : fail("getsockopt", fd, errno);
 }
@@ -359,6 +380,7 @@ export function vs_getsockopt(fd: i32, option: i32, valueOut: usize): i32 {
 export function vs_getsockname(fd: i32, addrOut: usize): i32 {
   const s = socketForFd(fd);
   if (s == null) return fail("getsockname", fd, EBADF);
+  if (!outputOk(addrOut, ADDR_SIZE)) return fail("getsockname", fd, EFAULT);
   if (s.state == SOCK_CONNECTED) writeAddress(addrOut, <u32>localCid(), s.localPort);
   else if (s.bound) writeAddress(addrOut, s.boundCid, s.localPort);
   else writeAddress(addrOut, VMADDR_CID_ANY, VMADDR_PORT_ANY);
@@ -368,6 +390,7 @@ export function vs_getsockname(fd: i32, addrOut: usize): i32 {
 export function vs_getpeername(fd: i32, addrOut: usize): i32 {
   const c = connectedConnection(fd);
   if (c == null) return fail("getpeername", fd, lookupError);
+  if (!outputOk(addrOut, ADDR_SIZE)) return fail("getpeername", fd, EFAULT);
   writeAddress(addrOut, <u32>c.peerCid, c.peerPort);
   return 0;
 }
@@ -376,6 +399,7 @@ export function vs_getpeername(fd: i32, addrOut: usize): i32 {
 // POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not (like Linux).
 export function vs_poll(fds: usize, count: i32, timeoutNs: i64): i32 {
   if (count < 0 || count > MAX_SOCKETS * 4) return fail("poll", -1, EINVAL);
+  if (!inMemory(fds, <u64>count * POLLFD_SIZE)) return fail("poll", -1, EFAULT);
   const deadline = deadlineAfter(timeoutNs);
   while (true) {
     vsockPoll();

@@ -7,6 +7,27 @@ import type { VsockHeader } from "../sim/vsock-packet";
 
 export type Service = "echo" | "sink" | "source";
 export type Queue = "rx" | "tx" | "event";
+/** Host listeners for the firmware's own clients: the boot greeting, the peer client, the fuzzer's API sockets. */
+export type HostTarget = "greeting" | "peer" | "api";
+
+// The firmware's socket API, called directly (tests/fuzz/api-misuse.ts).
+export type ApiCall =
+  | "socket" | "bind" | "listen" | "accept" | "connect" | "send" | "recv" | "shutdown" | "close"
+  | "settimeout" | "setsockopt" | "getsockopt" | "getsockname" | "getpeername" | "poll";
+/** own: one of the fuzzer's open sockets; closed: one it closed; invalid: a number no socket can have. */
+export type FdChoice = "own" | "closed" | "invalid";
+/** scratch: a valid buffer; null: 0; straddle: runs past the end of memory; beyond, huge: wholly outside it. */
+export type PointerChoice = "scratch" | "null" | "straddle" | "beyond" | "huge";
+export interface ApiAction {
+  k: "api";
+  call: ApiCall;
+  fd: FdChoice;
+  pick: number;
+  a: number; // the call's first number (port, backlog, how, option, flags, count, ns)
+  b: number; // its second (cid, option value, poll timeout)
+  len: number;
+  ptr: PointerChoice;
+}
 
 export type Action =
   // The honest host (Linux-like sockets of tests/sim/host.ts). `conn` picks a fuzz connection
@@ -25,6 +46,12 @@ export type Action =
   | { k: "hold" }
   | { k: "release"; order: "fifo" | "interleave" | "reverse"; pick: number }
   | { k: "dropHeld"; pick: number }
+  // Guest -> host packets (after the device took them from the tx ring): the same, and copies.
+  | { k: "txHold" }
+  | { k: "txRelease"; order: "fifo" | "interleave" | "reverse"; pick: number }
+  | { k: "txDrop"; pick: number }
+  | { k: "txDuplicate" } // the next one reaches the host twice
+  | { k: "txMutate"; field: MutableField; value: number } // the next one with one field changed
   // Copies of packets already delivered, replayed or with one field changed, and raw garbage.
   | { k: "replay"; pick: number }
   | { k: "mutate"; pick: number; field: MutableField; value: number; usedLength?: number }
@@ -43,7 +70,11 @@ export type Action =
   | { k: "transportReset"; newCid: number | null }
   | { k: "rawEvent"; id: number; len: number }
   | { k: "configBump" }
-  | { k: "cidLie"; cid: number };
+  | { k: "cidLie"; cid: number }
+  // The guest-to-host direction: the host listens for the firmware's own clients (boot greeting,
+  // peer client with `bytes` to send, the API sockets' connects) and the moves above act on what it accepts.
+  | { k: "hostListen"; target: HostTarget; bytes?: number }
+  | ApiAction;
 
 // A packet header as a fuzz case stores it: the simulator's header with plain-number cids (JSON).
 export type GarbageHeader = Omit<VsockHeader, "srcCid" | "dstCid"> & { srcCid: number; dstCid: number };
@@ -59,6 +90,9 @@ export interface FuzzCase {
   actions: Action[];
 }
 
+/** Host port of the peer client (opt/vsockfw/peer) and of the listener the API sockets connect to. */
+export const PEER_PORT = 5001;
+export const API_PORT = 6000;
 const INTERESTING_U32 = [0, 1, 2, 3, 7, 33, 34, 43, 44, 45, 1234, 1235, 1236, 4050, 0x7fff, 0x8000, 0xffff, 0x10000, 0x10001, 0x40000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 const PORTS = [1234, 1235, 1236, 4050, 5000, 0, 0xffffffff];
 
@@ -104,28 +138,42 @@ function timeAction(r: SeededRandom): Action {
   return { k: "poll", rounds: 1 + r.below(8) };
 }
 
-// hold release dropHeld replay mutate garbage usedDuplicate usedBadId usedIdxJump transportReset
-// rawEvent configBump cidLie requestFlood | chaos only: usedLength usedLose usedForge
-const HOSTILE_WEIGHTS = [6, 6, 2, 6, 14, 10, 5, 4, 3, 1, 3, 2, 1, 2];
-const CHAOS_WEIGHTS = [3, 3, 3];
+// Hostile moves by weight. (A table by name: the list of weights this replaced had drifted one
+// place from its switch, so requestFlood never ran outside chaos cases and usedForge never.)
+const HOSTILE_WEIGHTS: [Action["k"], number][] = [
+  ["hold", 6], ["release", 6], ["dropHeld", 2], ["replay", 6], ["mutate", 14], ["garbage", 10],
+  ["usedDuplicate", 5], ["usedBadId", 4], ["usedIdxJump", 3], ["transportReset", 1], ["rawEvent", 3],
+  ["configBump", 2], ["cidLie", 1], ["requestFlood", 2],
+  ["txHold", 4], ["txRelease", 4], ["txDrop", 1], ["txDuplicate", 2], ["txMutate", 4],
+];
+const CHAOS_WEIGHTS: [Action["k"], number][] = [["usedLength", 3], ["usedLose", 3], ["usedForge", 3]];
+const ORDERS = ["fifo", "interleave", "interleave", "reverse"] as const;
 
 function hostileAction(r: SeededRandom, chaos: boolean): Action {
   const queue = r.pick(["rx", "rx", "rx", "tx", "event"] as const);
-  switch (weighted(r, chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS)) {
-    case 0:
-      return { k: "hold" };
-    case 1:
-      return { k: "release", order: r.pick(["fifo", "interleave", "interleave", "reverse"] as const), pick: r.nextU32() };
-    case 2:
-      return { k: "dropHeld", pick: r.nextU32() };
-    case 3:
-      return { k: "replay", pick: r.nextU32() };
-    case 4:
-    case 5: {
+  const table = chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS;
+  const kind = table[weighted(r, table.map(([, weight]) => weight))][0];
+  switch (kind) {
+    case "hold":
+    case "txHold":
+    case "configBump":
+    case "txDuplicate":
+      return { k: kind };
+    case "release":
+    case "txRelease":
+      return { k: kind, order: r.pick(ORDERS), pick: r.nextU32() };
+    case "dropHeld":
+    case "txDrop":
+    case "replay":
+      return { k: kind, pick: r.nextU32() };
+    case "mutate": {
       const usedLength = r.below(4) === 0 ? r.pick([0, 1, 43, 44, 45, 100, 16428, 16429, 0xffffffff]) : undefined;
       return { k: "mutate", pick: r.nextU32(), field: r.pick(MUTABLE_FIELDS), value: interesting(r), usedLength };
     }
-    case 6: {
+    case "txMutate":
+      // Not dst_cid: the device routes by it (another cid is a drop, which txDrop covers).
+      return { k: "txMutate", field: r.pick(MUTABLE_FIELDS.filter((f) => f !== "dstCid")), value: interesting(r) };
+    case "garbage": {
       const header: GarbageHeader = {
         srcCid: r.below(4) === 0 ? interesting(r) : 2,
         dstCid: r.below(4) === 0 ? interesting(r) : 33,
@@ -141,42 +189,122 @@ function hostileAction(r: SeededRandom, chaos: boolean): Action {
       const usedLength = r.below(4) === 0 ? r.pick([0, 20, 44, 45, 16428, 16429, 0x7fffffff]) : undefined;
       return { k: "garbage", header, payload: r.pick([0, 1, 100, 16384, 16385]), usedLength };
     }
-    case 7:
-      return { k: "usedDuplicate", queue };
-    case 8:
+    case "usedDuplicate":
+    case "usedLose":
+      return { k: kind, queue };
+    case "usedBadId":
       return { k: "usedBadId", queue, id: r.pick([128, 129, 1000, 0xffff, 0x10000, 0xffffffff]), len: interesting(r) };
-    case 9:
+    case "usedIdxJump":
       return { k: "usedIdxJump", queue, ahead: 129 + r.below(60000) };
-    case 10:
+    case "transportReset":
       return { k: "transportReset", newCid: r.below(3) === 0 ? 3 + r.below(100) : null };
-    case 11:
+    case "rawEvent":
       return { k: "rawEvent", id: r.pick([1, 2, 0xffffffff]), len: r.pick([0, 1, 3, 4, 8]) };
-    case 12:
-      return { k: "configBump" };
-    case 13:
+    case "cidLie":
       return { k: "cidLie", cid: 3 + r.below(100) };
-    case 14:
+    case "requestFlood":
       return { k: "requestFlood", service: r.pick(["echo", "sink", "source"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
-    case 15:
+    case "usedLength":
       return { k: "usedLength", queue, len: interesting(r) };
-    case 16:
-      return { k: "usedLose", queue };
     default:
       return { k: "usedForge", queue, pick: r.nextU32(), len: interesting(r) };
   }
 }
 
-/** A case from its seed: 40-160 actions, a quarter of them hostile; one case in four is a chaos case. */
+const API_CALLS: readonly ApiCall[] = ["socket", "bind", "listen", "accept", "connect", "connect", "send", "send", "send", "recv", "recv", "shutdown", "close", "settimeout", "setsockopt", "getsockopt", "getsockname", "getpeername", "poll"];
+const LENGTHS = [0, 1, 100, 4096, 65536, 65537, 300000, 0x7fffffff, 0xffffffff];
+const NANOSECONDS = [0, 1000, 1_000_000, 5_000_000]; // never -1: a blocking call nothing answers rightly blocks forever
+
+function apiAction(r: SeededRandom): ApiAction {
+  const call = r.pick(API_CALLS);
+  const fd = r.pick(["own", "own", "own", "own", "closed", "invalid"] as const);
+  const ptr = r.pick(["scratch", "scratch", "scratch", "scratch", "null", "straddle", "beyond", "huge"] as const);
+  const len = r.pick(LENGTHS);
+  let a = 0;
+  let b = 0;
+  switch (call) {
+    case "bind":
+      a = r.pick([0, 1, 1023, 1024, 1234, 7000 + r.below(4), 0xffffffff]);
+      b = r.pick([0xffffffff, 0xffffffff, 33, 2, 0, 3]);
+      break;
+    case "listen":
+      a = r.pick([-0x80000000, -1, 0, 1, 16, 1000, 0x7fffffff]);
+      break;
+    case "connect":
+      a = r.pick([API_PORT, API_PORT, API_PORT, 4051, 1234, 0, 0xffffffff]); // not 4050: the greeting's listener
+      b = r.pick([2, 2, 2, 2, 33, 1, 3, 0xffffffff]);
+      break;
+    case "send":
+    case "recv":
+      a = r.pick([0, 0, 0x40, 0x2, 0x42, -1]);
+      break;
+    case "shutdown":
+      a = r.pick([-1, 0, 1, 2, 3]);
+      break;
+    case "settimeout":
+      a = r.pick(NANOSECONDS);
+      break;
+    case "setsockopt":
+    case "getsockopt":
+      a = r.pick([-1, 0, 1, 2, 3, 4, 6, 20, 21, 99]);
+      b = r.pick([-1, 0, 1, 127, 128, 4096, 65536, 262144, 262145, 0x7fffffff]);
+      break;
+    case "poll":
+      a = r.pick([-1, 0, 1, 2, 5, 300, 1000]);
+      b = r.pick([0, 0, 1000, 1_000_000]);
+      break;
+  }
+  return { k: "api", call, fd, pick: r.nextU32(), a, b, len, ptr };
+}
+
+// A few calls in a row, as an app makes them: mostly on its sockets, with valid buffers, to the
+// host's collector, so that connections get established and carry data between the misuses.
+function apiBurst(r: SeededRandom): ApiAction[] {
+  const burst: ApiAction[] = [];
+  for (let n = 1 + r.below(6); n > 0; n--) {
+    const a = apiAction(r);
+    if (r.below(2) === 0) {
+      a.fd = "own";
+      a.ptr = "scratch";
+      if (a.call === "connect") [a.a, a.b] = [API_PORT, 2];
+      if (a.call === "send" || a.call === "recv") a.len = r.pick([1, 100, 4096, 65536]);
+    }
+    burst.push(a);
+  }
+  return burst;
+}
+
+// The host listens for the firmware's own clients, now or later in the case.
+function hostListen(r: SeededRandom): Action {
+  const target = r.pick(["greeting", "peer", "api"] as const);
+  return target === "peer" ? { k: "hostListen", target, bytes: r.pick([1, 1000, 65536, 300000]) } : { k: "hostListen", target };
+}
+
+/** The boot options a case needs: the peer client runs when the case listens for it. */
+export function bootOptions(actions: readonly Action[]): Record<string, string> {
+  const peer = actions.find((a) => a.k === "hostListen" && a.target === "peer");
+  return peer && peer.k === "hostListen" ? { peer: `2:${PEER_PORT}:${peer.bytes ?? 65536}` } : {};
+}
+
+/**
+ * A case from its seed: 40-160 actions, a fifth of them hostile; one case in four is a chaos case.
+ * Every other case also works the guest-to-host direction: the host listens for the firmware's
+ * clients, and bursts of direct socket-API calls (api-misuse.ts) run between the other moves.
+ */
 export function generateCase(seed: number): FuzzCase {
   const r = new SeededRandom(seed);
   const chaos = r.below(4) === 0;
+  const guestSide = r.below(2) === 0;
   const length = 40 + r.below(121);
   const actions: Action[] = [{ k: "connect", service: "echo" }];
+  if (guestSide) actions.push({ k: "hostListen", target: "api" });
   for (let i = 0; i < length; i++) {
     const roll = r.below(20);
-    if (roll < 9) actions.push(hostAction(r));
-    else if (roll < 15) actions.push(timeAction(r));
-    else actions.push(hostileAction(r, chaos));
+    if (roll < 8) actions.push(hostAction(r));
+    else if (roll < 13) actions.push(timeAction(r));
+    else if (roll < 17 || !guestSide) actions.push(hostileAction(r, chaos));
+    else if (roll < 18) actions.push(hostListen(r));
+    else actions.push(...apiBurst(r));
   }
   return { seed, chaos, actions };
 }

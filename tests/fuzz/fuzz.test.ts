@@ -15,6 +15,8 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
   let chaos = 0;
   let rejections = 0;
   let delivered = 0;
+  let apiCalls = 0;
+  let guestToHost = 0;
   for (let seed = FIRST_SEED; seed < FIRST_SEED + CASES; seed++) {
     const c = generateCase(seed);
     const result = await runActions(c.actions);
@@ -25,11 +27,16 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
     if (c.chaos) chaos++;
     rejections += result.stats.rejections;
     delivered += result.stats.delivered;
+    apiCalls += result.stats.apiCalls;
+    guestToHost += result.stats.guestToHostBytes;
   }
   // The run must have exercised something: both case kinds, many rejections, many packets.
   assert.ok(chaos > CASES / 10 && chaos < CASES / 2, `chaos cases ${chaos}`);
   assert.ok(rejections > CASES * 5, `rejections ${rejections}`);
   assert.ok(delivered > CASES * 20, `packets delivered ${delivered}`);
+  // The guest-to-host direction and the socket API were worked too.
+  assert.ok(apiCalls > CASES, `socket-API calls ${apiCalls}`);
+  assert.ok(guestToHost > CASES * 1000, `bytes the host accepted from the firmware's clients ${guestToHost}`);
 });
 
 test("the fuzzer finds what it must: without taint tracking a replayed RW is reported", async () => {
@@ -45,6 +52,32 @@ test("the fuzzer finds what it must: without taint tracking a replayed RW is rep
       { k: "poll", rounds: 3 },
     ]);
     assert.equal(result.failure?.kind, "stream", String(result.failure?.message));
+  } finally {
+    delete process.env.FUZZ_SELFTEST_NO_TAINT;
+  }
+});
+
+test("the fuzzer finds what it must, guest to host: without taint tracking a duplicated or reordered guest RW is reported", async () => {
+  process.env.FUZZ_SELFTEST_NO_TAINT = "1";
+  try {
+    const duplicated = await runActions([
+      { k: "connect", service: "echo" },
+      { k: "poll", rounds: 3 },
+      { k: "txDuplicate" }, // the next guest packet: the echo of what follows
+      { k: "send", conn: 0, bytes: 1000 },
+      { k: "poll", rounds: 3 },
+    ]);
+    assert.equal(duplicated.failure?.kind, "stream", String(duplicated.failure?.message));
+    const reordered = await runActions([
+      { k: "hostListen", target: "api" },
+      { k: "api", call: "connect", fd: "own", pick: 0, a: 6000, b: 2, len: 0, ptr: "scratch" },
+      { k: "poll", rounds: 2 },
+      { k: "txHold" },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 0, b: 0, len: 100, ptr: "scratch" },
+      { k: "api", call: "send", fd: "own", pick: 0, a: 0, b: 0, len: 100, ptr: "scratch" },
+      { k: "txRelease", order: "reverse", pick: 0 },
+    ]);
+    assert.equal(reordered.failure?.kind, "stream", String(reordered.failure?.message));
   } finally {
     delete process.env.FUZZ_SELFTEST_NO_TAINT;
   }

@@ -71,6 +71,8 @@ async function main(): Promise<number> {
   let actions = 0;
   let chaosCases = 0;
   let rejections = 0;
+  let apiCalls = 0;
+  let guestToHost = 0;
   for (let i = 0; (Date.now() - start) / 1000 < seconds; i++) {
     const seed = (firstSeed + i) >>> 0;
     process.send?.({ seed });
@@ -79,6 +81,8 @@ async function main(): Promise<number> {
     executions++;
     actions += result.actionsRun;
     rejections += result.stats.rejections;
+    apiCalls += result.stats.apiCalls;
+    guestToHost += result.stats.guestToHostBytes;
     if (c.chaos) chaosCases++;
     if (result.failure) {
       const f = result.failure;
@@ -100,7 +104,7 @@ async function main(): Promise<number> {
   }
   const elapsed = (Date.now() - start) / 1000;
   console.log(
-    `fuzz: done seed=${firstSeed} executions=${executions} (${chaosCases} chaos) actions=${actions} rejections=${rejections} seconds=${elapsed.toFixed(0)} rate=${(executions / elapsed).toFixed(1)}/s, no failure`,
+    `fuzz: done seed=${firstSeed} executions=${executions} (${chaosCases} chaos) actions=${actions} rejections=${rejections} api_calls=${apiCalls} guest_to_host_bytes=${guestToHost} seconds=${elapsed.toFixed(0)} rate=${(executions / elapsed).toFixed(1)}/s, no failure`,
   );
   return 0;
 }

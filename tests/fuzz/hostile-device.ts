@@ -3,10 +3,12 @@
 // either: it takes over the host's "send to guest" link, so it can hold packets back and let
 // them go in another order or not at all, and it uses the device's own hostile seams (inject,
 // corruptNextUsed, injectUsed, setGuestCid, transportReset) and the device side of the rings for
-// the rest. It also knows which host connections its moves could have corrupted ("tainted").
+// the rest. The other way, it takes the device's filter of guest packets (fromGuestFilter): those
+// it can hold, reorder, drop, duplicate or change before the host sees them. Which connections its
+// moves could have corrupted ("tainted") the case runner works out from what they return.
 import type { Machine } from "../sim/machine";
 import type { DeviceSplitQueue, UsedEntry } from "../sim/split-ring";
-import type { HeaderFields, VsockHeader } from "../sim/vsock-packet";
+import type { HeaderFields, VsockHeader, VsockPacket } from "../sim/vsock-packet";
 import type { Queue } from "./actions";
 
 interface HeldPacket {
@@ -16,12 +18,38 @@ interface HeldPacket {
 }
 
 const QUEUE_INDEX: Record<Queue, number> = { rx: 0, tx: 1, event: 2 };
+export type ReleaseOrder = "fifo" | "interleave" | "reverse";
+
+/** Packets in the order a release lets them go: as they came, interleaved across tuples (each tuple's order kept), or reversed. */
+function releaseOrder<P extends { header: VsockHeader }>(packets: P[], order: ReleaseOrder, pick: number): P[] {
+  if (order === "fifo") return packets;
+  if (order === "reverse") return packets.slice().reverse();
+  const byTuple = new Map<string, P[]>();
+  for (const p of packets) {
+    const key = `${p.header.srcPort}:${p.header.dstPort}`;
+    if (!byTuple.has(key)) byTuple.set(key, []);
+    byTuple.get(key)!.push(p);
+  }
+  const lanes = [...byTuple.values()];
+  const out: P[] = [];
+  let x = pick >>> 0 || 1;
+  while (lanes.some((l) => l.length > 0)) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const live = lanes.filter((l) => l.length > 0);
+    out.push(live[(x >>> 8) % live.length].shift()!);
+  }
+  return out;
+}
 
 export class HostileDevice {
   holding = false;
   readonly held: HeldPacket[] = [];
   /** Used entries written that answer no real completion (forged, duplicated): the driver may see that many extra. */
   forgedUsed = 0;
+  /** Guest -> host: held packets, and a change waiting for the next packet. */
+  txHolding = false;
+  readonly txHeld: VsockPacket[] = [];
+  private txNext: ((p: VsockPacket) => VsockPacket[]) | null = null;
   private readonly forward: (header: VsockHeader, payload: Uint8Array, reply: boolean) => void;
 
   constructor(private readonly m: Machine) {
@@ -31,6 +59,14 @@ export class HostileDevice {
     link.sendToGuest = (header, payload, reply) => {
       if (this.holding) this.held.push({ header, payload, reply });
       else this.forward(header, payload, reply);
+    };
+    m.device!.fromGuestFilter = (p) => {
+      const next = this.txNext;
+      this.txNext = null;
+      const out = next ? next(p) : [p];
+      if (!this.txHolding) return out;
+      this.txHeld.push(...out);
+      return [];
     };
   }
 
@@ -42,31 +78,31 @@ export class HostileDevice {
     return this.device.queues[QUEUE_INDEX[name]] ?? null;
   }
 
-  /** Lets every held packet go: in order, interleaved across tuples (each tuple's order kept), or reversed. */
-  release(order: "fifo" | "interleave" | "reverse", pick: number): HeldPacket[] {
+  /** Lets every held packet go (see releaseOrder). */
+  release(order: ReleaseOrder, pick: number): HeldPacket[] {
     this.holding = false;
-    const packets = this.held.splice(0);
-    let out: HeldPacket[];
-    if (order === "fifo") out = packets;
-    else if (order === "reverse") out = packets.slice().reverse();
-    else {
-      const byTuple = new Map<string, HeldPacket[]>();
-      for (const p of packets) {
-        const key = `${p.header.srcPort}:${p.header.dstPort}`;
-        if (!byTuple.has(key)) byTuple.set(key, []);
-        byTuple.get(key)!.push(p);
-      }
-      const lanes = [...byTuple.values()];
-      out = [];
-      let x = pick >>> 0 || 1;
-      while (lanes.some((l) => l.length > 0)) {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        const live = lanes.filter((l) => l.length > 0);
-        out.push(live[(x >>> 8) % live.length].shift()!);
-      }
-    }
+    const out = releaseOrder(this.held.splice(0), order, pick);
     for (const p of out) this.forward(p.header, p.payload, p.reply);
     return out;
+  }
+
+  /** Lets every held guest packet reach the host (see releaseOrder). */
+  txRelease(order: ReleaseOrder, pick: number): VsockPacket[] {
+    this.txHolding = false;
+    const out = releaseOrder(this.txHeld.splice(0), order, pick);
+    for (const p of out) this.m.host.receive(p.header, p.payload);
+    return out;
+  }
+
+  /** Loses one held guest packet (returns it, or null when nothing is held). */
+  txDrop(pick: number): VsockPacket | null {
+    if (this.txHeld.length === 0) return null;
+    return this.txHeld.splice((pick >>> 0) % this.txHeld.length, 1)[0];
+  }
+
+  /** The next guest packet goes through `change` on its way to the host (null: none does). */
+  changeNextTx(change: ((p: VsockPacket) => VsockPacket[]) | null): void {
+    this.txNext = change;
   }
 
   /** Loses one held packet (returns it, or null when nothing is held). */

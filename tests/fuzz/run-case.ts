@@ -7,20 +7,27 @@
 //  - counters consistent: rejection counters never go down, each reason seen has exactly one warn
 //    line, the firmware accepted no more rx packets than were delivered (plus forged entries),
 //    the device saw no more tx packets than the firmware sent, the connection count is in range;
-//  - the firmware never sent anything vhost would drop (cids, lengths, ring format).
+//  - the firmware never sent anything vhost would drop (cids, lengths, ring format);
+//  - the guest-to-host direction: what the host accepted from the firmware's own clients is a
+//    prefix of what they send (boot greeting, peer client, the API sockets of api-misuse.ts), and
+//    the peer client never reads an echo that differs from what it sent;
+//  - every direct socket-API call returns its documented value or a negative errno (api-misuse.ts).
 // At the end, unless the case damaged the rings in ways no driver can detect (chaos), a fresh
 // connection must still be served.
 import { crc32 } from "node:zlib";
-import { Machine, SimTrap } from "../sim/machine";
+import { Machine, SimHang, SimTrap } from "../sim/machine";
 import type { HostSocket } from "../sim/host";
 import { VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
-import { Action, CHAOS_KINDS, FuzzCase, Service } from "./actions";
+import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
+import { ApiMisuse, SentStream } from "./api-misuse";
 import { HostileDevice } from "./hostile-device";
 import { concat } from "../unit/vsock-helpers";
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 const GUEST_CID = 33;
 const SERVICE_PORT: Record<Service, number> = { echo: 1234, sink: 1235, source: 1236 };
+const LISTEN_PORT: Record<HostTarget, number> = { greeting: 4050, peer: PEER_PORT, api: API_PORT };
+const GREETING = new TextEncoder().encode("Hello, Host! This is a message from the VM.\n"); // assembly/apps/greeting.ts
 const MAX_CONNECTIONS = 64;
 const MAX_LIVE_FUZZ_CONNECTIONS = 8;
 /** Firmware steps (clock reads and barriers) one action may take before it counts as a hang. */
@@ -43,19 +50,20 @@ class Hang extends Error {}
 
 interface Conn {
   id: number;
-  service: Service;
+  service: Service | HostTarget; // a connection to a service, or one the host accepted from a firmware client
   socket: HostSocket;
   sent: Uint8Array[];
   sentLength: number;
   sentCache: Uint8Array | null;
   sourceCount: number | null;
   tainted: boolean;
+  apiStream?: SentStream | null; // api: what the guest socket's sends were accepted with (none before a connect succeeds)
 }
 
 export interface CaseResult {
   failure: FuzzFailure | null;
   actionsRun: number;
-  stats: { delivered: number; rejections: number; tainted: number; connections: number };
+  stats: { delivered: number; rejections: number; tainted: number; connections: number; apiCalls: number; guestToHostBytes: number };
 }
 
 /** Deterministic host data: byte `offset` of connection `id`. */
@@ -73,6 +81,13 @@ function sourceByte(i: number): number {
   return (i * 7 + (i >>> 8)) & 0xff;
 }
 
+/** Sets one header field as the wire would hold the value (type and op are 16 bits), so checks see what the receiver sees. */
+function setField(header: VsockHeader, field: MutableField, value: number): void {
+  const big = field === "srcCid" || field === "dstCid";
+  const narrow = field === "type" || field === "op" ? value & 0xffff : value >>> 0;
+  (header as unknown as Record<string, number | bigint>)[field] = big ? BigInt(value >>> 0) : narrow;
+}
+
 function firstDifference(got: Uint8Array, want: Uint8Array): number {
   const n = Math.min(got.length, want.length);
   for (let i = 0; i < n; i++) if (got[i] !== want[i]) return i;
@@ -82,6 +97,9 @@ function firstDifference(got: Uint8Array, want: Uint8Array): number {
 export class CaseRunner {
   m!: Machine;
   hostile!: HostileDevice;
+  api!: ApiMisuse;
+  private readonly listening = new Set<HostTarget>();
+  private peerLogScanned = 0;
   private conns: Conn[] = [];
   private nextConnId = 0;
   private nextHostPort = 20000;
@@ -98,15 +116,16 @@ export class CaseRunner {
   private violationsChecked = 0;
   private sentChecked = 0;
 
-  static async boot(): Promise<CaseRunner> {
+  static async boot(options: Record<string, string> = {}): Promise<CaseRunner> {
     const r = new CaseRunner();
-    r.m = await Machine.create({ wasmPath: WASM_PATH, guestCid: GUEST_CID });
+    r.m = await Machine.create({ wasmPath: WASM_PATH, guestCid: GUEST_CID, options });
     r.installWatchdog();
     r.hostile = new HostileDevice(r.m);
     r.firmware(() => {
       if (!r.m.init()) throw new FuzzFailure("boot", r.m.logText(), -1);
       r.m.poll(3);
     });
+    r.api = new ApiMisuse(r.m); // after boot: its scratch memory lies beyond everything the firmware allocated
     const n = r.m.exports.fw_rejection_reasons();
     for (let i = 0; i < n; i++) r.keys.push(r.m.readString(r.m.exports.fw_rejection_key(i) >>> 0));
     r.lastCounts = r.keys.map(() => 0);
@@ -135,7 +154,7 @@ export class CaseRunner {
       work();
     } catch (error) {
       if (error instanceof FuzzFailure) throw error;
-      if (error instanceof Hang) throw new FuzzFailure("hang", error.message, this.actionIndex);
+      if (error instanceof Hang || error instanceof SimHang) throw new FuzzFailure("hang", error.message, this.actionIndex);
       if (error instanceof SimTrap) throw new FuzzFailure("wasm-abort", error.message, this.actionIndex);
       if (error instanceof WebAssembly.RuntimeError) throw new FuzzFailure("wasm-trap", String(error.message), this.actionIndex);
       if (error instanceof Error && (error.name === "RingError" || error.name === "GuestMemoryError") && this.chaos) return;
@@ -156,14 +175,16 @@ export class CaseRunner {
     return live.length === 0 ? null : live[(pick >>> 0) % live.length];
   }
 
-  private connByHostPort(port: number): Conn | undefined {
-    return this.conns.find((c) => c.socket.localPort === port);
-  }
 
+  // Every connection on that host port: the host's accepted ones share their listener's port.
   private taint(hostPort: number): void {
     if (process.env.FUZZ_SELFTEST_NO_TAINT === "1") return; // the fuzzer's own check: must then find replays
-    const c = this.connByHostPort(hostPort);
-    if (c) c.tainted = true;
+    for (const c of this.conns) if (c.socket.localPort === hostPort) c.tainted = true;
+  }
+
+  private damagedToHost(hostPort: number): void {
+    this.touchedHostPorts.add(hostPort >>> 0);
+    this.taint(hostPort >>> 0);
   }
 
   private taintAll(): void {
@@ -189,13 +210,26 @@ export class CaseRunner {
       case "connect": {
         if (this.liveConns().length >= MAX_LIVE_FUZZ_CONNECTIONS) return;
         const socket = m.host.connect(SERVICE_PORT[a.service], this.nextHostPort++);
-        this.conns.push({ id: this.nextConnId++, service: a.service, socket, sent: [], sentLength: 0, sentCache: null, sourceCount: null, tainted: this.chaos || this.cidLied }); // after ring damage or during a cid lie nothing is trusted
+        this.addConn(a.service, socket);
+        return;
+      }
+      case "hostListen":
+        if (this.listening.has(a.target)) return;
+        this.listening.add(a.target);
+        m.host.listen(LISTEN_PORT[a.target]).onAccept((socket) => this.addConn(a.target, socket));
+        return;
+      case "api": {
+        const broken = this.api.run(a);
+        if (broken) throw new FuzzFailure("api", broken, this.actionIndex);
+        m.poll(1);
         return;
       }
       case "send": {
         const c = this.connFor(a.conn);
         if (!c || c.service === "source") return;
-        const data = hostBytes(c.id, c.sentLength, a.bytes);
+        // The peer client's host side echoes, slowly: the next bytes it has not sent back yet.
+        const data = c.service === "peer" ? c.socket.received.slice(c.sentLength, c.sentLength + a.bytes) : hostBytes(c.id, c.sentLength, a.bytes);
+        if (data.length === 0) return;
         if (c.socket.send(data) === data.length) {
           c.sent.push(data);
           c.sentLength += data.length;
@@ -243,6 +277,37 @@ export class CaseRunner {
         if (lost) this.taint(lost.header.srcPort);
         return;
       }
+      // Guest -> host: whatever the host gets wrong on a tuple it may answer with RST or see as a
+      // protocol error; a lost, repeated, reordered or changed RW corrupts that tuple's stream.
+      case "txHold":
+        h.txHolding = true;
+        return;
+      case "txRelease": {
+        const released = h.txRelease(a.order, a.pick);
+        if (a.order === "reverse") for (const p of released) this.damagedToHost(p.header.dstPort);
+        m.poll(2);
+        return;
+      }
+      case "txDrop": {
+        const lost = h.txDrop(a.pick);
+        if (lost) this.damagedToHost(lost.header.dstPort);
+        return;
+      }
+      case "txDuplicate":
+        h.changeNextTx((p) => {
+          this.damagedToHost(p.header.dstPort);
+          return [p, p];
+        });
+        return;
+      case "txMutate":
+        h.changeNextTx((p) => {
+          const header = { ...p.header };
+          setField(header, a.field, a.value);
+          this.damagedToHost(p.header.dstPort);
+          this.damagedToHost(header.dstPort);
+          return [{ header, payload: p.payload }];
+        });
+        return;
       case "replay":
       case "mutate":
         this.copyPacket(a);
@@ -316,6 +381,11 @@ export class CaseRunner {
     }
   }
 
+  private addConn(service: Conn["service"], socket: HostSocket): void {
+    // After ring damage or during a cid lie nothing is trusted.
+    this.conns.push({ id: this.nextConnId++, service, socket, sent: [], sentLength: 0, sentCache: null, sourceCount: null, tainted: this.chaos || this.cidLied });
+  }
+
   /** A replayed or altered copy of a packet already delivered to the guest. */
   private copyPacket(a: Extract<Action, { k: "replay" } | { k: "mutate" }>): void {
     const delivered = this.m.device!.deliveredToGuest;
@@ -324,10 +394,7 @@ export class CaseRunner {
     const header: VsockHeader = { ...original.header };
     let usedLength: number | undefined;
     if (a.k === "mutate") {
-      const big = a.field === "srcCid" || a.field === "dstCid";
-      // Values as the wire holds them (type and op are 16 bits), so the classification below sees what the firmware sees.
-      const narrow = a.field === "type" || a.field === "op" ? a.value & 0xffff : a.value >>> 0;
-      (header as unknown as Record<string, number | bigint>)[a.field] = big ? BigInt(a.value >>> 0) : narrow;
+      setField(header, a.field, a.value);
       usedLength = a.usedLength;
     }
     const creditChanged =
@@ -409,11 +476,14 @@ export class CaseRunner {
     if (this.chaos) return true; // forged completions can make any ring state look like the driver's fault
     if (v.startsWith("event: transport reset missed")) return true; // the fuzzer reset faster than events were reposted
     if (this.cidLied && v.includes("src_cid is not the guest cid")) return true; // the device lied about our cid
+    // An API socket retried connect() after its 5 ms connect timeout while the host's RESPONSE was
+    // held back: the firmware sends no RST when a connect times out (Linux does not either), so the
+    // retry's REQUEST, from the same bound port, meets a host socket that is still connected.
+    if (v.includes(` -> 2:${API_PORT} `) && v.endsWith("on a connected host socket")) return true;
     const hostPort = /host (\d+)<-guest/.exec(v) ?? / -> 2:(\d+) /.exec(v);
     if (hostPort) {
       const port = Number(hostPort[1]);
-      const c = this.connByHostPort(port);
-      if (this.touchedHostPorts.has(port) || (c && c.tainted)) return true;
+      if (this.touchedHostPorts.has(port) || this.conns.some((c) => c.socket.localPort === port && c.tainted)) return true;
     }
     return false;
   }
@@ -425,7 +495,9 @@ export class CaseRunner {
 
   private checkStream(c: Conn): void {
     const got = c.socket.received;
-    if (c.service === "echo") {
+    if (c.service === "greeting" || c.service === "peer" || c.service === "api") {
+      this.checkGuestStream(c, got);
+    } else if (c.service === "echo") {
       const want = this.sentData(c);
       const at = firstDifference(got, want);
       if (at >= 0) throw new FuzzFailure("stream", `echo conn ${c.id} (host port ${c.socket.localPort}): byte ${at} of ${got.length} received differs from the ${want.length} sent`, this.actionIndex);
@@ -452,6 +524,32 @@ export class CaseRunner {
     }
   }
 
+  // What the host accepted from a firmware client must be a prefix of what that client sends.
+  private checkGuestStream(c: Conn, got: Uint8Array): void {
+    let want: Uint8Array;
+    if (c.service === "greeting") want = GREETING;
+    else if (c.service === "api") {
+      c.apiStream ??= this.api.streamFor(c.socket.peerPort); // bound once there is one: the port may be reused later
+      want = c.apiStream?.bytes() ?? new Uint8Array(0);
+    } else {
+      want = got.map((_, i) => sourceByte(i));
+      this.checkPeerOutcome();
+    }
+    const at = firstDifference(got, want);
+    if (at >= 0) throw new FuzzFailure("stream", `${c.service} conn ${c.id} (guest port ${c.socket.peerPort}): byte ${at} of ${got.length} the host received differs from the ${want.length} sent`, this.actionIndex);
+  }
+
+  // The peer client checks its echo itself; it must never see bytes that differ from what it sent.
+  private checkPeerOutcome(): void {
+    const log = this.m.log;
+    for (; this.peerLogScanned < log.length; this.peerLogScanned++) {
+      const line = log[this.peerLogScanned];
+      if (!line.includes("peer echo failed") || !line.includes("mismatch_at")) continue;
+      if (this.conns.some((c) => c.service === "peer" && c.tainted)) continue;
+      throw new FuzzFailure("stream", `peer client: ${line}`, this.actionIndex);
+    }
+  }
+
   // ---- the end of a case ----
   /**
    * The device turns honest (held packets go out, its real used idx is written again, the truth
@@ -465,6 +563,8 @@ export class CaseRunner {
     this.steps = 0;
     this.firmware(() => {
       if (this.hostile.held.length > 0 || this.hostile.holding) this.hostile.release("fifo", 0);
+      this.hostile.changeNextTx(null);
+      this.hostile.txRelease("fifo", 0);
       this.hostile.restoreUsedIdx();
       if (this.cidLied) {
         this.m.device!.transportReset(); // tell the firmware the truth at last
@@ -496,6 +596,8 @@ export class CaseRunner {
       rejections: this.lastCounts.reduce((a, b) => a + b, 0),
       tainted: this.conns.filter((c) => c.tainted).length,
       connections: this.conns.length,
+      apiCalls: this.api.calls,
+      guestToHostBytes: this.conns.reduce((n, c) => n + (c.service in LISTEN_PORT ? c.socket.received.length : 0), 0),
     };
   }
 }
@@ -505,7 +607,7 @@ export async function runActions(actions: Action[]): Promise<CaseResult> {
   let runner: CaseRunner | null = null;
   let ran = 0;
   try {
-    runner = await CaseRunner.boot();
+    runner = await CaseRunner.boot(bootOptions(actions));
     for (let i = 0; i < actions.length; i++) {
       runner.run(actions[i], i);
       ran++;
@@ -514,7 +616,7 @@ export async function runActions(actions: Action[]): Promise<CaseResult> {
     return { failure: null, actionsRun: ran, stats: runner.stats() };
   } catch (error) {
     const failure = error instanceof FuzzFailure ? error : new FuzzFailure("exception", String(error instanceof Error ? error.stack : error), ran);
-    return { failure, actionsRun: ran, stats: runner ? runner.stats() : { delivered: 0, rejections: 0, tainted: 0, connections: 0 } };
+    return { failure, actionsRun: ran, stats: runner?.api ? runner.stats() : { delivered: 0, rejections: 0, tainted: 0, connections: 0, apiCalls: 0, guestToHostBytes: 0 } };
   }
 }
 

@@ -44,6 +44,33 @@ export class SimTrap extends Error {
   }
 }
 
+/**
+ * One call into the firmware made more import calls than its budget without returning: a blocking
+ * wait (vs_recv, vs_accept, a connect...) that never ends. Thrown from inside the import so the test
+ * fails at once, naming the call, instead of spinning on a clock that moves 1 us per read.
+ */
+export class SimHang extends Error {
+  constructor(
+    readonly call: string,
+    readonly importCalls: number,
+    readonly lastImport: string,
+    readonly simulatedNs: bigint,
+  ) {
+    super(
+      `firmware call ${call} did not return within ${importCalls} import calls (last: ${lastImport}; ` +
+        `simulated clock ${simulatedNs / 1_000_000n} ms): a blocking call waiting for something that never comes?`,
+    );
+    this.name = "SimHang";
+  }
+}
+
+/**
+ * Import calls one call into the firmware may make. The unit suite's longest call makes ~200k (a
+ * device reset that never completes, waited out for 100 ms); a blocking wait spends ~4 per simulated
+ * microsecond, so this is ~0.5 s of simulated waiting and a second or two of real time.
+ */
+export const DEFAULT_IMPORT_BUDGET = 2_000_000;
+
 export interface MachineOptions {
   wasmPath?: string;
   /** A module's bytes instead of a path (the sim's own tests use small hand-written modules). */
@@ -74,6 +101,8 @@ export interface MachineOptions {
   interruptVector?: number;
   /** MSI-X table entries of the vsock function (0: no MSI-X capability); default 3 like QEMU. */
   msixVectors?: number;
+  /** Import calls one export call may make before it throws SimHang (default DEFAULT_IMPORT_BUDGET). */
+  importBudget?: number;
 }
 
 export interface UnknownAccess {
@@ -120,11 +149,18 @@ export class Machine {
   private readonly echoLog: boolean;
   private scratchNext = 0;
   private scratchEnd = 0;
+  // The hang watchdog: import calls since the outermost export call began, and its name.
+  importCalls = 0;
+  private readonly importBudget: number;
+  private currentCall = "";
+  private currentArgs: unknown[] = [];
+  private callDepth = 0;
 
   private constructor(readonly options: MachineOptions) {
     this.memoryBase = options.memoryBase ?? DEFAULT_MEMORY_BASE;
     this.clockHz = options.clockHz ?? 2_000_000_000n;
     this.echoLog = options.echoLog ?? process.env.VSOCKFW_SIM_LOG === "1";
+    this.importBudget = options.importBudget ?? DEFAULT_IMPORT_BUDGET;
     addQ35Functions(this.bus);
     const memory: GuestMemory = {
       // Bound late: the wasm memory exists only after instantiation.
@@ -192,8 +228,8 @@ export class Machine {
       module = cached ?? (await WebAssembly.compile(readFileSync(path)));
       moduleCache.set(path, module);
     }
-    machine.instance = await WebAssembly.instantiate(module, { env: machine.imports() });
-    machine.exports = machine.instance.exports as Record<string, any>;
+    machine.instance = await WebAssembly.instantiate(module, { env: machine.watchImports(machine.imports()) });
+    machine.exports = machine.watchExports(machine.instance.exports);
     machine.memory = machine.exports.memory as WebAssembly.Memory;
     machine.guestMemory = wasmGuestMemory(machine.memory, machine.memoryBase);
     const accounting = machine.exports.vsock_test_rx_accounting as ((port: number, cid: bigint, peer: number, field: number) => bigint) | undefined;
@@ -268,6 +304,44 @@ export class Machine {
 
   read(pointer: number, length: number): Uint8Array {
     return new Uint8Array(this.memory.buffer).slice(pointer, pointer + length);
+  }
+
+  // ---- the hang watchdog ----
+  // Every export call starts a count; every import call (clock reads, MMIO, barriers: what any wait
+  // loop does) adds one. Deterministic, and it catches loops whose own deadline never comes.
+  private watchExports(raw: WebAssembly.Exports): Record<string, any> {
+    const watched: Record<string, any> = {};
+    for (const [name, value] of Object.entries(raw)) {
+      if (typeof value !== "function") {
+        watched[name] = value;
+        continue;
+      }
+      const call = value as (...args: unknown[]) => unknown;
+      watched[name] = (...args: unknown[]) => {
+        if (this.callDepth++ === 0) {
+          this.importCalls = 0;
+          this.currentCall = name;
+          this.currentArgs = args;
+        }
+        try {
+          return call(...args);
+        } finally {
+          this.callDepth--;
+        }
+      };
+    }
+    return watched;
+  }
+
+  private watchImports(table: Record<string, (...args: any[]) => any>): Record<string, (...args: any[]) => any> {
+    const watched: Record<string, (a?: any, b?: any, c?: any, d?: any) => any> = {};
+    for (const [name, serve] of Object.entries(table)) {
+      watched[name] = (a, b, c, d) => {
+        if (++this.importCalls > this.importBudget) throw new SimHang(`${this.currentCall}(${this.currentArgs.join(", ")})`, this.importBudget, name, this.clock);
+        return serve(a, b, c, d);
+      };
+    }
+    return watched;
   }
 
   // ---- the env imports ----

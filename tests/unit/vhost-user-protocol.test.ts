@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RESPONSE, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_OP_SHUTDOWN } from "../sim/vsock-packet";
 import { addon } from "../../tools/vhost-user-vsock/addon";
 import { VsockBackend } from "../../tools/vhost-user-vsock/backend";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";
 import { encodeMessage, encodeVringState, Request } from "../../tools/vhost-user-vsock/protocol";
 import { FakeFrontEnd, waitFor } from "../vhost-user/fake-front-end";
+import { addonTest } from "../vhost-user/needs-addon";
 
 const logLines: string[] = [];
 let dir = "";
@@ -61,7 +62,7 @@ function collect(s: Socket): { text: () => string; ended: () => boolean; closed:
   return { text: () => Buffer.concat(chunks).toString("latin1"), ended: () => ended, closed: () => closed };
 }
 
-test("handshake: features VERSION_1|EVENT_IDX|PROTOCOL_FEATURES, protocol MQ|REPLY_ACK|CONFIG, 2 queues, guest_cid in config", async () => {
+addonTest("handshake: features VERSION_1|EVENT_IDX|PROTOCOL_FEATURES, protocol MQ|REPLY_ACK|CONFIG, 2 queues, guest_cid in config", async () => {
   const { b, vm, config } = await backend(41);
   const q = new FakeFrontEnd(config.socket);
   const answers = await q.handshake();
@@ -83,7 +84,7 @@ test("handshake: features VERSION_1|EVENT_IDX|PROTOCOL_FEATURES, protocol MQ|REP
   b.stop();
 });
 
-test("SET_MEM_TABLE is acked, maps both regions, is unmapped when replaced and on disconnect", async () => {
+addonTest("SET_MEM_TABLE is acked, maps both regions, is unmapped when replaced and on disconnect", async () => {
   const baseline = addon().mappedBytes();
   const { b, vm, config } = await backend();
   const q = new FakeFrontEnd(config.socket);
@@ -106,7 +107,7 @@ test("SET_MEM_TABLE is acked, maps both regions, is unmapped when replaced and o
   b.stop();
 });
 
-test("host-initiated: CONNECT <port> -> REQUEST in the guest's rx ring, RESPONSE -> OK <hostport>, data both ways, EOF", async () => {
+addonTest("host-initiated: CONNECT <port> -> REQUEST in the guest's rx ring, RESPONSE -> OK <hostport>, data both ways, EOF", async () => {
   const { b, vm, config, q } = await running();
   const client = await unixClient(config.udsPath);
   const got = collect(client);
@@ -131,7 +132,7 @@ test("host-initiated: CONNECT <port> -> REQUEST in the guest's rx ring, RESPONSE
   b.stop();
 });
 
-test("guest data held while credit is withheld reaches the Unix peer before the EOF of the guest's SHUTDOWN", async () => {
+addonTest("guest data held while credit is withheld reaches the Unix peer before the EOF of the guest's SHUTDOWN", async () => {
   const { b, vm, config, q } = await running();
   const client = await unixClient(config.udsPath);
   const got = collect(client);
@@ -155,7 +156,7 @@ test("guest data held while credit is withheld reaches the Unix peer before the 
   b.stop();
 });
 
-test("host-initiated, EOF right behind the handshake (printf ... | ncat -U): the guest gets the bytes, then SHUTDOWN", async () => {
+addonTest("host-initiated, EOF right behind the handshake (printf ... | ncat -U): the guest gets the bytes, then SHUTDOWN", async () => {
   const { b, q, config } = await running();
   const client = await unixClient(config.udsPath);
   collect(client);
@@ -172,7 +173,7 @@ test("host-initiated, EOF right behind the handshake (printf ... | ncat -U): the
   b.stop();
 });
 
-test("host-initiated to a port nobody listens on: the guest's RST closes the Unix socket without OK", async () => {
+addonTest("host-initiated to a port nobody listens on: the guest's RST closes the Unix socket without OK", async () => {
   const { b, config, q } = await running();
   const client = await unixClient(config.udsPath);
   const got = collect(client);
@@ -190,7 +191,7 @@ test("host-initiated to a port nobody listens on: the guest's RST closes the Uni
   b.stop();
 });
 
-test("guest-initiated: CID 2 port P goes to <uds-path>_P; RST when nothing listens there", async () => {
+addonTest("guest-initiated: CID 2 port P goes to <uds-path>_P; RST when nothing listens there", async () => {
   const { b, config, q } = await running();
   const received: Buffer[] = [];
   const server = createServer((s) => s.on("data", (c: Buffer) => received.push(c)));
@@ -208,7 +209,7 @@ test("guest-initiated: CID 2 port P goes to <uds-path>_P; RST when nothing liste
   b.stop();
 });
 
-test("guest reset: GET_VRING_BASE answers the last avail index, the restarted rings continue from it", async () => {
+addonTest("guest reset: GET_VRING_BASE answers the last avail index, the restarted rings continue from it", async () => {
   const { b, vm, config, q } = await running();
   for (let i = 0; i < 5; i++) q.sendPacket({ op: VIRTIO_VSOCK_OP_RST, srcPort: 1, dstPort: 1 });
   await waitFor(() => vm.device.queues[1]?.lastAvailIdx === 5, "5 tx chains consumed");
@@ -229,7 +230,7 @@ test("guest reset: GET_VRING_BASE answers the last avail index, the restarted ri
   b.stop();
 });
 
-test("QEMU reconnect: a new front-end connection after a disconnect gets a fresh session", async () => {
+addonTest("QEMU reconnect: a new front-end connection after a disconnect gets a fresh session", async () => {
   const { b, vm, config, q } = await running();
   q.close();
   await waitFor(() => vm.session === null, "first session closed");
@@ -246,7 +247,7 @@ test("QEMU reconnect: a new front-end connection after a disconnect gets a fresh
   b.stop();
 });
 
-test("bad descriptors are logged and dropped: the queue stops, the backend lives, a restart recovers", async () => {
+addonTest("bad descriptors are logged and dropped: the queue stops, the backend lives, a restart recovers", async () => {
   const { b, vm, config, q } = await running();
   q.sendPacket({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 1, dstPort: 2 }, new Uint8Array(0), { descriptor: { addr: 0x7fff0000, len: 44 } });
   await waitFor(() => vm.device.violations.length > 0, "violation");
@@ -265,7 +266,7 @@ test("bad descriptors are logged and dropped: the queue stops, the backend lives
   b.stop();
 });
 
-test("malformed messages end the session, not the backend: oversized payload, short payload, bad vring index", async () => {
+addonTest("malformed messages end the session, not the backend: oversized payload, short payload, bad vring index", async () => {
   const { b, vm, config } = await backend();
   const cases: [string, (q: FakeFrontEnd) => void][] = [
     ["oversized", (q) => addon().sendWithFds(q.fd, (() => {
@@ -291,7 +292,7 @@ test("malformed messages end the session, not the backend: oversized payload, sh
   b.stop();
 });
 
-test("two regions: a packet in low RAM (below 0xa0000) and one in high RAM both reach the host side", async () => {
+addonTest("two regions: a packet in low RAM (below 0xa0000) and one in high RAM both reach the host side", async () => {
   const { b, vm, q } = await running();
   q.sendPacket({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 60000, dstPort: 6000 }, new Uint8Array(0), { at: 0x9f000 });
   q.sendPacket({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 60001, dstPort: 6000 });

@@ -11,6 +11,7 @@ import { parseFaultRule } from "../../tools/vhost-user-vsock/faults";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";
 import { parseArguments } from "../../tools/vhost-user-vsock/options";
 import { FakeFrontEnd, waitFor } from "../vhost-user/fake-front-end";
+import { addonTest } from "../vhost-user/needs-addon";
 
 let dir = "";
 before(() => {
@@ -62,7 +63,7 @@ async function pair(groupsA: string[], groupsB: string[]) {
   return { backend, a, b };
 }
 
-test("siblings in one group: packets to the other CID arrive untouched in its rx ring, both ways", async () => {
+addonTest("siblings in one group: packets to the other CID arrive untouched in its rx ring, both ways", async () => {
   const { backend, a, b } = await pair(["g1", "g2"], ["g2"]);
   a.sendPacket({ op: VIRTIO_VSOCK_OP_REQUEST, dstCid: 4, srcPort: 5000, dstPort: 1234 });
   const request = await b.receiveUntil((p) => p.header.op === VIRTIO_VSOCK_OP_REQUEST, "REQUEST at cid 4");
@@ -81,7 +82,7 @@ test("siblings in one group: packets to the other CID arrive untouched in its rx
   backend.stop();
 });
 
-test("VMs in different groups cannot reach each other (RST), and a stopped sibling answers RST", async () => {
+addonTest("VMs in different groups cannot reach each other (RST), and a stopped sibling answers RST", async () => {
   const { backend, a, b } = await pair(["red"], ["blue"]);
   a.sendPacket({ op: VIRTIO_VSOCK_OP_REQUEST, dstCid: 4, srcPort: 5000, dstPort: 1234 });
   const rst = await a.receiveUntil((p) => p.header.dstPort === 5000, "RST");
@@ -101,7 +102,7 @@ test("VMs in different groups cannot reach each other (RST), and a stopped sibli
   same.backend.stop();
 });
 
-test("fault rules: drop after skip, duplicate, corrupt op, delay; no TRANSPORT_RESET from a backend", async () => {
+addonTest("fault rules: drop after skip, duplicate, corrupt op, delay; no TRANSPORT_RESET from a backend", async () => {
   const { backend, a, b } = await pair(["f"], ["f"]);
   const faults = backend.faultsFor(3);
   // Guest 3 -> guest 4 RW packets pass through 3's from-guest filter.

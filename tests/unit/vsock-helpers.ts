@@ -79,7 +79,12 @@ export function connCount(m: Machine): number {
   return m.exports.vsock_connection_count();
 }
 
-/** The vs_* API with test-friendly types. Buffers live in a scratch area of wasm memory. */
+/**
+ * The vs_* API with test-friendly types. Buffers live in a scratch area of wasm memory.
+ * accept, recv, send and connect block as the socket's timeouts say (accepted sockets block by
+ * default); one that waits for something that never comes throws SimHang, naming the call, once it
+ * has made the machine's budget of import calls (tests/sim/machine.ts): a test fails, never hangs.
+ */
 export class Guest {
   private readonly buffer: number;
   private readonly bufferSize = 1 << 20;
