@@ -6,9 +6,11 @@ or Unix sockets of the vhost-user backend (tools/vhost-user-vsock), chosen by VS
                     then "OK <hostport>\\n" (the socket just closes when the guest refuses);
                     the guest's connects to host port P arrive on <path>_<P>.
 """
+import ctypes
 import errno
 import os
 import socket
+import struct
 
 TRANSPORT = os.environ.get("VSOCK_TRANSPORT", "vsock")
 UDS_PATH = TRANSPORT[4:] if TRANSPORT.startswith("uds:") else None
@@ -37,12 +39,29 @@ def _uds_connect(cid, port, timeout):
         raise
 
 
-def connect_stream(cid, port, timeout):
-    """A connected stream socket to the guest's port (raises OSError like AF_VSOCK's connect)."""
+SO_VM_SOCKETS_CONNECT_TIMEOUT = 6  # linux/vm_sockets.h: a struct timeval (two longs on x86-64)
+
+
+def set_vsock_connect_timeout(s, seconds):
+    """setsockopt(2) through libc: Python's socket.setsockopt passes AF_VSOCK options as a u64,
+    and this one takes a 16-byte struct timeval (the kernel refuses anything shorter)."""
+    whole = int(seconds)
+    value = struct.pack("qq", whole, int((seconds - whole) * 1e6))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setsockopt(s.fileno(), socket.AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, value, len(value)) != 0:
+        raise OSError(ctypes.get_errno(), "setsockopt(SO_VM_SOCKETS_CONNECT_TIMEOUT)")
+
+
+def connect_stream(cid, port, timeout, vsock_connect_timeout=None):
+    """A connected stream socket to the guest's port (raises OSError like AF_VSOCK's connect).
+    vsock_connect_timeout (seconds) replaces the kernel's own 2 s connect timeout, after which
+    AF_VSOCK's connect fails with ETIMEDOUT whatever the socket's timeout says."""
     if UDS_PATH:
         return _uds_connect(cid, port, timeout)
     s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if vsock_connect_timeout is not None:
+        set_vsock_connect_timeout(s, vsock_connect_timeout)
     try:
         s.connect((cid, port))
     except BaseException:
