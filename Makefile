@@ -82,11 +82,11 @@ $(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json $(CONFIG_STAMP)
 	$(TSX) tools/wasm/merge-data-segments.ts $@ $@
 
 # The wasm the unit tests load: debug log level, same code, plus test-only exports from a second
-# entry file (assembly/vsock/test-hooks.ts) that the image never compiles.
+# entry file (assembly/test-hooks.ts) that the image never compiles.
 unit-wasm: build/unit/firmware.wasm
 build/unit/firmware.wasm: $(AS_SOURCES) asconfig.json
 	@mkdir -p build/unit
-	$(ASC) assembly/main.ts assembly/vsock/test-hooks.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
+	$(ASC) assembly/main.ts assembly/test-hooks.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
 		--maximumMemory $(LINEAR_PAGES) -o $@
 
 # 2. wasm -> C

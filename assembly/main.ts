@@ -6,22 +6,22 @@ import { LEVEL_ERROR, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } fr
 import { runtimeOption } from "./platform/options";
 import { pciScan } from "./pci/scan";
 import { pciAssignResources } from "./pci/resources";
-import { vsockPoll, vsockStart } from "./vsock/stack";
-import { deviceLogAccessCosts } from "./vsock/device";
+import { vsockPoll, vsockStart } from "./vsock-protocol/stack";
+import { deviceLogAccessCosts } from "./vsock-device/device";
 import { warnIfEmulated } from "./virtio/cost-probe";
 import { appsPoll, appsStart } from "./apps/index";
 import { selfTest } from "./platform/selftest";
-import { traceConfigure } from "./vsock/trace";
-import { countersConfigure, logCounters } from "./vsock/counters";
-import { idleAfterPoll } from "./vsock/idle";
-import { connectionLinesConfigure } from "./vsock/connection-log";
+import { traceConfigure } from "./diag/trace";
+import { countersConfigure, logCounters } from "./vsock-protocol/counters-report";
+import { idleAfterPoll } from "./vsock-protocol/idle";
+import { connectionLinesConfigure } from "./vsock-protocol/connection-log";
 import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
-export * from "./vsock/api";
+export * from "./socket-api/api";
 // A C application (make image APP=...) turns the default services off before fw_init.
 export { apps_set_enabled } from "./apps/index";
 // Thin wrappers over the device layer for its unit tests (and fw_set_rx_layout).
-export * from "./vsock/device-test-exports";
+export * from "./vsock-device/device-test-exports";
 // The crash report's view of the stack (firmware/crash-report.c).
 export * from "./crash/index";
 

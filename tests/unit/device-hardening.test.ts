@@ -11,7 +11,7 @@ import { Guest, guest, POLLOUT } from "./vsock-helpers";
 const TX = 1;
 const EVENT = 2;
 const COUNTER_TRANSPORT_RESETS = 2;
-const COUNTER_RX_USED_EXTRA_BYTES = 8; // assembly/vsock/device.ts
+const COUNTER_RX_USED_EXTRA_BYTES = 8; // assembly/vsock-device/device.ts
 const STATUS_DRIVER_OK = 4;
 const STATUS_FAILED = 128;
 

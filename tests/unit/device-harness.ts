@@ -1,5 +1,5 @@
 // Shared set-up for the device-layer tests (tests/unit/device-*.test.ts): a simulated machine
-// whose wasm exports the device layer's test hooks (assembly/vsock/device-test-exports.ts,
+// whose wasm exports the device layer's test hooks (assembly/vsock-device/device-test-exports.ts,
 // re-exported by assembly/main.ts), and helpers to read packets and write tx headers.
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
@@ -7,7 +7,7 @@ import { decodeHeader, encodeHeader, VsockHeader, VSOCK_HEADER_SIZE } from "../s
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 
-// Names from assembly/vsock/device.ts (COUNTER_*, DROP_*).
+// Names from assembly/vsock-device/device.ts (COUNTER_*, DROP_*).
 export const COUNTER_RX_PACKETS = 0;
 export const COUNTER_TX_PACKETS = 1;
 export const COUNTER_TRANSPORT_RESETS = 2;

@@ -13,7 +13,7 @@ import { dmaAllocate } from "../virtio/dma";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
 import { logAccessCosts } from "../virtio/cost-probe";
-import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "./device-interrupts";
+import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "../virtio/interrupts";
 import {
   countRejection,
   logRejections,
@@ -27,7 +27,7 @@ import {
   REJECT_TX_INVALID,
   REJECT_USED_TOO_LONG,
   rejectionCount,
-} from "./rejections";
+} from "../diag/rejections";
 
 export const VSOCK_HEADER_SIZE: u32 = 44;
 export const TX_PAYLOAD_MAX: u32 = 65536;

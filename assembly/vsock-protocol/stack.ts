@@ -13,7 +13,7 @@ import {
   rxRelease,
   txFlush,
   vsockDeviceInit,
-} from "./device";
+} from "../vsock-device/device";
 import {
   Connection,
   CONN_CLOSING,
@@ -50,13 +50,14 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
   opName,
-} from "./packet";
+} from "../wire/vsock-header";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setLocalCid } from "./transmit";
-import { traceHeader } from "./trace";
+import { traceHeader } from "../diag/trace";
 import { peerCidAllowed } from "./siblings";
-import { countersPoll, countRx } from "./counters";
+import { countRx } from "../diag/counters";
+import { countersPoll } from "./counters-report";
 import { connectionLogPoll } from "./connection-log";
 import {
   countRejection,
@@ -72,8 +73,8 @@ import {
   REJECT_UNKNOWN_OP,
   REJECT_UNKNOWN_TYPE,
   rejectionCount,
-} from "./rejections";
-import { DIRECTION_RX, recordPacket } from "../crash/packet-history";
+} from "../diag/rejections";
+import { DIRECTION_RX, recordPacket } from "../diag/packet-history";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
 const RX_BUDGET: i32 = 512;

@@ -37,9 +37,9 @@ import {
   OWE_CREDIT_UPDATE,
   OWE_REQUEST,
   OWE_SHUTDOWN,
-} from "./connection";
-import { findConnection, freeConnection, liveConnectionCount } from "./connection-table";
-import { creditUpdateDue } from "./credit";
+} from "../vsock-protocol/connection";
+import { findConnection, freeConnection, liveConnectionCount } from "../vsock-protocol/connection-table";
+import { creditUpdateDue } from "../vsock-protocol/credit";
 import {
   EADDRINUSE,
   EADDRNOTAVAIL,
@@ -55,16 +55,16 @@ import {
   ENOTCONN,
   EPIPE,
   errnoName,
-} from "./errors";
-import { allocateOrReclaim, closeByApplication, resetPending } from "./lifecycle";
-import { oldestPending, removeFromAcceptQueue } from "./listener";
+} from "../vsock-protocol/errors";
+import { allocateOrReclaim, closeByApplication, resetPending } from "../vsock-protocol/lifecycle";
+import { oldestPending, removeFromAcceptQueue } from "../vsock-protocol/listener";
 import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VIRTIO_VSOCK_SHUTDOWN_SEND,
   VMADDR_CID_ANY,
   VMADDR_PORT_ANY,
-} from "./packet";
+} from "../wire/vsock-header";
 import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
 import { socketEvents } from "./readiness";
 import { getOption, setOption } from "./socket-options";
@@ -77,10 +77,10 @@ import {
   SOCK_LISTENING,
   SOCK_OPEN,
   socketForFd,
-} from "./socket-table";
-import { vsockPoll, vsockStarted } from "./stack";
-import { localCid } from "./transmit";
-import { peerCidAllowed } from "./siblings";
+} from "../vsock-protocol/socket-table";
+import { vsockPoll, vsockStarted } from "../vsock-protocol/stack";
+import { localCid } from "../vsock-protocol/transmit";
+import { peerCidAllowed } from "../vsock-protocol/siblings";
 
 const STAGING_SIZE: u32 = 65536;
 const EFAULT: i32 = 14; // Linux's value; errors.ts has no name for it yet

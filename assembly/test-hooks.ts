@@ -1,10 +1,10 @@
 // Test hooks for the unit build only: the Makefile passes this file as a second entry to the unit
-// target (`asc assembly/main.ts assembly/vsock/test-hooks.ts --target unit`), so these exports
+// target (`asc assembly/main.ts assembly/test-hooks.ts --target unit`), so these exports
 // never reach the image. They read connection internals the wire does not show, and start a
 // connection's counters near their 4 GiB wrap.
-import { Connection } from "./connection";
-import { findConnection, setCounterStart } from "./connection-table";
-import { socketForFd } from "./socket-table";
+import { Connection } from "./vsock-protocol/connection";
+import { findConnection, setCounterStart } from "./vsock-protocol/connection-table";
+import { socketForFd } from "./vsock-protocol/socket-table";
 
 // New connections start as if `bytes` bytes had already gone each way (0: a normal start).
 export function vsock_test_counter_start(bytes: u64): void {

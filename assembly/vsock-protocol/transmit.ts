@@ -1,6 +1,6 @@
 // Building and sending our packets. Every packet carries src_cid = our guest cid, dst_cid = the
 // peer (always the host, CID 2: vhost drops anything else), and our current buf_alloc/fwd_cnt.
-import { txAcquire, txSubmit } from "./device";
+import { txAcquire, txSubmit } from "../vsock-device/device";
 import {
   Connection,
   CONN_CLOSING,
@@ -24,10 +24,10 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VSOCK_HEADER_SIZE,
   writeHeader,
-} from "./packet";
-import { traceHeader } from "./trace";
-import { countStall, countTx, STALL_CREDIT, STALL_RING } from "./counters";
-import { DIRECTION_TX, recordPacket } from "../crash/packet-history";
+} from "../wire/vsock-header";
+import { traceHeader } from "../diag/trace";
+import { countStall, countTx, STALL_CREDIT, STALL_RING } from "../diag/counters";
+import { DIRECTION_TX, recordPacket } from "../diag/packet-history";
 
 let guestCid: u64 = 0;
 

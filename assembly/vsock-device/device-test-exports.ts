@@ -20,7 +20,7 @@ import {
   vsockDeviceInit,
 } from "./device";
 import { pciScan } from "../pci/scan";
-import { logRejections, REJECTION_REASONS, rejectionCount, rejectionKey } from "./rejections";
+import { logRejections, REJECTION_REASONS, rejectionCount, rejectionKey } from "../diag/rejections";
 
 export { fw_set_rx_layout } from "./device";
 
