@@ -1,10 +1,33 @@
 // Test hooks for the unit build only: the Makefile passes this file as a second entry to the unit
-// target (`asc assembly/main.ts assembly/test-hooks.ts --target unit`), so these exports
-// never reach the image. They read connection internals the wire does not show, and start a
-// connection's counters near their 4 GiB wrap.
+// target (`asc assembly/main.ts assembly/test-hooks.ts --target unit`), so these exports never
+// reach the image (tests/unit/image-exports.test.ts checks). Every test-only export lives here or
+// in a file only this one re-exports: the device layer's hooks, the main loop's step, connection
+// internals the wire does not show, and counters started near their 4 GiB wrap.
+import { EINVAL } from "./vsock-protocol/errors";
 import { Connection } from "./vsock-protocol/connection";
-import { findConnection, setCounterStart } from "./vsock-protocol/connection-table";
+import { findConnection, liveConnectionCount, setCounterStart } from "./vsock-protocol/connection-table";
 import { socketForFd } from "./vsock-protocol/socket-table";
+import { setEphemeralRange } from "./socket-api/ports";
+import { pollOrHalt } from "./main-loop";
+
+// The device layer alone (fw_device_*), the rejection registry by name (fw_rejection_*), the
+// rx layout, and the device's COUNTER_*/DROP_* numbers.
+export * from "./vsock-device/device-test-exports";
+
+// One round of the main loop as the image runs it: a poll, then the idle policy.
+export function fw_poll_or_halt(): void {
+  pollOrHalt();
+}
+
+// Live connections.
+export function vsock_connection_count(): i32 {
+  return liveConnectionCount();
+}
+
+// The ephemeral port range connect() picks from; -EINVAL for a range the ports module refuses.
+export function vsock_set_ephemeral_range(first: u32, last: u32): i32 {
+  return setEphemeralRange(first, last) ? 0 : -EINVAL;
+}
 
 // New connections start as if `bytes` bytes had already gone each way (0: a normal start).
 export function vsock_test_counter_start(bytes: u64): void {

@@ -38,7 +38,7 @@ import {
   OWE_REQUEST,
   OWE_SHUTDOWN,
 } from "../vsock-protocol/connection";
-import { findConnection, freeConnection, liveConnectionCount } from "../vsock-protocol/connection-table";
+import { findConnection, freeConnection } from "../vsock-protocol/connection-table";
 import { creditUpdateDue } from "../vsock-protocol/credit";
 import {
   EADDRINUSE,
@@ -65,7 +65,7 @@ import {
   VMADDR_CID_ANY,
   VMADDR_PORT_ANY,
 } from "../wire/vsock-header";
-import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
+import { allocateEphemeralPort, portInUse } from "./ports";
 import { socketEvents } from "./readiness";
 import { getOption, setOption } from "./socket-options";
 import {
@@ -427,13 +427,4 @@ export function vs_staging(): usize {
 
 export function vs_staging_size(): u32 {
   return STAGING_SIZE;
-}
-
-// Test and tuning hooks (not socket API): live connections, and the ephemeral port range.
-export function vsock_connection_count(): i32 {
-  return liveConnectionCount();
-}
-
-export function vsock_set_ephemeral_range(first: u32, last: u32): i32 {
-  return setEphemeralRange(first, last) ? 0 : -EINVAL;
 }

@@ -1,12 +1,14 @@
 // Test hooks: the device layer's packet interface as wasm exports, so the unit tests can drive
 // the device layer alone against the simulated machine (the protocol layer is not involved).
-// main.ts re-exports this file; everything here is a thin wrapper.
+// Only the unit build's second entry (assembly/test-hooks.ts) re-exports this file, so none of it
+// reaches the image; everything here is a thin wrapper.
 import {
   deviceCounter,
   deviceDropCount,
   deviceGuestCid,
   deviceLogCounters,
   deviceNegotiatedFeatures,
+  deviceSetRxLayout,
   eventPoll,
   rxHeader,
   rxNext,
@@ -22,7 +24,33 @@ import {
 import { pciScan } from "../pci/scan";
 import { logRejections, REJECTION_REASONS, rejectionCount, rejectionKey } from "../diag/rejections";
 
-export { fw_set_rx_layout } from "./device";
+// The device's counter and drop numbers, and its buffer sizes, as wasm globals: the tests read them
+// from here rather than keeping copies.
+export {
+  COUNTER_EVENT_NOTIFIES,
+  COUNTER_RX_NOTIFIES,
+  COUNTER_RX_PACKETS,
+  COUNTER_RX_REFILLS,
+  COUNTER_RX_USED_EXTRA_BYTES,
+  COUNTER_TRANSPORT_RESETS,
+  COUNTER_TX_NOTIFIES,
+  COUNTER_TX_NOTIFIES_SUPPRESSED,
+  COUNTER_TX_PACKETS,
+  DROP_EVENT_SHORT,
+  DROP_EVENT_UNKNOWN,
+  DROP_RX_LEN_MISMATCH,
+  DROP_RX_SHORT,
+  DROP_RX_USED_EXTRA,
+  DROP_RX_USED_TOO_LONG,
+  DROP_TX_INVALID,
+  RX_BUFFER_COUNT_MAX,
+  RX_BUFFER_DATA_SIZE,
+  TX_BUFFER_COUNT_MAX,
+} from "./device";
+
+export function fw_set_rx_layout(split: bool): void {
+  deviceSetRxLayout(split);
+}
 
 // Scans the bus (as fw_init does first) and brings the device up, without the protocol layer.
 export function fw_device_init(): bool {

@@ -152,9 +152,9 @@ export function deviceLogAccessCosts(): void {
   if (t != null) logAccessCosts(t, QUEUE_EVENT);
 }
 
-// Test hook: rx buffers as one descriptor (false, default) or header + data descriptors (true).
-// Takes effect at the next vsockDeviceInit().
-export function fw_set_rx_layout(split: bool): void {
+// Rx buffers as one descriptor (false, default) or header + data descriptors (true); only the
+// unit tests choose. Takes effect at the next vsockDeviceInit().
+export function deviceSetRxLayout(split: bool): void {
   rxSplitLayout = split;
 }
 
