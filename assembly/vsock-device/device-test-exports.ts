@@ -10,10 +10,8 @@ import {
   deviceNegotiatedFeatures,
   deviceSetRxLayout,
   eventPoll,
-  rxHeader,
   rxNext,
-  rxPayload,
-  rxPayloadLength,
+  RxPacket,
   rxRelease,
   txAcquire,
   txFlush,
@@ -63,17 +61,24 @@ export function fw_device_guest_cid(): u64 {
 export function fw_device_features(): u64 {
   return deviceNegotiatedFeatures();
 }
+// The packet the last fw_device_rx_next took (its fields read 0 once released).
+let rxTaken: RxPacket | null = null;
 export function fw_device_rx_next(): bool {
-  return rxNext();
+  const packet = rxNext();
+  if (packet != null) rxTaken = packet;
+  return packet != null;
 }
 export function fw_device_rx_header(): usize {
-  return rxHeader;
+  const packet = rxTaken;
+  return packet != null ? packet.header : 0;
 }
 export function fw_device_rx_payload(): usize {
-  return rxPayload;
+  const packet = rxTaken;
+  return packet != null ? packet.payload : 0;
 }
 export function fw_device_rx_payload_length(): u32 {
-  return rxPayloadLength;
+  const packet = rxTaken;
+  return packet != null ? packet.payloadLength : 0;
 }
 export function fw_device_rx_release(): void {
   rxRelease();

@@ -100,7 +100,7 @@ let transport: VirtioTransport | null = null;
 let rxQueue: SplitQueue | null = null;
 let txQueue: SplitQueue | null = null;
 let eventQueue: SplitQueue | null = null;
-let guestCid: u64 = 0;
+let guestCid: u64 = 0; // the one copy: the protocol asks deviceGuestCid()
 let features: u64 = 0;
 
 let rxSplitLayout = false;
@@ -112,9 +112,21 @@ let rxCurrentHead: i32 = -1;
 // still complete it a second time, so a duplicate completion is recognised as one.
 const rxToPost = new StaticArray<usize>(RX_BUFFER_COUNT_MAX);
 let rxToPostCount: u32 = 0;
-export let rxHeader: usize = 0;
-export let rxPayload: usize = 0;
-export let rxPayloadLength: u32 = 0;
+// The packet rxNext() took, until rxRelease(): its header, its payload and the payload's length
+// as validated (the device could rewrite the header's len afterwards; this copy is the one the
+// stack trusts). One instance for the whole run, so handing a packet over allocates nothing.
+export class RxPacket {
+  header: usize = 0;
+  payload: usize = 0;
+  payloadLength: u32 = 0;
+
+  clear(): void {
+    this.header = 0;
+    this.payload = 0;
+    this.payloadLength = 0;
+  }
+}
+const rxCurrent = new RxPacket();
 
 let txBuffers: usize = 0;
 let txBufferCount: u32 = 0;
@@ -258,10 +270,11 @@ function flushRx(q: SplitQueue): void {
   q.kick();
 }
 
-export function rxNext(): bool {
+// The next valid packet from the rx queue, or null when there is none; valid until rxRelease().
+export function rxNext(): RxPacket | null {
   if (rxCurrentHead >= 0) rxRelease(); // the caller moved on without releasing
   const q = rxQueue;
-  if (q == null) return false;
+  if (q == null) return null;
   while (true) {
     const head = q.popUsed();
     if (head < 0) break;
@@ -286,18 +299,18 @@ export function rxNext(): bool {
     // length is tolerated: the bytes past it are not payload. Counted, first one at warn.
     if (len < used - VSOCK_HEADER_SIZE) countRxUsedExtra(used - VSOCK_HEADER_SIZE - len);
     rxCurrentHead = head;
-    rxHeader = buffer;
-    rxPayload = buffer + VSOCK_HEADER_SIZE;
-    rxPayloadLength = len;
+    rxCurrent.header = buffer;
+    rxCurrent.payload = buffer + VSOCK_HEADER_SIZE;
+    rxCurrent.payloadLength = len;
     rxPackets++;
     rxBytes += len;
-    return true;
+    return rxCurrent;
   }
   // Buffers go back in batches of half the pool: reposting after every packet cost a notify (a VM
   // exit) per packet in request/response traffic, since vhost asks for a kick whenever its send
   // queue runs empty. The device always keeps at least half the buffers.
   if (rxToPostCount * 2 >= rxBufferCount) flushRx(q);
-  return false;
+  return null;
 }
 
 export function rxRelease(): void {
@@ -305,9 +318,7 @@ export function rxRelease(): void {
   if (q == null || rxCurrentHead < 0) return;
   recycleRx(q, rxCurrentHead);
   rxCurrentHead = -1;
-  rxHeader = 0;
-  rxPayload = 0;
-  rxPayloadLength = 0;
+  rxCurrent.clear();
   // Normally rxNext() reposts once the used ring is drained; do not let the device starve meanwhile.
   if (rxToPostCount * 2 >= rxBufferCount) flushRx(q);
 }
@@ -519,9 +530,7 @@ function fillQueues(rx: SplitQueue, tx: SplitQueue, events: SplitQueue): void {
   for (let i: u32 = 0; i < rxBufferCount; i++) postRx(rx, rxBuffers + <usize>i * RX_BUFFER_STRIDE);
   rxCurrentHead = -1;
   rxToPostCount = 0;
-  rxHeader = 0;
-  rxPayload = 0;
-  rxPayloadLength = 0;
+  rxCurrent.clear();
   txBufferCount = tx.size < TX_BUFFER_COUNT_MAX ? tx.size : TX_BUFFER_COUNT_MAX;
   txFreeCount = 0;
   for (let i = <i32>txBufferCount - 1; i >= 0; i--) {
@@ -590,7 +599,7 @@ export function vsockDeviceInit(): bool {
     refuseGuestCid("bring-up");
     return fail(t, VirtioError.GuestCidInvalid);
   }
-  guestCid = cidRead;
+  const cid = cidRead;
 
   allocateBuffersOnce();
   fillQueues(rx, tx, events);
@@ -614,6 +623,7 @@ export function vsockDeviceInit(): bool {
     logKv("tx_buffers", txBufferCount);
     logEnd();
   }
+  guestCid = cid; // ours only once the device runs: until then the protocol sees the old one (0 at boot)
   if (logBegin(LEVEL_INFO, "vsock-dev")) {
     logStr("ready");
     logKv("guest_cid", guestCid);
