@@ -34,6 +34,8 @@ export {
   COUNTER_TX_NOTIFIES,
   COUNTER_TX_NOTIFIES_SUPPRESSED,
   COUNTER_TX_PACKETS,
+} from "./device";
+export {
   DROP_EVENT_SHORT,
   DROP_EVENT_UNKNOWN,
   DROP_RX_LEN_MISMATCH,
@@ -41,10 +43,9 @@ export {
   DROP_RX_USED_EXTRA,
   DROP_RX_USED_TOO_LONG,
   DROP_TX_INVALID,
-  RX_BUFFER_COUNT_MAX,
-  RX_BUFFER_DATA_SIZE,
-  TX_BUFFER_COUNT_MAX,
-} from "./device";
+} from "./drops";
+export { RX_BUFFER_COUNT_MAX, RX_BUFFER_DATA_SIZE } from "./rx";
+export { TX_BUFFER_COUNT_MAX } from "./tx";
 
 export function fw_set_rx_layout(split: bool): void {
   deviceSetRxLayout(split);
