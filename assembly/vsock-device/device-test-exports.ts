@@ -18,7 +18,9 @@ import {
   txInFlight,
   txSubmit,
   vsockDeviceInit,
+  vsockDeviceStart,
 } from "./device";
+import { MemoryTransport } from "../virtio/memory-transport";
 import { pciScan } from "../pci/scan";
 import { logRejections, REJECTION_REASONS, rejectionCount, rejectionKey } from "../diag/rejections";
 
@@ -122,4 +124,36 @@ export function fw_rejection_count(reason: i32): u64 {
 }
 export function fw_log_rejections(): void {
   logRejections();
+}
+
+// The device alone on a MemoryTransport (no PCI bus, no interrupts): the test plays the device on
+// the rings in memory. guest_cid `cid`, every queue `queueMax` entries at most.
+let fake: MemoryTransport | null = null;
+
+export function fw_fake_device_start(cid: u64, queueMax: u32): bool {
+  const t = new MemoryTransport(0, queueMax);
+  fake = t;
+  fw_fake_set_cid(cid);
+  return vsockDeviceStart(t, null);
+}
+// A new guest_cid in the config (config_generation moves), as before a TRANSPORT_RESET event.
+export function fw_fake_set_cid(cid: u64): void {
+  const t = fake!;
+  t.generation++;
+  t.config[0] = <u32>cid;
+  t.config[1] = <u32>(cid >> 32);
+}
+export function fw_fake_status(): u32 {
+  return fake!.deviceStatus;
+}
+export function fw_fake_queue_size(queue: u32): u32 {
+  return fake!.sizes[queue];
+}
+// DMA addresses of queue `queue`'s descriptor table (0), driver area (1) and device area (2).
+export function fw_fake_queue_area(queue: u32, part: i32): u64 {
+  const t = fake!;
+  return part == 0 ? t.descriptors[queue] : part == 1 ? t.driverAreas[queue] : t.deviceAreas[queue];
+}
+export function fw_fake_notifies(queue: u32): u32 {
+  return fake!.notifies[queue];
 }

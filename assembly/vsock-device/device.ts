@@ -8,6 +8,7 @@ import { negotiatedFeatures, virtioDriverOk, virtioFail, virtioNegotiate } from 
 import { VIRTIO_F_EVENT_IDX, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
 import { logAccessCosts } from "../virtio/cost-probe";
 import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "../virtio/interrupts";
+import { PciFunction } from "../pci/scan";
 import { findVirtioFunction, openPciTransport } from "../virtio/pci-probe";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
@@ -256,20 +257,27 @@ export function vsockDeviceInit(): bool {
   }
   const t = openPciTransport(f, "vsock-dev");
   if (t == null) return false;
+  return vsockDeviceStart(t, f);
+}
+
+// Brings the device up on transport `t`: features, queues, the CID, buffers, DRIVER_OK. `f` is
+// the PCI function for MSI-X (null: a transport without interrupts; the device is polled).
+export function vsockDeviceStart(t: VirtioTransport, f: PciFunction | null): bool {
   transport = t;
   const negotiation = virtioNegotiate(t, VSOCK_DRIVER_FEATURES);
   if (negotiation != VirtioError.None) return fail(t, negotiation);
   features = negotiatedFeatures;
   if (t.configLength() < VIRTIO_VSOCK_CONFIG_SIZE) return fail(t, VirtioError.MissingCapability);
   if (t.queueCount() < QUEUE_COUNT) return fail(t, VirtioError.QueueUnavailable);
-  routeDeviceInterrupts(f, t);
+  if (f != null) routeDeviceInterrupts(f, t);
 
   const rx = setUpQueue(t, QUEUE_RX, rxQueue);
   const tx = setUpQueue(t, QUEUE_TX, txQueue);
   const events = setUpQueue(t, QUEUE_EVENT, eventQueue);
   if (rx == null || tx == null || events == null) return fail(t, VirtioError.QueueUnavailable);
   if (!rx.setUp() || !tx.setUp() || !events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
-  confirmDeviceInterrupts(f, t);
+  if (f != null) confirmDeviceInterrupts(f, t);
+  else deviceInterruptsOff();
   rxQueue = rx;
   txQueue = tx;
   eventQueue = events;
