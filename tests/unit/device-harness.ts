@@ -1,6 +1,6 @@
 // Shared set-up for the device-layer tests (tests/unit/device-*.test.ts): a simulated machine
 // whose wasm exports the device layer's test hooks (assembly/vsock-device/device-test-exports.ts,
-// re-exported by assembly/main.ts), and helpers to read packets and write tx headers.
+// re-exported by the unit build's entry assembly/test-hooks.ts), and helpers to read packets and write tx headers.
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
 import { decodeHeader, encodeHeader, VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
