@@ -55,3 +55,15 @@ test("the test hooks are the unit build's only: each unit-only export is absent 
   }
   for (const name of image) assert.ok(unit.includes(name), `the unit build runs the image's code: it exports ${name} too`);
 });
+
+// The unit build's entry and what only it imports: none of their code may reach the image.
+const UNIT_ONLY_FILES = ["assembly/test-hooks", "assembly/vsock-device/device-test-exports", "assembly/virtio/memory-transport"];
+
+test("the image holds no code of the unit-only files (by the function names in build/firmware.wat)", { skip: !existsSync("build/firmware.wat") && "no build/firmware.wat" }, () => {
+  const wat = readFileSync("build/firmware.wat", "utf8");
+  assert.match(wat, /\$assembly\/vsock-device\/device\//, "the text format names functions by file");
+  for (const file of UNIT_ONLY_FILES) {
+    assert.ok(existsSync(`${file}.ts`), `${file}.ts exists`);
+    assert.ok(!wat.includes(`$${file}/`), `${file}.ts is compiled into the image`);
+  }
+});
