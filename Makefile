@@ -55,7 +55,7 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run test test-images test-unit test-boot test-e2e bench clean fuzz \
+.PHONY: all setup image wasm unit-wasm run check-layers test test-images test-unit test-boot test-e2e bench clean fuzz \
 	vhost-user-addon test-vhost-user run-vhost-user
 .DELETE_ON_ERROR:
 
@@ -82,11 +82,11 @@ $(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json $(CONFIG_STAMP)
 	$(TSX) tools/wasm/merge-data-segments.ts $@ $@
 
 # The wasm the unit tests load: debug log level, same code, plus test-only exports from a second
-# entry file (assembly/vsock/test-hooks.ts) that the image never compiles.
+# entry file (assembly/test-hooks.ts) that the image never compiles.
 unit-wasm: build/unit/firmware.wasm
 build/unit/firmware.wasm: $(AS_SOURCES) asconfig.json
 	@mkdir -p build/unit
-	$(ASC) assembly/main.ts assembly/vsock/test-hooks.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
+	$(ASC) assembly/main.ts assembly/test-hooks.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
 		--maximumMemory $(LINEAR_PAGES) -o $@
 
 # 2. wasm -> C
@@ -138,7 +138,13 @@ SELFTEST_IMAGES := build/selftest-cpu-exception/firmware.bin build/selftest-wasm
 TEST_TIMEOUT_MS ?= 300000
 NODE_TEST := node --import tsx --test --test-reporter=spec --test-timeout=$(TEST_TIMEOUT_MS) --test-force-exit
 
+# The layering rules (tools/check-layers.ts): assembly/ folders import only floors below them,
+# apps/ only the socket API, and nothing under tools/ imports from tests/.
+check-layers:
+	$(TSX) tools/check-layers.ts
+
 test: setup
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts tests/fuzz/*.test.ts
 	@$(MAKE) --no-print-directory test-vhost-user
@@ -151,6 +157,7 @@ test-images:
 	@$(MAKE) --no-print-directory BUILD=build/selftest-report-fault SELFTEST=4 build/selftest-report-fault/firmware.bin
 
 test-unit: setup
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory test-images
 	$(NODE_TEST) tests/unit/*.test.ts
 

@@ -6,22 +6,20 @@ import { LEVEL_ERROR, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } fr
 import { runtimeOption } from "./platform/options";
 import { pciScan } from "./pci/scan";
 import { pciAssignResources } from "./pci/resources";
-import { vsockPoll, vsockStart } from "./vsock/stack";
-import { deviceLogAccessCosts } from "./vsock/device";
+import { vsockStart } from "./vsock-protocol/stack";
+import { deviceLogAccessCosts } from "./vsock-device/device";
 import { warnIfEmulated } from "./virtio/cost-probe";
-import { appsPoll, appsStart } from "./apps/index";
+import { appsStart } from "./apps/index";
+import { pollOnce, pollOrHalt } from "./main-loop";
 import { selfTest } from "./platform/selftest";
-import { traceConfigure } from "./vsock/trace";
-import { countersConfigure, logCounters } from "./vsock/counters";
-import { idleAfterPoll } from "./vsock/idle";
-import { connectionLinesConfigure } from "./vsock/connection-log";
-import { crashPortsPoll, crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
+import { traceConfigure } from "./diag/trace";
+import { countersConfigure, logCounters } from "./vsock-protocol/counters-report";
+import { connectionLinesConfigure } from "./vsock-protocol/connection-log";
+import { crashPortsStart, SELFTEST_CRASH_WHILE_SERVING } from "./apps/crash-ports";
 
-export * from "./vsock/api";
+export * from "./socket-api/api";
 // A C application (make image APP=...) turns the default services off before fw_init.
 export { apps_set_enabled } from "./apps/index";
-// Thin wrappers over the device layer for its unit tests (and fw_set_rx_layout).
-export * from "./vsock/device-test-exports";
 // The crash report's view of the stack (firmware/crash-report.c).
 export * from "./crash/index";
 
@@ -60,21 +58,8 @@ export function fw_log_counters(): void {
   logCounters("exit");
 }
 
-// One round of progress: device queues, every connection, every service. True when a packet moved.
-function pollOnce(): bool {
-  const progressed = vsockPoll();
-  appsPoll();
-  if (SELFTEST == SELFTEST_CRASH_WHILE_SERVING) crashPortsPoll();
-  return progressed;
-}
-
 export function fw_poll(): void {
   pollOnce();
-}
-
-// One round of the main loop: a poll, then the idle policy (which may halt until an interrupt).
-export function fw_poll_or_halt(): void {
-  idleAfterPoll(pollOnce());
 }
 
 export function main(): void {
@@ -98,5 +83,5 @@ export function main(): void {
     }
     platformExit(1);
   }
-  while (true) fw_poll_or_halt();
+  while (true) pollOrHalt();
 }

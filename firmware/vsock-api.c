@@ -1,4 +1,4 @@
-/* vsock.h over the wasm's socket exports (assembly/vsock/api.ts). C buffers lie outside the
+/* vsock.h over the wasm's socket exports (assembly/socket-api/api.ts). C buffers lie outside the
  * wasm's linear memory, so data passes through the staging buffer the wasm exports
  * (vs_staging/vs_staging_size), one staging-sized chunk per call. Linked only into APP= builds. */
 #include <stddef.h>

@@ -4,8 +4,8 @@
 // wasm trap (unreachable). Compiled away in every other image.
 import { mmioRead32 } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
-import { vs_accept, vs_bind, vs_listen, vs_settimeout, vs_socket } from "../vsock/api";
-import { VMADDR_CID_ANY } from "../vsock/packet";
+import { vs_accept, vs_bind, vs_listen, vs_settimeout, vs_socket } from "../socket-api/api";
+import { VMADDR_CID_ANY } from "../socket-api/app-support";
 
 export const SELFTEST_CRASH_WHILE_SERVING: i32 = 3;
 export const CPU_EXCEPTION_PORT: u32 = 1298;

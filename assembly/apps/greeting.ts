@@ -2,10 +2,10 @@
 // listening there is normal (the host answers RST): logged at info, retried every RETRY_NS up to
 // GREETING_ATTEMPTS times (about 10 s), so a listener started a little late still gets it.
 import { LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
-import { MSG_DONTWAIT } from "../vsock/api-constants";
-import { vs_close, vs_send } from "../vsock/api";
-import { errnoName } from "../vsock/errors";
-import { VMADDR_CID_HOST } from "../vsock/packet";
+import { MSG_DONTWAIT } from "../socket-api/api-constants";
+import { vs_close, vs_send } from "../socket-api/api";
+import { errnoName } from "../socket-api/app-support";
+import { VMADDR_CID_HOST } from "../socket-api/app-support";
 import { CONNECT_GAVE_UP, CONNECT_READY, CONNECT_RETRY, RetryingConnect } from "./retrying-connect";
 
 export const GREETING_PORT: u32 = 4050;

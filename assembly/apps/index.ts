@@ -2,12 +2,12 @@
 // connections each, the stats service (1237, stats.ts), plus the boot greeting to the host. Everything is a non-blocking state
 // machine stepped by appsPoll(), so one slow peer never holds up the loop.
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
-import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../vsock/api";
-import { VMADDR_CID_ANY } from "../vsock/packet";
+import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../socket-api/api";
+import { VMADDR_CID_ANY } from "../socket-api/app-support";
 import { greetingPoll, greetingStart } from "./greeting";
 import { peerClientPoll, peerClientStart } from "./peer-client";
 import { runtimeOption } from "../platform/options";
-import { allowSiblingList } from "../vsock/siblings";
+import { allowSiblingList } from "../socket-api/app-support";
 import { servicesInit, stepSession } from "./services";
 import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";

@@ -7,11 +7,11 @@
 import { clockNs } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import { runtimeOption } from "../platform/options";
-import { MSG_DONTWAIT, SHUT_WR } from "../vsock/api-constants";
-import { vs_close, vs_recv, vs_send, vs_shutdown } from "../vsock/api";
-import { EAGAIN, errnoName } from "../vsock/errors";
-import { sendSpace } from "../vsock/readiness";
-import { allowSiblingCid } from "../vsock/siblings";
+import { MSG_DONTWAIT, SHUT_WR } from "../socket-api/api-constants";
+import { vs_close, vs_recv, vs_send, vs_shutdown } from "../socket-api/api";
+import { EAGAIN, errnoName } from "../socket-api/app-support";
+import { sendSpace } from "../socket-api/readiness";
+import { allowSiblingCid } from "../socket-api/app-support";
 import { CONNECT_GAVE_UP, CONNECT_READY, RetryingConnect } from "./retrying-connect";
 import { fillSourcePattern, sourceByte } from "./source-pattern";
 

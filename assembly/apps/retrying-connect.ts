@@ -2,10 +2,10 @@
 // listening yet. Each attempt opens a socket and connects without waiting; poll() reports the
 // outcome. A failed attempt closes its socket; after `maxAttempts` the connect gives up.
 import { clockNs } from "../platform/imports";
-import { POLLERR, POLLHUP, POLLOUT, SO_ERROR } from "../vsock/api-constants";
-import { vs_close, vs_connect, vs_getsockopt, vs_settimeout, vs_socket } from "../vsock/api";
-import { EINPROGRESS } from "../vsock/errors";
-import { socketEvents } from "../vsock/readiness";
+import { POLLERR, POLLHUP, POLLOUT, SO_ERROR } from "../socket-api/api-constants";
+import { vs_close, vs_connect, vs_getsockopt, vs_settimeout, vs_socket } from "../socket-api/api";
+import { EINPROGRESS } from "../socket-api/app-support";
+import { socketEvents } from "../socket-api/readiness";
 
 export const CONNECT_WAITING: i32 = 0; // connecting, or waiting for the next attempt
 export const CONNECT_READY: i32 = 1; // connected: `fd` belongs to the caller now

@@ -4,10 +4,10 @@
 //   source (1236) reads a decimal byte count and "\n", sends that many pattern bytes, closes.
 // A step returns false once the session is over (its socket is closed).
 import { LEVEL_DEBUG, logBegin, logEnd, logKv, logKvHex, logKvStr, logStr } from "../platform/log";
-import { MSG_DONTWAIT, POLLIN, POLLOUT } from "../vsock/api-constants";
-import { vs_close, vs_recv, vs_send } from "../vsock/api";
-import { EAGAIN, errnoName } from "../vsock/errors";
-import { receivable, sendSpace, socketEvents } from "../vsock/readiness";
+import { MSG_DONTWAIT, POLLIN, POLLOUT } from "../socket-api/api-constants";
+import { vs_close, vs_recv, vs_send } from "../socket-api/api";
+import { EAGAIN, errnoName } from "../socket-api/app-support";
+import { receivable, sendSpace, socketEvents } from "../socket-api/readiness";
 import { crc32Begin, crc32End, crc32Update } from "./crc32";
 import { fillSourcePattern } from "./source-pattern";
 import { PHASE_DONE, PHASE_READING, PHASE_WRITING, Session, SERVICE_ECHO, SERVICE_SINK } from "./session";

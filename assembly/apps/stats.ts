@@ -2,9 +2,9 @@
 // they add to the log at that moment, and is closed. The host asks with e.g.
 // `ncat --vsock 33 1237 </dev/null`; the log then has the same lines (why=request).
 import { logCaptureBegin, logCaptureEnd } from "../platform/log";
-import { MSG_DONTWAIT } from "../vsock/api-constants";
-import { vs_accept, vs_close, vs_send, vs_settimeout } from "../vsock/api";
-import { logCounters } from "../vsock/counters";
+import { MSG_DONTWAIT } from "../socket-api/api-constants";
+import { vs_accept, vs_close, vs_send, vs_settimeout } from "../socket-api/api";
+import { logCounters } from "../socket-api/app-support";
 
 export const STATS_PORT: u32 = 1237;
 const REPORT_CAPACITY: u32 = 16384; // the counter lines (a few KiB), within one send buffer

@@ -2,10 +2,10 @@
 // crash_log_connections (crash/index.ts) after a trap, which only reads the table. Bounded
 // (MAX_CONNECTIONS lines); should the table itself be corrupted, a trap in here is caught by the
 // report, which then says so and carries on with its next section.
-import { Connection, CONN_CLOSED, CONN_CLOSING, CONN_CONNECTING, CONN_ESTABLISHED, CONN_FREE } from "../vsock/connection";
-import { connectionAt, connectionTableReady, liveConnectionCount } from "../vsock/connection-table";
+import { Connection, CONN_CLOSED, CONN_CLOSING, CONN_CONNECTING, CONN_ESTABLISHED, CONN_FREE } from "../vsock-protocol/connection";
+import { connectionAt, connectionTableReady, liveConnectionCount } from "../vsock-protocol/connection-table";
 import { logDec, logEnd, logKv, logKvSigned, logStr } from "../platform/log";
-import { reportLine } from "./report-line";
+import { reportLine } from "../diag/report-line";
 
 function stateName(state: i32): string {
   if (state == CONN_FREE) return "free";

@@ -3,8 +3,8 @@
 // packets), crash_log_connections (the connection table), then crash_reset_device (stop the
 // device touching guest memory before the run ends). The lines go through the logger.
 import { logConnections } from "./connection-lines";
-import { logLastPackets } from "./packet-history";
-import { deviceResetForCrash } from "../vsock/device";
+import { logLastPackets } from "../diag/packet-history";
+import { deviceResetForCrash } from "../vsock-device/device";
 import { SELFTEST_TRAP_DURING_REPORT } from "../platform/selftest";
 
 export function crash_log_packets(): void {

@@ -7,7 +7,7 @@
 // skipped, and its address space is never enabled for that function (an unassigned BAR would
 // otherwise decode at address 0, on top of RAM).
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
-import { countRejection, REJECT_BAR_UNASSIGNABLE } from "../vsock/rejections";
+import { countRejection, REJECT_BAR_UNASSIGNABLE } from "../diag/rejections";
 import { logBdf } from "./bdf-log";
 import {
   bdfBus,

@@ -8,6 +8,9 @@ export const VIRTIO_STATUS_FEATURES_OK: u32 = 8;
 export const VIRTIO_STATUS_DEVICE_NEEDS_RESET: u32 = 64;
 export const VIRTIO_STATUS_FAILED: u32 = 128;
 
+// 4.1.2 PCI Device Discovery: every virtio PCI function has this vendor id.
+export const VIRTIO_PCI_VENDOR: u32 = 0x1af4;
+
 // 6 Reserved Feature Bits.
 export const VIRTIO_F_EVENT_IDX: u64 = 1 << 29; // used_event / avail_event (2.7.7, 2.7.10)
 export const VIRTIO_F_VERSION_1: u64 = 1 << 32;

@@ -3,6 +3,8 @@
 import { memoryBase } from "../platform/imports";
 
 export const PAGE_SIZE: usize = 4096;
+// Packet and event buffers start on a cache line, so no two share one.
+export const CACHE_LINE: usize = 64;
 
 let base: u64 = 0;
 let baseKnown = false;

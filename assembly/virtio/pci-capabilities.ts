@@ -8,7 +8,7 @@ import { logBdf } from "../pci/bdf-log";
 import { barAddress, barSize, isMemoryBar } from "../pci/resources";
 import { PciFunction } from "../pci/scan";
 import { LEVEL_DEBUG, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
-import { countRejection, REJECT_CAPABILITY_INVALID, rejectionCount } from "../vsock/rejections";
+import { countRejection, REJECT_CAPABILITY_INVALID, rejectionCount } from "../diag/rejections";
 import { VirtioError } from "./constants";
 
 export const VIRTIO_PCI_CAP_COMMON_CFG: u32 = 1;

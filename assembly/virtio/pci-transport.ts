@@ -3,7 +3,7 @@
 // stays inside the region its capability announced.
 import { mmioRead16, mmioRead32, mmioRead8, mmioWrite16, mmioWrite32, mmioWrite8 } from "../platform/imports";
 import { logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
-import { countRejection, REJECT_NOTIFY_OUTSIDE_CAP, rejectionCount } from "../vsock/rejections";
+import { countRejection, REJECT_NOTIFY_OUTSIDE_CAP, rejectionCount } from "../diag/rejections";
 import { VIRTIO_MSI_NO_VECTOR } from "./constants";
 import { VirtioPciCapabilities } from "./pci-capabilities";
 import { VirtioTransport } from "./transport";

@@ -12,7 +12,7 @@ import {
   REJECT_USED_NOT_IN_FLIGHT,
   REJECT_USED_TOO_LONG,
   rejectionCount,
-} from "../vsock/rejections";
+} from "../diag/rejections";
 import { dmaAddress, dmaAllocate, PAGE_SIZE, roundUpToPage } from "./dma";
 import { VirtioTransport } from "./transport";
 
@@ -50,7 +50,7 @@ export const USED_INDEX_JUMP: i32 = 4; // used idx ahead of us by more than the 
 export const USED_UNWRITTEN: i32 = 5; // used idx covers a slot the device never wrote
 const USED_REJECTION_KINDS: i32 = 6;
 
-// The firmware-wide reason (vsock/rejections.ts) for each kind.
+// The firmware-wide reason (diag/rejections.ts) for each kind.
 function rejectionReason(kind: i32): i32 {
   if (kind == USED_BAD_ID) return REJECT_USED_BAD_ID;
   if (kind == USED_NOT_IN_FLIGHT) return REJECT_USED_NOT_IN_FLIGHT;

@@ -1,6 +1,6 @@
 // The transport as a device driver sees it (virtio 1.2 section 4): status, features, queue
 // set-up, notifications and device config, with nothing about how they are reached. The PCI
-// implementation lives in pci-transport.ts; a device driver (vsock/device.ts) uses only this.
+// implementation lives in pci-transport.ts; a device driver (vsock-device/device.ts) uses only this.
 export abstract class VirtioTransport {
   abstract status(): u32;
   abstract setStatus(status: u32): void;

@@ -4,7 +4,7 @@
  * default services. Every function returns a value >= 0 on success and a negative Linux errno on
  * failure (-EAGAIN, -ECONNRESET, ...). Blocking calls keep the device serviced while they wait.
  * Only the host (VSOCK_CID_HOST) is reachable; the firmware's own cid is vsock_local_cid().
- * Implemented by firmware/vsock-api.c over the wasm exports vs_* (assembly/vsock/api.ts). */
+ * Implemented by firmware/vsock-api.c over the wasm exports vs_* (assembly/socket-api/api.ts). */
 #ifndef VSOCK_H
 #define VSOCK_H
 

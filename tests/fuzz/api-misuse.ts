@@ -1,4 +1,4 @@
-// Socket-API misuse for the fuzzer: the firmware's exported vs_* calls (assembly/vsock/api.ts)
+// Socket-API misuse for the fuzzer: the firmware's exported vs_* calls (assembly/socket-api/api.ts)
 // made the way a careless app would make them: wrong, closed and never-open fds, calls in the
 // wrong state (accept on a non-listener, send before connect, listen or bind twice, recv after
 // shutdown), odd, zero and huge lengths, pointers outside linear memory. Each call must return
@@ -11,14 +11,14 @@ import type { Machine } from "../sim/machine";
 import type { ApiAction, PointerChoice } from "./actions";
 
 const FD_BASE = 3;
-const MAX_SOCKETS = 80; // MAX_CONNECTIONS + 16 (assembly/vsock/socket-table.ts)
+const MAX_SOCKETS = 80; // MAX_CONNECTIONS + 16 (assembly/vsock-protocol/socket-table.ts)
 const MAX_OWN_SOCKETS = 8; // leaves the connection table to the services
 const SCRATCH_SIZE = 262144;
 const INVALID_FDS = [-1, 0, 1, 2, FD_BASE + MAX_SOCKETS, 1000, 0x7fffffff, -0x80000000];
 const EBADF = 9;
 const EFAULT = 14;
 const EINPROGRESS = 115;
-/** assembly/vsock/errors.ts, and EFAULT for buffers outside memory. */
+/** assembly/vsock-protocol/errors.ts, and EFAULT for buffers outside memory. */
 const ERRNOS = new Set([1, 4, EBADF, 11, 12, EFAULT, 22, 24, 32, 71, 88, 95, 98, 99, 100, 103, 104, 105, 106, 107, 110, 111, 114, EINPROGRESS]);
 const SO_VM_SOCKETS_CONNECT_TIMEOUT = 6;
 const SO_RCVTIMEO = 20;

@@ -47,7 +47,7 @@ const findings: { name: string; actions: Action[] }[] = [
   {
     // Seed 7 (the socket-API misuse actions): vs_poll with its array outside linear memory trapped
     // the wasm ("memory access out of bounds"), as did send/recv/accept/getsockopt/getsockname with
-    // such buffers. Fixed in assembly/vsock/api.ts: every caller's buffer is checked, -EFAULT.
+    // such buffers. Fixed in assembly/socket-api/api.ts: every caller's buffer is checked, -EFAULT.
     name: "a socket-API buffer outside linear memory is EFAULT, not a wasm trap",
     actions: [
       { k: "api", call: "poll", fd: "invalid", pick: 1217663591, a: 300, b: 0, len: 300000, ptr: "huge" },

@@ -22,6 +22,7 @@ import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, Mutab
 import { ApiMisuse, SentStream } from "./api-misuse";
 import { HostileDevice } from "./hostile-device";
 import { concat } from "../unit/vsock-helpers";
+import { counter, COUNTER_RX_PACKETS, COUNTER_TX_PACKETS } from "../unit/device-harness";
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 const GUEST_CID = 33;
@@ -446,10 +447,10 @@ export class CaseRunner {
     }
     const connections = m.exports.vsock_connection_count();
     if (connections < 0 || connections > MAX_CONNECTIONS) throw new FuzzFailure("counters", `connection count ${connections}`, this.actionIndex);
-    const rxPackets = Number(m.exports.fw_device_counter(0));
+    const rxPackets = counter(m, COUNTER_RX_PACKETS);
     const delivered = m.device!.deliveredToGuest.length + this.hostile.forgedUsed;
     if (rxPackets > delivered) throw new FuzzFailure("counters", `firmware accepted ${rxPackets} rx packets, the device delivered ${delivered}`, this.actionIndex);
-    const txPackets = Number(m.exports.fw_device_counter(1));
+    const txPackets = counter(m, COUNTER_TX_PACKETS);
     const seen = m.device!.sentByGuest.length;
     if (seen > txPackets) throw new FuzzFailure("counters", `device saw ${seen} tx packets, the firmware sent ${txPackets}`, this.actionIndex);
   }

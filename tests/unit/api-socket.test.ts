@@ -1,4 +1,4 @@
-// The exported socket API: errors, timeouts, poll, names, options (assembly/vsock/api.ts).
+// The exported socket API: errors, timeouts, poll, names, options (assembly/socket-api/api.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {

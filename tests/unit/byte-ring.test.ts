@@ -1,4 +1,4 @@
-// Byte-ring wraparound (assembly/vsock/ring.ts), made deterministic (issue 19 item 6): the ring
+// Byte-ring wraparound (assembly/vsock-protocol/ring.ts), made deterministic (issue 19 item 6): the ring
 // rewinds to 0 whenever it drains, so wraps happen in ordinary traffic only by chance. Each test
 // parks a ring's head past the middle, writes across the end, checks with the unit build's hook
 // (vsock_test_ring) that the bytes really straddle the wrap point, then reads or peeks across it.

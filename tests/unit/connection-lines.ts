@@ -1,5 +1,5 @@
 // The firmware's connection lines, read back: per-connection `connection opened` / `connection
-// closed` lines plus the counts in `connections folded` lines (assembly/vsock/connection-log.ts).
+// closed` lines plus the counts in `connections folded` lines (assembly/vsock-protocol/connection-log.ts).
 import type { Machine } from "../sim/machine";
 
 export interface ConnectionLines {

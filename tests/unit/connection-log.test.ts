@@ -1,5 +1,5 @@
 // Connection lines cost a VM exit per byte on the debug console, so past a burst the firmware folds
-// them into one `connections folded` line a second (assembly/vsock/connection-log.ts). These tests
+// them into one `connections folded` line a second (assembly/vsock-protocol/connection-log.ts). These tests
 // hold the policy: every connection is accounted for, every opened line has its closed line, and a
 // human pace is never folded.
 import { test } from "node:test";

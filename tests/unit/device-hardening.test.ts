@@ -4,14 +4,21 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Machine } from "../sim/machine";
-import { counter, deviceMachine, deviceUp, pattern, rxTake, writeTxPacket } from "./device-harness";
+import {
+  counter,
+  COUNTER_RX_USED_EXTRA_BYTES,
+  COUNTER_TRANSPORT_RESETS,
+  deviceMachine,
+  deviceUp,
+  pattern,
+  rxTake,
+  writeTxPacket,
+} from "./device-harness";
 import { rejections } from "./rejection-counts";
 import { Guest, guest, POLLOUT } from "./vsock-helpers";
 
 const TX = 1;
 const EVENT = 2;
-const COUNTER_TRANSPORT_RESETS = 2;
-const COUNTER_RX_USED_EXTRA_BYTES = 8; // assembly/vsock/device.ts
 const STATUS_DRIVER_OK = 4;
 const STATUS_FAILED = 128;
 

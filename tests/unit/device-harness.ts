@@ -1,27 +1,33 @@
 // Shared set-up for the device-layer tests (tests/unit/device-*.test.ts): a simulated machine
-// whose wasm exports the device layer's test hooks (assembly/vsock/device-test-exports.ts,
-// re-exported by assembly/main.ts), and helpers to read packets and write tx headers.
+// whose wasm exports the device layer's test hooks (assembly/vsock-device/device-test-exports.ts,
+// re-exported by the unit build's entry assembly/test-hooks.ts), and helpers to read packets and write tx headers.
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
 import { decodeHeader, encodeHeader, VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 
-// Names from assembly/vsock/device.ts (COUNTER_*, DROP_*).
-export const COUNTER_RX_PACKETS = 0;
-export const COUNTER_TX_PACKETS = 1;
-export const COUNTER_TRANSPORT_RESETS = 2;
-export const COUNTER_RX_NOTIFIES = 3;
-export const COUNTER_TX_NOTIFIES = 4;
-export const COUNTER_EVENT_NOTIFIES = 5;
-export const COUNTER_TX_NOTIFIES_SUPPRESSED = 6;
-export const DROP_RX_SHORT = 0;
-export const DROP_RX_LEN_MISMATCH = 1;
-export const DROP_RX_USED_TOO_LONG = 2;
-export const DROP_EVENT_SHORT = 3;
-export const DROP_EVENT_UNKNOWN = 4;
-export const DROP_TX_INVALID = 5;
+// The device layer's counters and drop kinds by name: their numbers are the unit wasm's exported
+// globals of the same names (assembly/vsock-device/device.ts through the unit-only entry), so they
+// are defined once, in the firmware.
+export const COUNTER_RX_PACKETS = "COUNTER_RX_PACKETS";
+export const COUNTER_TX_PACKETS = "COUNTER_TX_PACKETS";
+export const COUNTER_TRANSPORT_RESETS = "COUNTER_TRANSPORT_RESETS";
+export const COUNTER_RX_NOTIFIES = "COUNTER_RX_NOTIFIES";
+export const COUNTER_TX_NOTIFIES = "COUNTER_TX_NOTIFIES";
+export const COUNTER_EVENT_NOTIFIES = "COUNTER_EVENT_NOTIFIES";
+export const COUNTER_TX_NOTIFIES_SUPPRESSED = "COUNTER_TX_NOTIFIES_SUPPRESSED";
+export const COUNTER_RX_REFILLS = "COUNTER_RX_REFILLS";
+export const COUNTER_RX_USED_EXTRA_BYTES = "COUNTER_RX_USED_EXTRA_BYTES";
+export const DROP_RX_SHORT = "DROP_RX_SHORT";
+export const DROP_RX_LEN_MISMATCH = "DROP_RX_LEN_MISMATCH";
+export const DROP_RX_USED_TOO_LONG = "DROP_RX_USED_TOO_LONG";
+export const DROP_EVENT_SHORT = "DROP_EVENT_SHORT";
+export const DROP_EVENT_UNKNOWN = "DROP_EVENT_UNKNOWN";
+export const DROP_TX_INVALID = "DROP_TX_INVALID";
+export const DROP_RX_USED_EXTRA = "DROP_RX_USED_EXTRA";
 
+// Buffer sizes the tests count against (device.ts; not part of the device's counters).
 export const TX_BUFFER_COUNT_MAX = 32;
 export const RX_BUFFER_DATA_SIZE = 16384;
 export const RX_BUFFER_COUNT_MAX = 64;
@@ -36,7 +42,7 @@ export async function deviceMachine(options: DeviceMachineOptions = {}): Promise
   assert.equal(
     typeof m.exports.fw_device_init,
     "function",
-    `${WASM_PATH} lacks the device test hooks: main.ts must re-export ./vsock/device-test-exports`,
+    `${WASM_PATH} lacks the device test hooks: the unit build's entry assembly/test-hooks.ts re-exports them`,
   );
   m.exports.fw_set_rx_layout(options.splitRx ? 1 : 0);
   return m;
@@ -49,12 +55,19 @@ export async function deviceUp(options: DeviceMachineOptions = {}): Promise<Mach
   return m;
 }
 
-export function counter(m: Machine, name: number): number {
-  return Number(m.exports.fw_device_counter(name));
+/** The number of a device constant (COUNTER_*, DROP_*): the unit wasm's exported global of that name. */
+export function deviceConstant(m: Machine, name: string): number {
+  const global = m.exports[name];
+  assert.ok(global instanceof WebAssembly.Global, `${WASM_PATH} exports no global ${name}`);
+  return Number(global.value);
 }
 
-export function drops(m: Machine, kind: number): number {
-  return Number(m.exports.fw_device_drop_count(kind));
+export function counter(m: Machine, name: string): number {
+  return Number(m.exports.fw_device_counter(deviceConstant(m, name)));
+}
+
+export function drops(m: Machine, kind: string): number {
+  return Number(m.exports.fw_device_drop_count(deviceConstant(m, kind)));
 }
 
 export interface RxPacket {

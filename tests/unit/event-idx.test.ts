@@ -7,12 +7,11 @@ import type { Machine } from "../sim/machine";
 import { vringNeedEvent } from "../sim/split-ring";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
 import { VIRTIO_VSOCK_F_SEQPACKET } from "../sim/vsock-packet";
-import { counter, COUNTER_TX_NOTIFIES_SUPPRESSED, deviceUp, pattern, rxTake, writeTxPacket } from "./device-harness";
+import { counter, COUNTER_RX_PACKETS, COUNTER_TX_NOTIFIES_SUPPRESSED, deviceUp, pattern, rxTake, writeTxPacket } from "./device-harness";
 import { boot, noViolations, SINK_PORT, SOURCE_PORT, text } from "./vsock-helpers";
 
 const RX = 0;
 const TX = 1;
-const COUNTER_RX_PACKETS = 0;
 const WITH = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_VSOCK_F_SEQPACKET;
 const WITHOUT = VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET;
 const MODES = [
@@ -201,7 +200,7 @@ for (const [mode, deviceFeatures] of MODES) {
     let misses = 0;
     duringHalts(m, () => {
       const delivered = m.device!.deliveredToGuest.length;
-      const taken = Number(m.exports.fw_device_counter(COUNTER_RX_PACKETS));
+      const taken = counter(m, COUNTER_RX_PACKETS);
       // Halting with an entry the firmware has not taken is fine only if it raised an interrupt
       // (interrupts are raised only while armed, and the rings are disarmed after each halt).
       if (delivered > taken && interruptTotal(m) === interruptsAtLastHalt) misses++;
@@ -212,11 +211,11 @@ for (const [mode, deviceFeatures] of MODES) {
       const halts = m.waits.length;
       for (let i = 0; i < 200 && m.waits.length === halts; i++) m.exports.fw_poll_or_halt();
       deliverAt = barriers + 1 + offset;
-      const received = Number(m.exports.fw_device_counter(COUNTER_RX_PACKETS));
-      for (let i = 0; i < 200 && Number(m.exports.fw_device_counter(COUNTER_RX_PACKETS)) === received; i++) m.exports.fw_poll_or_halt();
+      const received = counter(m, COUNTER_RX_PACKETS);
+      for (let i = 0; i < 200 && counter(m, COUNTER_RX_PACKETS) === received; i++) m.exports.fw_poll_or_halt();
       assert.ok(barriers >= deliverAt, `offset ${offset}: delivered`);
       deliverAt = -1;
-      assert.equal(Number(m.exports.fw_device_counter(COUNTER_RX_PACKETS)), received + 1, `offset ${offset}: the packet was taken`);
+      assert.equal(counter(m, COUNTER_RX_PACKETS), received + 1, `offset ${offset}: the packet was taken`);
     }
     assert.equal(misses, 0, "a halt with an untaken entry and no interrupt");
     noViolations(m);

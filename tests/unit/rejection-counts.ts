@@ -1,4 +1,4 @@
-// Reads the firmware's rejection registry (assembly/vsock/rejections.ts) by name, through the
+// Reads the firmware's rejection registry (assembly/diag/rejections.ts) by name, through the
 // fw_rejection_* exports: tests and the fuzzer never hard-code the reasons' numbers.
 import type { Machine } from "../sim/machine";
 

@@ -1,6 +1,6 @@
 // Validation at every boundary: each thing the firmware refuses has a named reason with a
 // counter, its first occurrence is logged at warn and later ones only at debug, and the right
-// answer (nothing, or an RST) goes back. The registry is assembly/vsock/rejections.ts.
+// answer (nothing, or an RST) goes back. The registry is assembly/diag/rejections.ts.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Machine } from "../sim/machine";

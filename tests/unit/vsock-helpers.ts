@@ -26,11 +26,11 @@ export {
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 export const GUEST_CID = 33;
 
-// errno (assembly/vsock/errors.ts)
+// errno (assembly/vsock-protocol/errors.ts)
 export const EBADF = 9, EAGAIN = 11, EINVAL = 22, EMFILE = 24, EPIPE = 32, EPROTO = 71, EOPNOTSUPP = 95;
 export const EADDRINUSE = 98, EADDRNOTAVAIL = 99, ECONNRESET = 104, ENOBUFS = 105, EISCONN = 106;
 export const ENOTCONN = 107, ETIMEDOUT = 110, EALREADY = 114, EINPROGRESS = 115;
-// assembly/vsock/api-constants.ts
+// assembly/socket-api/api-constants.ts
 export const SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 export const MSG_PEEK = 2, MSG_DONTWAIT = 0x40;
 export const POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16, POLLNVAL = 32;

@@ -1,8 +1,8 @@
 // Local port allocation. Ephemeral ports come from a range above the privileged ports
 // (<= 1023, which only explicitly bound services get), are unique among bound sockets and
 // outbound connections (including ones still closing), and are reused once released.
-import { portHeldByConnection } from "./connection-table";
-import { portHeldBySocket } from "./socket-table";
+import { portHeldByConnection } from "../vsock-protocol/connection-table";
+import { portHeldBySocket } from "../vsock-protocol/socket-table";
 
 export const LAST_RESERVED_PORT: u32 = 1023;
 let ephemeralFirst: u32 = 49152;

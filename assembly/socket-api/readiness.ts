@@ -1,9 +1,9 @@
 // What a socket is ready for (vs_poll's revents), without touching the device. The services in
 // assembly/apps use this directly to stay non-blocking.
-import { Connection, CONN_CLOSED, CONN_CONNECTING, CONN_ESTABLISHED } from "./connection";
+import { Connection, CONN_CLOSED, CONN_CONNECTING, CONN_ESTABLISHED } from "../vsock-protocol/connection";
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
-import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "./packet";
-import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "./socket-table";
+import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "../wire/vsock-header";
+import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "../vsock-protocol/socket-table";
 
 function connectionEvents(c: Connection): i32 {
   if (c.state == CONN_CONNECTING) return 0;

@@ -3,8 +3,8 @@
 // so every comparison below is on differences (u32 arithmetic), never on raw counter values.
 import { logBegin, logEnd, logKv, logStr } from "../platform/log";
 import { Connection, RECEIVE_BUFFER_CAPACITY } from "./connection";
-import { countRejection, REJECT_CREDIT_FWD_CNT_AHEAD, rejectionCount } from "./rejections";
-import { HDR_BUF_ALLOC, HDR_FWD_CNT, VIRTIO_VSOCK_MAX_PKT_BUF_SIZE } from "./packet";
+import { countRejection, REJECT_CREDIT_FWD_CNT_AHEAD, rejectionCount } from "../diag/rejections";
+import { HDR_BUF_ALLOC, HDR_FWD_CNT, VIRTIO_VSOCK_MAX_PKT_BUF_SIZE } from "../wire/vsock-header";
 
 // Half the counter space: a distance beyond it cannot tell "ahead" from "behind" after a wrap.
 const HALF_COUNTER_SPACE: u64 = 0x80000000;

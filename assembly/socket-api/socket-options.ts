@@ -9,9 +9,9 @@ import {
   SO_VM_SOCKETS_BUFFER_SIZE,
   SO_VM_SOCKETS_CONNECT_TIMEOUT,
 } from "./api-constants";
-import { CONN_CONNECTING, CONN_ESTABLISHED, OWE_CREDIT_REPLY, RECEIVE_BUFFER_CAPACITY } from "./connection";
-import { EINVAL, EOPNOTSUPP } from "./errors";
-import { Socket } from "./socket-table";
+import { CONN_CONNECTING, CONN_ESTABLISHED, OWE_CREDIT_REPLY, RECEIVE_BUFFER_CAPACITY } from "../vsock-protocol/connection";
+import { EINVAL, EOPNOTSUPP } from "../vsock-protocol/errors";
+import { Socket } from "../vsock-protocol/socket-table";
 
 // Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer. A lower
 // size never revokes credit already granted: the advertised window shrinks as it drains (credit.ts).

@@ -4,8 +4,8 @@ import { PciFunction } from "../pci/scan";
 import { msixDisable, msixErrorName, MSIX_OK, msixRouteEntry0 } from "../pci/msix";
 import { interruptVector } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
-import { VIRTIO_MSI_NO_VECTOR } from "../virtio/constants";
-import { VirtioTransport } from "../virtio/transport";
+import { VIRTIO_MSI_NO_VECTOR } from "./constants";
+import { VirtioTransport } from "./transport";
 
 const QUEUE_ENTRY: u32 = 0; // every queue shares MSI-X table entry 0
 

@@ -1,6 +1,6 @@
 // Building and sending our packets. Every packet carries src_cid = our guest cid, dst_cid = the
 // peer (always the host, CID 2: vhost drops anything else), and our current buf_alloc/fwd_cnt.
-import { txAcquire, txSubmit } from "./device";
+import { deviceGuestCid, txAcquire, txSubmit } from "../vsock-device/device";
 import {
   Connection,
   CONN_CLOSING,
@@ -24,19 +24,14 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VSOCK_HEADER_SIZE,
   writeHeader,
-} from "./packet";
-import { traceHeader } from "./trace";
-import { countStall, countTx, STALL_CREDIT, STALL_RING } from "./counters";
-import { DIRECTION_TX, recordPacket } from "../crash/packet-history";
+} from "../wire/vsock-header";
+import { traceHeader } from "../diag/trace";
+import { countStall, countTx, STALL_CREDIT, STALL_RING } from "../diag/counters";
+import { DIRECTION_TX, recordPacket } from "../diag/packet-history";
 
-let guestCid: u64 = 0;
-
-export function setLocalCid(cid: u64): void {
-  guestCid = cid;
-}
-
+// Our CID is the device's (it changes at a transport reset); the protocol keeps no copy.
 export function localCid(): u64 {
-  return guestCid;
+  return deviceGuestCid();
 }
 
 let packetsSent: u64 = 0;
@@ -63,7 +58,7 @@ function stalled(): bool {
 function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
   const buffer = txAcquire();
   if (buffer == 0) return stalled();
-  writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, op, flags, 0, advertiseCredit(c), c.fwdCnt);
+  writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, op, flags, 0, advertiseCredit(c), c.fwdCnt);
   submit(buffer, 0);
   return true;
 }
@@ -72,7 +67,7 @@ function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
 export function sendReset(localPort: u32, peerCid: u64, peerPort: u32): bool {
   const buffer = txAcquire();
   if (buffer == 0) return stalled();
-  writeHeader(buffer, guestCid, localPort, peerCid, peerPort, VIRTIO_VSOCK_OP_RST, 0, 0, 0, 0);
+  writeHeader(buffer, localCid(), localPort, peerCid, peerPort, VIRTIO_VSOCK_OP_RST, 0, 0, 0, 0);
   submit(buffer, 0);
   return true;
 }
@@ -90,7 +85,7 @@ function sendData(c: Connection): bool {
     const buffer = txAcquire();
     if (buffer == 0) return stalled();
     c.tx.read(buffer + VSOCK_HEADER_SIZE, n);
-    writeHeader(buffer, guestCid, c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, advertiseCredit(c), c.fwdCnt);
+    writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, advertiseCredit(c), c.fwdCnt);
     c.txCnt += n;
     c.bytesSent += n;
     submit(buffer, n);

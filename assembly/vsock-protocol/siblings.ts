@@ -2,7 +2,7 @@
 // default: under kernel vhost only the host exists, and a packet from any other CID is bogus
 // (dropped without reply). Filled at boot from `opt/vsockfw/siblings=<cid>[,<cid>...]` and the
 // peer client's target.
-import { VMADDR_CID_HOST } from "./packet";
+import { VMADDR_CID_HOST } from "../wire/vsock-header";
 
 const MAX_SIBLINGS: i32 = 8;
 const siblings = new StaticArray<u64>(MAX_SIBLINGS);

@@ -1,4 +1,4 @@
-// Numbers of the socket API (assembly/vsock/api.ts, firmware/include/vsock.h mirrors them).
+// Numbers of the socket API (assembly/socket-api/api.ts, firmware/include/vsock.h mirrors them).
 
 // vs_shutdown `how` (POSIX).
 export const SHUT_RD: i32 = 0;

@@ -37,9 +37,9 @@ import {
   OWE_CREDIT_UPDATE,
   OWE_REQUEST,
   OWE_SHUTDOWN,
-} from "./connection";
-import { findConnection, freeConnection, liveConnectionCount } from "./connection-table";
-import { creditUpdateDue } from "./credit";
+} from "../vsock-protocol/connection";
+import { findConnection, freeConnection } from "../vsock-protocol/connection-table";
+import { creditUpdateDue } from "../vsock-protocol/credit";
 import {
   EADDRINUSE,
   EADDRNOTAVAIL,
@@ -55,17 +55,17 @@ import {
   ENOTCONN,
   EPIPE,
   errnoName,
-} from "./errors";
-import { allocateOrReclaim, closeByApplication, resetPending } from "./lifecycle";
-import { oldestPending, removeFromAcceptQueue } from "./listener";
+} from "../vsock-protocol/errors";
+import { allocateOrReclaim, closeByApplication, resetPending } from "../vsock-protocol/lifecycle";
+import { oldestPending, removeFromAcceptQueue } from "../vsock-protocol/listener";
 import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VIRTIO_VSOCK_SHUTDOWN_SEND,
   VMADDR_CID_ANY,
   VMADDR_PORT_ANY,
-} from "./packet";
-import { allocateEphemeralPort, portInUse, setEphemeralRange } from "./ports";
+} from "../wire/vsock-header";
+import { allocateEphemeralPort, portInUse } from "./ports";
 import { socketEvents } from "./readiness";
 import { getOption, setOption } from "./socket-options";
 import {
@@ -77,10 +77,10 @@ import {
   SOCK_LISTENING,
   SOCK_OPEN,
   socketForFd,
-} from "./socket-table";
-import { vsockPoll, vsockStarted } from "./stack";
-import { localCid } from "./transmit";
-import { peerCidAllowed } from "./siblings";
+} from "../vsock-protocol/socket-table";
+import { vsockPoll, vsockStarted } from "../vsock-protocol/stack";
+import { localCid } from "../vsock-protocol/transmit";
+import { peerCidAllowed } from "../vsock-protocol/siblings";
 
 const STAGING_SIZE: u32 = 65536;
 const EFAULT: i32 = 14; // Linux's value; errors.ts has no name for it yet
@@ -427,13 +427,4 @@ export function vs_staging(): usize {
 
 export function vs_staging_size(): u32 {
   return STAGING_SIZE;
-}
-
-// Test and tuning hooks (not socket API): live connections, and the ephemeral port range.
-export function vsock_connection_count(): i32 {
-  return liveConnectionCount();
-}
-
-export function vsock_set_ephemeral_range(first: u32, last: u32): i32 {
-  return setEphemeralRange(first, last) ? 0 : -EINVAL;
 }

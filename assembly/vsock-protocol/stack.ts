@@ -4,16 +4,12 @@
 import { clockNs, platformIdle } from "../platform/imports";
 import { LEVEL_DEBUG, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import {
-  deviceGuestCid,
   eventPoll,
-  rxHeader,
   rxNext,
-  rxPayload,
-  rxPayloadLength,
   rxRelease,
   txFlush,
   vsockDeviceInit,
-} from "./device";
+} from "../vsock-device/device";
 import {
   Connection,
   CONN_CLOSING,
@@ -50,13 +46,14 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_MASK,
   VIRTIO_VSOCK_TYPE_STREAM,
   opName,
-} from "./packet";
+} from "../wire/vsock-header";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
 import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
-import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection, setLocalCid } from "./transmit";
-import { traceHeader } from "./trace";
+import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection } from "./transmit";
+import { traceHeader } from "../diag/trace";
 import { peerCidAllowed } from "./siblings";
-import { countersPoll, countRx } from "./counters";
+import { countRx } from "../diag/counters";
+import { countersPoll } from "./counters-report";
 import { connectionLogPoll } from "./connection-log";
 import {
   countRejection,
@@ -72,8 +69,8 @@ import {
   REJECT_UNKNOWN_OP,
   REJECT_UNKNOWN_TYPE,
   rejectionCount,
-} from "./rejections";
-import { DIRECTION_RX, recordPacket } from "../crash/packet-history";
+} from "../diag/rejections";
+import { DIRECTION_RX, recordPacket } from "../diag/packet-history";
 
 // Packets handled per poll before yielding to the rest of the loop (a flood cannot starve it).
 const RX_BUDGET: i32 = 512;
@@ -86,7 +83,6 @@ export function vsockStart(): bool {
   if (!vsockDeviceInit()) return false;
   connectionTableInit();
   socketTableInit();
-  setLocalCid(deviceGuestCid());
   started = true;
   if (logBegin(LEVEL_INFO, "vsock")) {
     logStr("stack up");
@@ -113,10 +109,13 @@ export function vsockConnectionCount(): i32 {
 export function vsockPoll(): bool {
   if (!started) return false;
   const before = packetsReceived + packetsSentCount();
-  const reset = eventPoll();
-  if (reset) transportReset();
-  for (let budget = RX_BUDGET; budget > 0 && rxNext(); budget--) {
-    receivePacket(rxHeader, rxPayload, rxPayloadLength);
+  const cidBefore = localCid();
+  const reset = eventPoll(); // a transport reset may give us a new CID
+  if (reset) transportReset(cidBefore);
+  for (let budget = RX_BUDGET; budget > 0; budget--) {
+    const packet = rxNext();
+    if (packet == null) break;
+    receivePacket(packet.header, packet.payload, packet.payloadLength);
     rxRelease();
   }
   const now = clockNs();
@@ -206,7 +205,7 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
     if (headerOp(h) == VIRTIO_VSOCK_OP_RW) c.bytesArrived += min(payloadLength, headerLen(h));
     if (c.state == CONN_CONNECTING) receiveConnecting(c, h);
     else if (c.state == CONN_ESTABLISHED) receiveEstablished(c, h, payload, min(payloadLength, headerLen(h)));
-    else if (c.state == CONN_CLOSING) receiveClosing(c, h);
+    else if (c.state == CONN_CLOSING) receiveClosing(c, h, payloadLength);
     return;
   }
   const listener = findListener(headerDstPort(h));
@@ -293,7 +292,7 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
 }
 
 // We closed and sent (or owe) SHUTDOWN(3): only the peer's answer matters now.
-function receiveClosing(c: Connection, h: usize): void {
+function receiveClosing(c: Connection, h: usize, payloadLength: u32): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RST) {
     endConnection(c, "local-close");
@@ -301,7 +300,7 @@ function receiveClosing(c: Connection, h: usize): void {
     c.peerShutdown |= headerFlags(h) & VIRTIO_VSOCK_SHUTDOWN_MASK;
     if (c.peerShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) resetConnection(c, "local-close");
   } else if (op == VIRTIO_VSOCK_OP_RW) {
-    c.fwdCnt += min(rxPayloadLength, headerLen(h)); // nobody will read it: count it consumed
+    c.fwdCnt += min(payloadLength, headerLen(h)); // nobody will read it: count it consumed
   } else if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {
     rejectPacket(REJECT_UNEXPECTED_OP, "REQUEST or RESPONSE on a closing connection ignored", h);
   }
@@ -323,9 +322,7 @@ function runTimers(now: u64): void {
 // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the host forgot every connection (e.g. after migration)
 // and our cid may have changed. Live connections end with ECONNRESET, each state as Linux
 // (lifecycle.ts resetByTransport); listeners and bound ports stay.
-function transportReset(): void {
-  const oldCid = localCid();
-  setLocalCid(deviceGuestCid());
+function transportReset(oldCid: u64): void {
   clearResets();
   let ended = 0;
   for (let i = 0; i < MAX_CONNECTIONS; i++) {

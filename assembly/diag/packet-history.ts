@@ -17,7 +17,7 @@ import {
   opName,
   VIRTIO_VSOCK_OP_INVALID,
   VSOCK_HEADER_SIZE,
-} from "../vsock/packet";
+} from "../wire/vsock-header";
 import { logSeconds, reportLine } from "./report-line";
 
 const HISTORY_CAPACITY: u32 = 32; // a power of two

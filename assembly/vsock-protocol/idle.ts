@@ -4,7 +4,7 @@
 import { clockNs, waitForInterrupt } from "../platform/imports";
 import { connectionAt } from "./connection-table";
 import { CONN_CLOSING, CONN_CONNECTING } from "./connection";
-import { deviceArmInterrupts, deviceDisarmInterrupts } from "./device";
+import { deviceArmInterrupts, deviceDisarmInterrupts } from "../vsock-device/device";
 import { vsockTransmitBeforeHalt } from "./stack";
 
 // Idle polls before halting.

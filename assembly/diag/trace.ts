@@ -19,7 +19,7 @@ import {
   headerType,
   opName,
   VSOCK_HEADER_SIZE,
-} from "./packet";
+} from "../wire/vsock-header";
 
 export const TRACE_DEFAULT_PAYLOAD_BYTES: i32 = 16;
 export const TRACE_MAX_PAYLOAD_BYTES: i32 = 64; // keeps a trace line well inside the logger's line

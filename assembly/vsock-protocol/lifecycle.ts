@@ -15,8 +15,8 @@ import { allocateConnection, connectionAt, freeConnection } from "./connection-t
 import { queueReset } from "./control-queue";
 import { ECONNRESET } from "./errors";
 import { oldestPending, overShare, removeFromAcceptQueue } from "./listener";
-import { VIRTIO_VSOCK_SHUTDOWN_MASK } from "./packet";
-import { countRejection, REJECT_LISTENER_OVER_SHARE, rejectionCount } from "./rejections";
+import { VIRTIO_VSOCK_SHUTDOWN_MASK } from "../wire/vsock-header";
+import { countRejection, REJECT_LISTENER_OVER_SHARE, rejectionCount } from "../diag/rejections";
 import { MAX_SOCKETS, Socket, SOCK_LISTENING, socketAt, socketForFd } from "./socket-table";
 
 // Linux VSOCK_CLOSE_TIMEOUT: how long a closed connection waits for the peer's RST.
