@@ -8,14 +8,19 @@ export const VIRTIO_F_EVENT_IDX = 1n << 29n;
 /** Width of a register access in bytes. */
 export type AccessWidth = 1 | 2 | 4 | 8;
 
-/** One queue as the driver set it up (addresses are guest physical). */
-export interface TransportQueue {
+/** Queue addresses as a transport hands them over (guest physical). */
+export interface QueueAddresses {
   index: number;
   size: number;
   enabled: boolean;
   desc: bigint;
   driver: bigint;
   device: bigint;
+  /** vhost-user: where the rings resume (SET_VRING_BASE; used idx as found in guest memory). */
+  lastAvailIdx?: number;
+  usedIdx?: number;
+  /** VIRTIO_F_EVENT_IDX negotiated (used_event / avail_event instead of the flags). */
+  eventIdx?: boolean;
 }
 
 /** The transport as a device model uses it once the driver set DRIVER_OK. */
@@ -23,7 +28,7 @@ export interface VirtioTransport {
   readonly memory: GuestMemory;
   readonly status: number;
   readonly driverFeatures: bigint;
-  readonly queues: readonly TransportQueue[];
+  readonly queues: readonly QueueAddresses[];
   /** The device put buffers on a used ring: interrupt the driver if it wants one. */
   usedBuffersAdded(): void;
   /** Device config changed: raise the config interrupt. */

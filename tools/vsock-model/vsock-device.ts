@@ -11,7 +11,8 @@
 import { GuestMemory } from "./guest-memory";
 import { SimHost } from "./host";
 import { DeviceSplitQueue, RingError, UsedEntry } from "./split-ring";
-import { AccessWidth, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "./virtio-device";
+import { AccessWidth, QueueAddresses, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "./virtio-device";
+export type { QueueAddresses };
 import {
   HeaderFields,
   VIRTIO_ID_VSOCK,
@@ -38,20 +39,6 @@ export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
 export const EVENT_QUEUE = 2;
 
-/** Queue addresses as a transport hands them over (guest physical). */
-export interface QueueAddresses {
-  index: number;
-  size: number;
-  enabled: boolean;
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
-  /** vhost-user: where the rings resume (SET_VRING_BASE; used idx as found in guest memory). */
-  lastAvailIdx?: number;
-  usedIdx?: number;
-  /** VIRTIO_F_EVENT_IDX negotiated (used_event / avail_event instead of the flags). */
-  eventIdx?: boolean;
-}
 
 /** A packet a fault filter passes on: zero (dropped), one (maybe changed) or several (duplicated). */
 export type PacketFilter = (packet: VsockPacket) => VsockPacket[];
