@@ -3,7 +3,7 @@
 // from a seed (tests/sim/seeded-random.ts), and every random choice an action needs at run time
 // is stored in the action itself, so a saved list replays exactly and can be shortened freely.
 import { SeededRandom } from "../sim/seeded-random";
-import type { VsockHeader } from "../sim/vsock-packet";
+import type { VsockHeader } from "../../tools/vsock-model/vsock-packet";
 
 export type Service = "echo" | "sink" | "source";
 export type Queue = "rx" | "tx" | "event";
@@ -30,7 +30,7 @@ export interface ApiAction {
 }
 
 export type Action =
-  // The honest host (Linux-like sockets of tests/sim/host.ts). `conn` picks a fuzz connection
+  // The honest host (Linux-like sockets of tools/vsock-model/host.ts). `conn` picks a fuzz connection
   // slot (modulo the live ones at run time).
   | { k: "connect"; service: Service }
   | { k: "send"; conn: number; bytes: number }

@@ -1,5 +1,5 @@
 // The hostile half of the simulated vsock device, for the fuzzer. It sits between the honest
-// host (tests/sim/host.ts) and the device model (tests/sim/vsock-device.ts) without changing
+// host (tools/vsock-model/host.ts) and the device model (tools/vsock-model/vsock-device.ts) without changing
 // either: it takes over the host's "send to guest" link, so it can hold packets back and let
 // them go in another order or not at all, and it uses the device's own hostile seams (inject,
 // corruptNextUsed, injectUsed, setGuestCid, transportReset) and the device side of the rings for
@@ -7,8 +7,8 @@
 // it can hold, reorder, drop, duplicate or change before the host sees them. Which connections its
 // moves could have corrupted ("tainted") the case runner works out from what they return.
 import type { Machine } from "../sim/machine";
-import type { DeviceSplitQueue, UsedEntry } from "../sim/split-ring";
-import type { HeaderFields, VsockHeader, VsockPacket } from "../sim/vsock-packet";
+import type { DeviceSplitQueue, UsedEntry } from "../../tools/vsock-model/split-ring";
+import type { HeaderFields, VsockHeader, VsockPacket } from "../../tools/vsock-model/vsock-packet";
 import type { Queue } from "./actions";
 
 interface HeldPacket {

@@ -16,8 +16,8 @@
 // connection must still be served.
 import { crc32 } from "node:zlib";
 import { Machine, SimHang, SimTrap } from "../sim/machine";
-import type { HostSocket } from "../sim/host";
-import { VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import type { HostSocket } from "../../tools/vsock-model/host";
+import { VsockHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
 import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
 import { ApiMisuse, SentStream } from "./api-misuse";
 import { HostileDevice } from "./hostile-device";

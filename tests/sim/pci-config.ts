@@ -36,7 +36,8 @@ export const PCI_CONFIG_ADDRESS_PORT = 0xcf8;
 export const PCI_CONFIG_DATA_PORT = 0xcfc;
 export const PCI_CONFIG_ENABLE = 0x80000000;
 
-export type AccessWidth = 1 | 2 | 4 | 8;
+import type { AccessWidth } from "../../tools/vsock-model/virtio-device";
+export type { AccessWidth };
 
 /** "bb:dd.f" as lspci and the firmware log print it. */
 export function formatBdf(bus: number, device: number, fn: number): string {

@@ -4,7 +4,7 @@
 // it in the local APIC until `sti; hlt`). The machine samples the rings at every import call,
 // so an entry is judged by the flags of the moment it appeared.
 import { VIRTIO_MSI_NO_VECTOR, VirtioPciFunction } from "./virtio-pci";
-import { SimVsockDevice } from "./vsock-device";
+import { SimVsockDevice } from "../../tools/vsock-model/vsock-device";
 
 const VRING_AVAIL_F_NO_INTERRUPT = 1;
 

@@ -1,14 +1,14 @@
 // A deliberately small virtio-vsock driver in plain TypeScript, for testing the simulator itself
 // without the firmware: it reaches the device only as the firmware does (config ports, MMIO on
 // the BARs it assigned, rings in guest RAM), so the sim's tests exercise the same paths.
-import { RegionGuestMemory } from "./guest-memory";
+import { RegionGuestMemory } from "../../tools/vsock-model/guest-memory";
 import { PciBus } from "./pci-bus";
 import { PCI_BAR0, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT } from "./pci-config";
 import { addQ35Functions } from "./q35";
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, splitRingSizes } from "./split-ring";
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, splitRingSizes } from "../../tools/vsock-model/split-ring";
 import * as V from "./virtio-pci";
-import { SimVsockDevice, SimVsockDeviceOptions } from "./vsock-device";
-import { HeaderFields, VSOCK_HEADER_SIZE, VsockPacket, completeHeader, decodeHeader, encodeHeader } from "./vsock-packet";
+import { SimVsockDevice, SimVsockDeviceOptions } from "../../tools/vsock-model/vsock-device";
+import { HeaderFields, VSOCK_HEADER_SIZE, VsockPacket, completeHeader, decodeHeader, encodeHeader } from "../../tools/vsock-model/vsock-packet";
 
 export const RIG_RAM_BASE = 0x1000000;
 export const RIG_RAM_SIZE = 4 * 1024 * 1024;

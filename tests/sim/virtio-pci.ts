@@ -2,9 +2,10 @@
 // MSI-X table in BAR1, the four virtio structures in a 64-bit prefetchable BAR4, vendor
 // capabilities at the same config offsets QEMU uses. The device type itself (queues, features,
 // device config, what a notify does) is a VirtioDeviceModel.
-import { GuestMemory } from "./guest-memory";
+import { GuestMemory } from "../../tools/vsock-model/guest-memory";
 import { AccessWidth, PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from "./pci-config";
 import { BarHandler, MemoryBackedBar, PciFunction } from "./pci-function";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 export const VIRTIO_PCI_MODERN_DEVICE_BASE = 0x1040;
@@ -24,8 +25,8 @@ export const VIRTIO_STATUS_FEATURES_OK = 8;
 export const VIRTIO_STATUS_NEEDS_RESET = 64;
 export const VIRTIO_STATUS_FAILED = 128;
 
-export const VIRTIO_F_VERSION_1 = 1n << 32n;
-export const VIRTIO_F_EVENT_IDX = 1n << 29n;
+export { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 };
+export type { VirtioDeviceModel };
 export const VIRTIO_MSI_NO_VECTOR = 0xffff;
 
 // Common configuration structure offsets.
@@ -74,21 +75,6 @@ export interface QueueSetup {
   device: bigint;
 }
 
-/** What a device type provides to the transport. */
-export interface VirtioDeviceModel {
-  readonly deviceType: number;
-  readonly numQueues: number;
-  queueSizeMax(index: number): number;
-  deviceFeatures(): bigint;
-  /** Device-specific config (offset relative to the DEVICE structure); undefined: outside it. */
-  readConfig(offset: number, width: AccessWidth): bigint | undefined;
-  /** DRIVER_OK: the device starts using the queues (addresses are guest physical). */
-  start(transport: VirtioPciFunction): void;
-  /** Status 0 (or FAILED): drop all queue state. */
-  reset(): void;
-  notify(queueIndex: number): void;
-}
-
 export interface VirtioPciOptions {
   bus?: number;
   device: number;
@@ -104,7 +90,7 @@ export interface VirtioPciOptions {
   onViolation?: (message: string) => void;
 }
 
-export class VirtioPciFunction extends PciFunction {
+export class VirtioPciFunction extends PciFunction implements VirtioTransport {
   readonly memory: GuestMemory;
   readonly model: VirtioDeviceModel;
   readonly notifyOffMultiplier: number;

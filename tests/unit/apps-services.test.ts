@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import type { HostSocket } from "../sim/host";
+import type { HostSocket } from "../../tools/vsock-model/host";
 import { connectionLines } from "./connection-lines";
 import {
   ECHO_PORT,

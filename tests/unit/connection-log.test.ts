@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Machine } from "../sim/machine";
-import type { HostSocket } from "../sim/host";
+import type { HostSocket } from "../../tools/vsock-model/host";
 import { connectionLines } from "./connection-lines";
 import { ECHO_PORT, connCount, guest, noViolations } from "./vsock-helpers";
 

@@ -11,9 +11,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Machine } from "../sim/machine";
-import { HostSocket } from "../sim/host";
-import { TX_QUEUE } from "../sim/vsock-device";
-import { VIRTIO_VSOCK_OP_CREDIT_REQUEST } from "../sim/vsock-packet";
+import { HostSocket } from "../../tools/vsock-model/host";
+import { TX_QUEUE } from "../../tools/vsock-model/vsock-device";
+import { VIRTIO_VSOCK_OP_CREDIT_REQUEST } from "../../tools/vsock-model/vsock-packet";
 import { ECHO_PORT, OP_CREDIT_UPDATE, OP_RESPONSE, OP_RST, boot, noViolations } from "./vsock-helpers";
 
 const BURST = 40; // more connections than tx buffers (32)

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Machine } from "../sim/machine";
-import { OP_NAMES, type VsockHeader } from "../sim/vsock-packet";
+import { OP_NAMES, type VsockHeader } from "../../tools/vsock-model/vsock-packet";
 import { ECHO_PORT, SINK_PORT, boot, connCount, guest, noViolations, pattern, WASM_PATH } from "./vsock-helpers";
 import { Machine as SimMachine } from "../sim/machine";
 

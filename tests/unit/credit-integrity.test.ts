@@ -1,5 +1,5 @@
 // Credit once granted is never revoked (issue 19 item 1), and the simulator's credit-integrity
-// invariant that every test using the sim's host runs on each tick (tests/sim/host.ts).
+// invariant that every test using the sim's host runs on each tick (tools/vsock-model/host.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { accepted, OP_CREDIT_UPDATE, OP_RW, RX_WINDOW, SO_VM_SOCKETS_BUFFER_SIZE, noViolations, pattern, sent } from "./vsock-helpers";

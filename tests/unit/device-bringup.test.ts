@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
-import { VIRTIO_VSOCK_F_SEQPACKET } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_F_SEQPACKET } from "../../tools/vsock-model/vsock-packet";
 import { deviceMachine, deviceUp } from "./device-harness";
 
 const ACK = 1;

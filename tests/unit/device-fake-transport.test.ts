@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Machine } from "../sim/machine";
-import { DeviceSplitQueue } from "../sim/split-ring";
-import { decodeHeader, encodeHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import { DeviceSplitQueue } from "../../tools/vsock-model/split-ring";
+import { decodeHeader, encodeHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
 import {
   counter,
   COUNTER_RX_PACKETS,

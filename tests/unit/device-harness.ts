@@ -3,7 +3,7 @@
 // re-exported by the unit build's entry assembly/test-hooks.ts), and helpers to read packets and write tx headers.
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
-import { decodeHeader, encodeHeader, VsockHeader, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import { decodeHeader, encodeHeader, VsockHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
-import { vringNeedEvent } from "../sim/split-ring";
+import { vringNeedEvent } from "../../tools/vsock-model/split-ring";
 import { MSIX_BAR, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
 import { boot, ECHO_PORT, noViolations, text } from "./vsock-helpers";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Machine } from "../sim/machine";
-import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RESPONSE, VSOCK_HEADER_SIZE } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RESPONSE, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
 import {
   deviceUp,
   drops,

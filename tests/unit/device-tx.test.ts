@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Machine } from "../sim/machine";
 import { VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
-import { VIRTIO_VSOCK_OP_RST } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_OP_RST } from "../../tools/vsock-model/vsock-packet";
 import {
   counter,
   COUNTER_TX_NOTIFIES,

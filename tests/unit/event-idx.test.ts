@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Machine } from "../sim/machine";
-import { vringNeedEvent } from "../sim/split-ring";
+import { vringNeedEvent } from "../../tools/vsock-model/split-ring";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../sim/virtio-pci";
-import { VIRTIO_VSOCK_F_SEQPACKET } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_F_SEQPACKET } from "../../tools/vsock-model/vsock-packet";
 import { counter, COUNTER_RX_PACKETS, COUNTER_TX_NOTIFIES_SUPPRESSED, deviceUp, pattern, rxTake, writeTxPacket } from "./device-harness";
 import { boot, noViolations, SINK_PORT, SOURCE_PORT, text } from "./vsock-helpers";
 

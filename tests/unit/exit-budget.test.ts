@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ExitCounts, exitDiff, formatExits, mmioAccesses, registerExits } from "../sim/exit-counter";
-import { HostSocket } from "../sim/host";
+import { HostSocket } from "../../tools/vsock-model/host";
 import { Machine } from "../sim/machine";
 import { ECHO_PORT, OP_RST, OP_RW, SINK_PORT, SOURCE_PORT, WASM_PATH, boot, connCount, guest, noViolations, pattern, sent } from "./vsock-helpers";
 

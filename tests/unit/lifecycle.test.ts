@@ -18,7 +18,7 @@ import {
   sent,
   text,
 } from "./vsock-helpers";
-import { CLOSE_TIMEOUT_NS } from "../sim/host";
+import { CLOSE_TIMEOUT_NS } from "../../tools/vsock-model/host";
 
 for (const [how, end] of [
   ["closed (SHUTDOWN both ways)", "close"],

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Machine } from "../sim/machine";
-import type { VsockPacket } from "../sim/vsock-device";
+import type { VsockPacket } from "../../tools/vsock-model/vsock-device";
 import { parseLog } from "../../tools/log/parse.ts";
 import { summarize } from "../../tools/log/summary.ts";
 import type { TracePacket } from "../../tools/log/trace.ts";

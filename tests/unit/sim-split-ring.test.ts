@@ -1,7 +1,7 @@
 // The device side of the split ring walks chains like vhost and refuses malformed ones.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestMemoryError, RegionGuestMemory } from "../sim/guest-memory";
+import { GuestMemoryError, RegionGuestMemory } from "../../tools/vsock-model/guest-memory";
 import {
   DeviceSplitQueue,
   RingError,
@@ -11,7 +11,7 @@ import {
   VIRTQ_DESC_F_WRITE,
   VIRTQ_USED_F_NO_NOTIFY,
   vringNeedEvent,
-} from "../sim/split-ring";
+} from "../../tools/vsock-model/split-ring";
 
 const BASE = 0x100000;
 const SIZE = 8;

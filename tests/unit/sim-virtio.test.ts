@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRig } from "../sim/test-driver";
 import * as V from "../sim/virtio-pci";
-import { VIRTIO_VSOCK_F_SEQPACKET } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_F_SEQPACKET } from "../../tools/vsock-model/vsock-packet";
 
 const ACK_DRIVER = V.VIRTIO_STATUS_ACKNOWLEDGE | V.VIRTIO_STATUS_DRIVER;
 

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRig, RigOptions } from "../sim/test-driver";
-import { HostSocket, SHUT_WR } from "../sim/host";
+import { HostSocket, SHUT_WR } from "../../tools/vsock-model/host";
 import {
   VIRTIO_VSOCK_OP_CREDIT_REQUEST as CREDIT_REQUEST,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE as CREDIT_UPDATE,
@@ -12,7 +12,7 @@ import {
   VIRTIO_VSOCK_OP_RW as RW,
   VIRTIO_VSOCK_OP_SHUTDOWN as SHUTDOWN,
   VsockPacket,
-} from "../sim/vsock-packet";
+} from "../../tools/vsock-model/vsock-packet";
 
 const GUEST_PORT = 5000;
 const GUEST_BUF = 262144;

@@ -8,7 +8,7 @@ import { createConnection, createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
-import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RESPONSE, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_OP_SHUTDOWN } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RESPONSE, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_OP_SHUTDOWN } from "../../tools/vsock-model/vsock-packet";
 import { addon } from "../../tools/vhost-user-vsock/addon";
 import { VsockBackend } from "../../tools/vhost-user-vsock/backend";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { VIRTIO_VSOCK_OP_CREDIT_UPDATE, VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_OP_RW } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_OP_CREDIT_UPDATE, VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RST, VIRTIO_VSOCK_OP_RW } from "../../tools/vsock-model/vsock-packet";
 import { VsockBackend } from "../../tools/vhost-user-vsock/backend";
 import { parseFaultRule } from "../../tools/vhost-user-vsock/faults";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";

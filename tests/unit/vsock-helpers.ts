@@ -2,7 +2,7 @@
 // a booted simulated machine and a typed wrapper over the exported vs_* socket API.
 import assert from "node:assert/strict";
 import { Machine, MachineOptions } from "../sim/machine";
-import type { VsockPacket } from "../sim/vsock-packet";
+import type { VsockPacket } from "../../tools/vsock-model/vsock-packet";
 import {
   VIRTIO_VSOCK_OP_CREDIT_REQUEST,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE,
@@ -11,7 +11,7 @@ import {
   VIRTIO_VSOCK_OP_RST,
   VIRTIO_VSOCK_OP_RW,
   VIRTIO_VSOCK_OP_SHUTDOWN,
-} from "../sim/vsock-packet";
+} from "../../tools/vsock-model/vsock-packet";
 
 export {
   VIRTIO_VSOCK_OP_CREDIT_REQUEST as OP_CREDIT_REQUEST,

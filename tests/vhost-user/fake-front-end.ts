@@ -1,10 +1,10 @@
 // A fake QEMU for the backend's unit tests: it speaks vhost-user over a real Unix socket (fds as
 // SCM_RIGHTS through the addon), shares "guest RAM" as a memfd laid out like q35's (a hole at
 // 0xa0000-0x100000, so two regions) and plays a tiny virtio-vsock driver on the rings in it.
-import { RegionGuestMemory } from "../sim/guest-memory";
+import { RegionGuestMemory } from "../../tools/vsock-model/guest-memory";
 import { DriverQueue } from "../sim/test-driver";
-import { splitRingSizes } from "../sim/split-ring";
-import { HeaderFields, VSOCK_HEADER_SIZE, VsockPacket, completeHeader, decodeHeader, encodeHeader } from "../sim/vsock-packet";
+import { splitRingSizes } from "../../tools/vsock-model/split-ring";
+import { HeaderFields, VSOCK_HEADER_SIZE, VsockPacket, completeHeader, decodeHeader, encodeHeader } from "../../tools/vsock-model/vsock-packet";
 import { addon, check } from "../../tools/vhost-user-vsock/addon";
 import {
   FLAG_NEED_REPLY,

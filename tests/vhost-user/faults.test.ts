@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RW } from "../sim/vsock-packet";
+import { VIRTIO_VSOCK_OP_REQUEST, VIRTIO_VSOCK_OP_RW } from "../../tools/vsock-model/vsock-packet";
 import { FaultInjector } from "../../tools/vhost-user-vsock/faults";
 import { VsockVm } from "../../tools/vhost-user-vsock/vm";
 import { createRig, Rig } from "./harness";

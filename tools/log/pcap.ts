@@ -5,11 +5,12 @@
 //     length: 44), reserved[2]
 //   struct virtio_vsock_hdr (44 bytes), then the payload bytes the trace kept.
 // A record's captured length is what the trace kept; its original length counts the whole payload.
+import { encodeHeader, VSOCK_HEADER_SIZE } from "../vsock-model/vsock-packet.ts";
 import type { TracePacket } from "./trace.ts";
 
 export const LINKTYPE_VSOCK = 271;
 export const VSOCKMON_HEADER_SIZE = 32;
-export const VIRTIO_VSOCK_HEADER_SIZE = 44;
+export const VIRTIO_VSOCK_HEADER_SIZE = VSOCK_HEADER_SIZE;
 const AF_VSOCK_TRANSPORT_VIRTIO = 2;
 const SNAPLEN = 262144;
 
@@ -46,16 +47,7 @@ function record(p: TracePacket): Buffer {
   out.writeUInt16LE(AF_VSOCK_TRANSPORT_VIRTIO, o + 26);
   out.writeUInt16LE(VIRTIO_VSOCK_HEADER_SIZE, o + 28);
   o += VSOCKMON_HEADER_SIZE;
-  out.writeBigUInt64LE(p.srcCid, o);
-  out.writeBigUInt64LE(p.dstCid, o + 8);
-  out.writeUInt32LE(p.srcPort, o + 16);
-  out.writeUInt32LE(p.dstPort, o + 20);
-  out.writeUInt32LE(p.len, o + 24);
-  out.writeUInt16LE(p.type, o + 28);
-  out.writeUInt16LE(p.op, o + 30);
-  out.writeUInt32LE(p.flags, o + 32);
-  out.writeUInt32LE(p.bufAlloc, o + 36);
-  out.writeUInt32LE(p.fwdCnt, o + 40);
+  out.set(encodeHeader(p), o); // struct virtio_vsock_hdr, laid out by the device model's codec
   out.set(p.data, o + VIRTIO_VSOCK_HEADER_SIZE);
   return out;
 }

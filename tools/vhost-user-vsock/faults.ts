@@ -5,8 +5,8 @@
 // Not possible here: TRANSPORT_RESET. QEMU keeps the event queue for vhost-user-vsock (only rx
 // and tx are handed over), so the backend cannot post an event; QEMU sends one itself only after
 // a migration, which vhost-user-vsock does not support.
-import { UsedEntry } from "../../tests/sim/split-ring";
-import { OP_NAMES, VsockHeader, VsockPacket, VSOCK_HOST_CID } from "../../tests/sim/vsock-packet";
+import { UsedEntry } from "../vsock-model/split-ring";
+import { OP_NAMES, VsockHeader, VsockPacket, VSOCK_HOST_CID } from "../vsock-model/vsock-packet";
 import { log } from "./log";
 import { VsockVm } from "./vm";
 

@@ -3,7 +3,7 @@
 // 4 GiB). Windows overlap by WINDOW_OVERLAP so a buffer crossing a window boundary still fits in
 // one of them. The device model sees guest physical addresses; ring addresses arrive as QEMU's
 // virtual addresses and are translated here. Mappings are released explicitly (replace, close).
-import { GuestMemory, GuestMemoryError, MemoryRegion, RegionGuestMemory } from "../../tests/sim/guest-memory";
+import { GuestMemory, GuestMemoryError, MemoryRegion, RegionGuestMemory } from "../vsock-model/guest-memory";
 import { addon, check } from "./addon";
 import { MemoryRegionDescription } from "./protocol";
 

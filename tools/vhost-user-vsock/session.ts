@@ -3,8 +3,8 @@
 // vrings' setup, maps guest RAM, and starts/stops the vsock device model on the rx/tx rings.
 // The event queue stays in QEMU (GET_QUEUE_NUM = 2). A malformed message ends the session,
 // never the process.
-import { SimVsockDevice, RX_QUEUE, TX_QUEUE, QueueAddresses } from "../../tests/sim/vsock-device";
-import { splitRingSizes } from "../../tests/sim/split-ring";
+import { SimVsockDevice, RX_QUEUE, TX_QUEUE, QueueAddresses } from "../vsock-model/vsock-device";
+import { splitRingSizes } from "../vsock-model/split-ring";
 import { addon, EAGAIN } from "./addon";
 import { MappedGuestMemory } from "./guest-ram";
 import { log, logEnabled } from "./log";

@@ -2,8 +2,8 @@
 // into the rx ring of the VM with that CID when both share a group (credit and connection state
 // are the two guests' business). Anything else is answered with an RST from the unreachable
 // address, so the sender's connect fails at once instead of timing out.
-import { VsockPacket } from "../../tests/sim/vsock-packet";
-import { VIRTIO_VSOCK_OP_RST } from "../../tests/sim/vsock-packet";
+import { VsockPacket } from "../vsock-model/vsock-packet";
+import { VIRTIO_VSOCK_OP_RST } from "../vsock-model/vsock-packet";
 import { log } from "./log";
 import { VsockVm } from "./vm";
 

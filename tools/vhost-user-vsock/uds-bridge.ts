@@ -8,8 +8,8 @@
 // RST); this file only moves bytes and end-of-stream between it and a net.Socket.
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, Server, Socket } from "node:net";
-import { HostListener, HostSocket, SHUT_WR } from "../../tests/sim/host";
-import { SimVsockDevice } from "../../tests/sim/vsock-device";
+import { HostListener, HostSocket, SHUT_WR } from "../vsock-model/host";
+import { SimVsockDevice } from "../vsock-model/vsock-device";
 import { addon } from "./addon";
 import { log } from "./log";
 

@@ -2,7 +2,7 @@
 // next connection takes over: guest reboot, QEMU reconnect), its device model (one per VM for
 // the backend's lifetime, so host connections survive ring restarts as with vhost), and its
 // Unix-socket host side.
-import { SimVsockDevice } from "../../tests/sim/vsock-device";
+import { SimVsockDevice } from "../vsock-model/vsock-device";
 import { addon, check, EAGAIN } from "./addon";
 import { log } from "./log";
 import { VhostUserSession } from "./session";

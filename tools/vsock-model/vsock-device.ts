@@ -1,6 +1,6 @@
 // The virtio-vsock device model, behaving like Linux vhost-vsock (drivers/vhost/vsock.c) with
 // QEMU's event queue. Transport-independent: it works on DeviceSplitQueues over a GuestMemory, so
-// the PCI function in unit tests and the vhost-user backend can both drive it.
+// the simulator's PCI function (tests/sim) and the vhost-user backend can both drive it.
 //   tx: processed when the driver notifies; each packet validated like vhost (src_cid = guest
 //       cid, dst_cid = 2, payload <= 64 KiB, chain long enough), a failing one dropped and
 //       recorded in `violations` (a test failure signal), the rest handed to the host side.
@@ -10,9 +10,9 @@
 //   event: TRANSPORT_RESET on demand (missed, and recorded, when no event buffer is posted).
 import { GuestMemory } from "./guest-memory";
 import { SimHost } from "./host";
-import { AccessWidth } from "./pci-config";
 import { DeviceSplitQueue, RingError, UsedEntry } from "./split-ring";
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioPciFunction } from "./virtio-pci";
+import { AccessWidth, QueueAddresses, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "./virtio-device";
+export type { QueueAddresses };
 import {
   HeaderFields,
   VIRTIO_ID_VSOCK,
@@ -39,20 +39,6 @@ export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
 export const EVENT_QUEUE = 2;
 
-/** Queue addresses as a transport hands them over (guest physical). */
-export interface QueueAddresses {
-  index: number;
-  size: number;
-  enabled: boolean;
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
-  /** vhost-user: where the rings resume (SET_VRING_BASE; used idx as found in guest memory). */
-  lastAvailIdx?: number;
-  usedIdx?: number;
-  /** VIRTIO_F_EVENT_IDX negotiated (used_event / avail_event instead of the flags). */
-  eventIdx?: boolean;
-}
 
 /** A packet a fault filter passes on: zero (dropped), one (maybe changed) or several (duplicated). */
 export type PacketFilter = (packet: VsockPacket) => VsockPacket[];
@@ -97,7 +83,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
   readonly eventsDelivered: number[] = [];
   queues: DeviceSplitQueue[] = [];
   memory: GuestMemory | null = null;
-  transport: VirtioPciFunction | null = null;
+  transport: VirtioTransport | null = null;
   started = false;
   /** Queues that hit a RingError stop (vhost's vq_err), named here. */
   readonly brokenQueues = new Map<number, string>();
@@ -180,7 +166,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
     return (this.guestCid >> BigInt(offset * 8)) & ((1n << BigInt(width * 8)) - 1n);
   }
 
-  start(transport: VirtioPciFunction): void {
+  start(transport: VirtioTransport): void {
     this.transport = transport;
     const eventIdx = (this.features & VIRTIO_F_EVENT_IDX) !== 0n;
     const queues = transport.queues.map((q) => ({ index: q.index, size: q.size, enabled: q.enabled, desc: q.desc, driver: q.driver, device: q.device, eventIdx }));
