@@ -69,6 +69,31 @@ test("trace (opt/vsockfw/trace=1) agrees packet for packet with the device, each
   noViolations(m);
 });
 
+// The header layout exists twice, as data: assembly/wire/vsock-header.ts (the firmware's) and
+// tools/vsock-model/vsock-packet.ts (the device model's codec, which the simulator, the backend and
+// the pcap writer share). Every field gets a value no other field has, byte for byte, so a field at
+// the wrong offset, of the wrong width or read as another shows in the firmware's own trace line,
+// one way and the other.
+test("the header layout: the firmware's trace names each field the codec encoded, each way", async () => {
+  const { m } = await guest({ options: { trace: "4" } });
+  const fields = { srcPort: 0x0a0b0c0d, dstPort: 0x01020304, op: 5, flags: 0x55667788, bufAlloc: 0x39aabbcc, fwdCnt: 0x4deeff01 };
+  m.device!.inject(fields, new Uint8Array([0xf1, 0xf2, 0xf3]));
+  m.poll(4);
+  const packets = traced(m);
+  const rx = packets.find((p) => p.direction === "rx" && p.srcPort === fields.srcPort)!;
+  assert.ok(rx, "the injected packet is traced");
+  assert.deepEqual(
+    [rx.srcCid, rx.dstCid, rx.srcPort, rx.dstPort, rx.len, rx.type, rx.op, rx.flags, rx.bufAlloc, rx.fwdCnt, [...rx.data]],
+    [2n, 33n, fields.srcPort, fields.dstPort, 3, 1, fields.op, fields.flags, fields.bufAlloc, fields.fwdCnt, [0xf1, 0xf2, 0xf3]],
+  );
+  // Nobody listens on that port: the firmware's RST, decoded by the codec, against its trace line.
+  const reply = m.device!.sentByGuest.find((p) => p.header.dstPort === fields.srcPort)!;
+  assert.ok(reply, "an RST for the tuple");
+  const tx = packets.find((p) => p.direction === "tx" && p.dstPort === fields.srcPort)!;
+  same(tx, reply, "the RST");
+  assert.deepEqual([reply.header.srcCid, reply.header.srcPort, reply.header.dstCid], [33n, fields.dstPort, 2n]);
+});
+
 test("trace=<n> shows n payload bytes (at most 64); trace off by default and with trace=0", async () => {
   const wide = await boot({ options: { trace: "40" } });
   const h = wide.host.connect(ECHO_PORT);
