@@ -312,7 +312,10 @@ function runTimers(now: u64): void {
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const c = connectionAt(i);
     if (c.state == CONN_CONNECTING && now >= c.deadline) {
-      endConnection(c, "connect-timeout", ETIMEDOUT);
+      // An RST after the REQUEST (Linux sends none): a REQUEST that reached the peer late must not
+      // leave it a half-open connection, which a retried connect from the same port (the socket
+      // keeps its port) would then meet with the old one's credit and state.
+      resetConnection(c, "connect-timeout", ETIMEDOUT);
     } else if (c.state == CONN_CLOSING && now >= c.deadline) {
       resetConnection(c, "close-timeout");
     }
