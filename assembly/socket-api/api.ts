@@ -49,6 +49,7 @@ import {
   EINPROGRESS,
   EINVAL,
   EISCONN,
+  ETIMEDOUT,
   EMFILE,
   ENETDOWN,
   ENOBUFS,
@@ -209,7 +210,12 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
       return waitConnected(s, old);
     }
     if (!failedConnect(old)) return fail("connect", fd, EISCONN);
-    // A failed connect leaves the socket unconnected; trying again is allowed (Linux too).
+    // A failed connect leaves the socket unconnected; trying again is allowed (Linux too). After a
+    // timeout, a port connect() picked itself is given up for a fresh one: the peer may have seen
+    // the old REQUEST late, and a packet of that stale connection (its RESPONSE, its data) must not
+    // land in the new one under the same tuple (vsock has no sequence numbers to tell them apart).
+    // Linux keeps the port; a port the application bound stays, with the RST sent on the timeout.
+    if (s.autoBound && old.error == ETIMEDOUT) s.bound = false;
     freeConnection(old);
     s.conn = null;
     s.state = SOCK_OPEN;
@@ -223,6 +229,7 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
     if (ephemeral == 0) return fail("connect", fd, EADDRNOTAVAIL);
     s.bound = true;
     s.ownsPort = true;
+    s.autoBound = true;
     s.boundCid = VMADDR_CID_ANY;
     s.localPort = ephemeral;
   }

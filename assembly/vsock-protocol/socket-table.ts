@@ -22,6 +22,7 @@ export class Socket {
   state: i32 = SOCK_FREE;
   bound: bool = false;
   ownsPort: bool = false; // bound by this socket (not inherited from a listener on accept)
+  autoBound: bool = false; // the port is an ephemeral one connect() picked, not one bind() asked for
   boundCid: u32 = 0;
   localPort: u32 = 0;
   backlog: i32 = 0;
@@ -46,6 +47,7 @@ export class Socket {
     this.state = SOCK_OPEN;
     this.bound = false;
     this.ownsPort = false;
+    this.autoBound = false;
     this.boundCid = 0xffffffff;
     this.localPort = 0xffffffff;
     this.backlog = 0;

@@ -11,6 +11,9 @@ import {
   EMFILE,
   ENOTCONN,
   EOPNOTSUPP,
+  ETIMEDOUT,
+  OP_REQUEST,
+  OP_RST,
   EADDRNOTAVAIL,
   GUEST_CID,
   MSG_DONTWAIT,
@@ -218,4 +221,29 @@ test("the staging buffer for C callers lies inside linear memory", async () => {
   assert.equal(size, 65536);
   assert.ok(base > 0 && base + size <= m.memory.buffer.byteLength);
   assert.equal(m.exports.vs_staging(), base, "stable across calls");
+});
+
+test("a connect that timed out: an RST follows its REQUEST, and a retry takes a fresh port unless one was bound", async () => {
+  const { m, g } = await guest();
+  const receive = m.host.receive.bind(m.host);
+  m.host.receive = () => {}; // a host that swallows everything: the connect runs into its timeout
+  const fd = g.socket();
+  g.settimeout(fd, 300_000_000n);
+  const before = m.device!.sentByGuest.length;
+  assert.equal(g.connect(fd, 7100), -ETIMEDOUT);
+  m.poll(2);
+  const first = g.sockname(fd).port;
+  const sent = m.device!.sentByGuest.slice(before).filter((p) => p.header.srcPort === first);
+  assert.deepEqual(sent.map((p) => p.header.op), [OP_REQUEST, OP_RST], "REQUEST, then an RST when it timed out");
+  // The peer may have seen that REQUEST late: the retry must not meet its stale connection.
+  assert.equal(g.connect(fd, 7100), -ETIMEDOUT);
+  assert.notEqual(g.sockname(fd).port, first, "a fresh ephemeral port for the retry");
+  // An explicitly bound port is the application's: it stays.
+  const bound = g.socket();
+  assert.equal(g.bind(bound, 7777), 0);
+  g.settimeout(bound, 300_000_000n);
+  assert.equal(g.connect(bound, 7100), -ETIMEDOUT);
+  assert.equal(g.connect(bound, 7100), -ETIMEDOUT);
+  assert.equal(g.sockname(bound).port, 7777);
+  m.host.receive = receive;
 });
