@@ -2,23 +2,19 @@
 // can show what the device and the stack were doing just before: firmware/crash-report.c calls
 // crash_log_packets (crash/index.ts) after a trap or CPU exception, which prints them from here.
 import { clockNs } from "../platform/imports";
-import { logDec, logEnd, logKv, logStr } from "../platform/log";
+import { logEnd, logKv, logStr } from "../platform/log";
 import {
-  headerBufAlloc,
   headerDstCid,
   headerDstPort,
-  headerFlags,
-  headerFwdCnt,
-  headerLen,
   headerOp,
   headerSrcCid,
   headerSrcPort,
-  headerType,
   opName,
   VIRTIO_VSOCK_OP_INVALID,
   VSOCK_HEADER_SIZE,
 } from "../wire/vsock-header";
 import { logSeconds, reportLine } from "./report-line";
+import { logEndpoint, logHeaderCounts } from "./trace";
 
 const HISTORY_CAPACITY: u32 = 32; // a power of two
 const ENTRY_SIZE: u32 = 64;
@@ -62,18 +58,10 @@ function logPacket(n: u64, entry: usize): void {
   logStr(load<u32>(entry + E_DIRECTION) == DIRECTION_RX ? " rx " : " tx ");
   logStr(op == VIRTIO_VSOCK_OP_INVALID ? "INVALID" : opName(op));
   logStr(" ");
-  logDec(headerSrcCid(h));
-  logStr(":");
-  logDec(headerSrcPort(h));
+  logEndpoint(headerSrcCid(h), headerSrcPort(h));
   logStr(" -> ");
-  logDec(headerDstCid(h));
-  logStr(":");
-  logDec(headerDstPort(h));
-  logKv("len", headerLen(h));
-  logKv("type", headerType(h));
-  logKv("flags", headerFlags(h));
-  logKv("buf_alloc", headerBufAlloc(h));
-  logKv("fwd_cnt", headerFwdCnt(h));
+  logEndpoint(headerDstCid(h), headerDstPort(h));
+  logHeaderCounts(h);
   logEnd();
 }
 

@@ -63,6 +63,23 @@ function decimal(text: string): i32 {
   return n;
 }
 
+// "<cid>:<port>", as the trace and the crash report's packet lines write an address.
+export function logEndpoint(cid: u64, port: u32): void {
+  logDec(cid);
+  logStr(":");
+  logDec(port);
+}
+
+// " len=.. type=.. flags=.. buf_alloc=.. fwd_cnt=..": the header's fields after the addresses and
+// op, in the trace and the crash report's packet lines alike.
+export function logHeaderCounts(h: usize): void {
+  logKv("len", headerLen(h));
+  logKv("type", headerType(h));
+  logKv("flags", headerFlags(h));
+  logKv("buf_alloc", headerBufAlloc(h));
+  logKv("fwd_cnt", headerFwdCnt(h));
+}
+
 // `h` is a header whose payload (headerLen bytes, or fewer when `available` says so) follows it.
 export function traceHeader(direction: string, h: usize, available: u32): void {
   if (payloadBytes < 0) return;
@@ -78,18 +95,10 @@ export function traceHeader(direction: string, h: usize, available: u32): void {
     logStr(name);
   }
   logStr(" src=");
-  logDec(headerSrcCid(h));
-  logStr(":");
-  logDec(headerSrcPort(h));
+  logEndpoint(headerSrcCid(h), headerSrcPort(h));
   logStr(" dst=");
-  logDec(headerDstCid(h));
-  logStr(":");
-  logDec(headerDstPort(h));
-  logKv("len", headerLen(h));
-  logKv("type", headerType(h));
-  logKv("flags", headerFlags(h));
-  logKv("buf_alloc", headerBufAlloc(h));
-  logKv("fwd_cnt", headerFwdCnt(h));
+  logEndpoint(headerDstCid(h), headerDstPort(h));
+  logHeaderCounts(h);
   const shown = min(min(headerLen(h), available), <u32>payloadBytes);
   if (shown > 0) logKvBytes("data", h + VSOCK_HEADER_SIZE, shown);
   logEnd();
