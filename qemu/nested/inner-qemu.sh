@@ -21,9 +21,12 @@ else
   payload=(-drive "if=pflash,format=raw,unit=0,file=$IMAGE,readonly=on")
   for option in "$@"; do payload+=(-fw_cfg "name=opt/vsockfw/${option%%=*},string=${option#*=}"); done
 fi
+# The HMP monitor, for tests/e2e/stall_snapshot.py when a command fails with the guest still up.
+monitor=()
+[ -n "${MONITOR:-}" ] && { rm -f "$MONITOR"; monitor=(-monitor "unix:$MONITOR,server=on,wait=off"); }
 rm -f "$pidfile"
 exec timeout -k 5 "$limit" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -machine q35 -m "$GUEST_MEMORY" \
   -nodefaults -nic none -display none -no-reboot "${payload[@]}" -device "vhost-vsock-pci,guest-cid=$cid" \
   -debugcon "file:$debugcon_log" -global isa-debugcon.iobase=0x402 \
-  -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$pidfile" \
+  -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$pidfile" "${monitor[@]}" \
   </dev/null >"$qemu_log" 2>&1

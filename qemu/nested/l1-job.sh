@@ -48,7 +48,7 @@ if [ -n "$PRE" ]; then
 fi
 
 start_qemu() {  # $1 = kvm|tcg
-  IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
+  IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS MONITOR=$RUNDIR/monitor.sock bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
     "$CID" "$TIMEOUT" "$FW_LOG" "$RUNDIR/inner.pid" "$RESULTS/inner-qemu.log" "${FW_OPTIONS[@]}" &
   qemu_pid=$!
 }
@@ -109,4 +109,11 @@ wait "$cmd_pid"; status=$?
 cmd_pid=
 [ "$status" = 124 ] && log "command stopped by its deadline ($left s)"
 log "command exited with status $status after $(since "$t1") s"
+# A failed command with the firmware still up: record what the firmware was doing before cleanup
+# stops it (a silent firmware once ended a run with nothing to go on: docs/reliability.md).
+if [ "$status" != 0 ] && [ "$GUEST" = firmware ] && alive "$qemu_pid"; then
+  timeout 60 python3 "$REPO/tests/e2e/stall_snapshot.py" --monitor "$RUNDIR/monitor.sock" \
+    --elf "${IMAGE%.bin}.elf" --out "$RESULTS/stall-snapshot.txt" >/dev/null 2>&1 &&
+    log "firmware state after the failure: $RESULTS/stall-snapshot.txt ($(grep -m1 '^vCPU samples' "$RESULTS/stall-snapshot.txt"))"
+fi
 exit "$status"

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""What a firmware that fell silent was doing: asked of its still-running QEMU, over the HMP monitor.
+
+    stall_snapshot.py --monitor SOCK --elf build/firmware.elf [--out FILE]
+
+Written for the one real-host run in which the firmware stopped answering mid-suite (docs/reliability.md):
+its log ended and nothing said why. This records, without disturbing the guest more than a monitor does:
+- whether the vCPU runs, halts or spins (three register samples: RIP, HLT, interrupt flag);
+- the interrupt counters of reset-vector/interrupts.asm (do timer and device interrupts still arrive?);
+- the log bytes still deferred in the firmware (firmware/debugcon.c), i.e. what it logged but never wrote;
+- every virtqueue's indices as QEMU and vhost see them (a lost kick or interrupt shows as avail/used
+  indices that disagree with what each side last saw).
+Only the monitor's Unix socket is used; nothing here talks vsock.
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+PROMPT = b"(qemu) "
+
+
+class Monitor:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+        self._until_prompt()
+
+    def _until_prompt(self):
+        data = b""
+        while not data.endswith(PROMPT):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def run(self, command):
+        self.sock.sendall(command.encode() + b"\n")
+        text = self._until_prompt().decode("utf-8", "replace")
+        # HMP echoes the command (with terminal escapes) before its answer.
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "")
+        lines = text.split("\n")
+        if lines and command in lines[0]:
+            lines = lines[1:]
+        return "\n".join(line for line in lines if line != PROMPT.decode().strip() and not line.startswith("(qemu)"))
+
+
+def symbols(elf):
+    table = {}
+    out = subprocess.run(["nm", "-S", elf], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()  # address [size] type name: C objects have a size, assembly labels none
+        if len(parts) == 4:
+            table[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
+        elif len(parts) == 3:
+            table[parts[2]] = (int(parts[0], 16), 0)
+    return table
+
+
+def read_memory(monitor, address, size):
+    """Guest physical bytes (the firmware is identity-mapped), from HMP's `xp` dump in 8-byte words
+    (pmemsave cannot name an absolute file: HMP reads "SIZE /path" as a division)."""
+    words = (size + 7) // 8
+    text = monitor.run(f"xp /{words}xg {address:#x}")
+    data = b""
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        for value in line.split(":", 1)[1].split():
+            data += int(value, 16).to_bytes(8, "little")
+    return data[:size]
+
+
+def u64(data):
+    return int.from_bytes(data[:8], "little")
+
+
+def u32(data):
+    return int.from_bytes(data[:4], "little")
+
+
+def deferred_log(monitor, table):
+    names = ("deferred", "deferred_head", "deferred_count")
+    if any(name not in table for name in names):
+        return "(the image has no deferred log symbols)"
+    head = u32(read_memory(monitor, table["deferred_head"][0], 4))
+    count = u32(read_memory(monitor, table["deferred_count"][0], 4))
+    address, capacity = table["deferred"]
+    ring = read_memory(monitor, address, capacity)
+    count = min(count, capacity)
+    pending = bytes(ring[(head + i) % capacity] for i in range(count))
+    return f"{count} bytes logged but not yet written:\n" + pending.decode("ascii", "replace")
+
+
+def function_at(table, address):
+    """The symbol an instruction address falls in (the nearest one at or below it)."""
+    best = None
+    for name, (start, _) in table.items():
+        if start <= address and (best is None or start > table[best][0]):
+            best = name
+    return f"{best}+{address - table[best][0]:#x}" if best else "?"
+
+
+def register_sample(monitor, table):
+    text = monitor.run("info registers")
+    rip = re.search(r"RIP=([0-9a-f]+)", text)
+    flags = re.search(r"RFL=([0-9a-f]+)", text)
+    hlt = re.search(r"HLT=(\d)", text)
+    interrupts_on = flags and (int(flags.group(1), 16) >> 9) & 1
+    where = function_at(table, int(rip.group(1), 16)) if rip else "?"
+    return (f"RIP={rip.group(1) if rip else '?'} ({where}) HLT={hlt.group(1) if hlt else '?'} IF={interrupts_on}", text)
+
+
+def ring_indices(monitor, queue_text):
+    """The split ring's own words in guest memory (vhost keeps its view in the kernel, so QEMU's
+    per-queue fields are stale for vhost queues): avail flags/idx and used_event, used flags/idx and
+    avail_event. Avail idx ahead of what vhost used with no kick, or used idx ahead of what the
+    driver consumed with no interrupt, is a lost notification."""
+    num = re.search(r"num:\s+(\d+)", queue_text)
+    avail = re.search(r"avail:\s+(0x[0-9a-f]+)", queue_text)
+    used = re.search(r"used:\s+(0x[0-9a-f]+)", queue_text)
+    if not (num and avail and used):
+        return "(no ring addresses)"
+    n, avail_at, used_at = int(num.group(1)), int(avail.group(1), 16), int(used.group(1), 16)
+    if n == 0 or avail_at == 0:
+        return "(queue not set up)"
+    a = read_memory(monitor, avail_at, 4 + 2 * n + 2)
+    u = read_memory(monitor, used_at, 4 + 8 * n + 2)
+    word = lambda data, at: int.from_bytes(data[at:at + 2], "little")
+    return (f"avail flags={word(a, 0)} idx={word(a, 2)} used_event={word(a, 4 + 2 * n)} | "
+            f"used flags={word(u, 0)} idx={word(u, 2)} avail_event={word(u, 4 + 8 * n)}")
+
+
+def virtio_state(monitor):
+    out = []
+    listing = monitor.run("info virtio")
+    out.append("info virtio:\n" + listing)
+    for path in re.findall(r"(/machine/\S+)", listing):
+        out.append(f"info virtio-status {path}:\n" + monitor.run(f"info virtio-status {path}"))
+        for queue in range(3):
+            qemu_view = monitor.run(f"info virtio-queue-status {path} {queue}")
+            out.append(f"queue {queue} ring words: " + ring_indices(monitor, qemu_view))
+            out.append(f"queue {queue} (QEMU's view):\n" + qemu_view)
+            vhost = monitor.run(f"info virtio-vhost-queue-status {path} {queue}")
+            if vhost.strip():
+                out.append(f"queue {queue} (vhost's view):\n" + vhost)
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitor", required=True)
+    parser.add_argument("--elf", required=True)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    report = []
+    try:
+        monitor = Monitor(args.monitor)
+        table = symbols(args.elf) if os.path.exists(args.elf) else {}
+        report.append("status: " + monitor.run("info status").strip())
+        samples = []
+        for i in range(3):
+            summary, full = register_sample(monitor, table)
+            samples.append(summary)
+            if i == 0:
+                report.append("registers:\n" + full)
+            time.sleep(0.2)
+        report.append("vCPU samples 0.2 s apart: " + " | ".join(samples))
+        for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count"):
+            if name in table:
+                before = u64(read_memory(monitor, table[name][0], 8))
+                time.sleep(0.1)
+                after = u64(read_memory(monitor, table[name][0], 8))
+                report.append(f"{name}: {before} then {after} 0.1 s later")
+        report.append(deferred_log(monitor, table))
+        report.append(virtio_state(monitor))
+    except (OSError, subprocess.CalledProcessError) as error:
+        report.append(f"stall snapshot incomplete: {error}")
+    text = "\n\n".join(report) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
