@@ -2,7 +2,7 @@
 // Read with fw_cfg's DMA interface when the device offers it (two port writes per item: a port exit
 // per byte costs ~0.5 s for the file directory under some hypervisors), byte by byte otherwise.
 // Boot-time only: it allocates.
-import { barrier, memoryBase, portIn8, portOut16, portOut32 } from "./imports";
+import { barrier, memoryBase, portIn32, portIn8, portOut16, portOut32 } from "./imports";
 import { logDebug } from "./log";
 
 const FW_CFG_SELECTOR: u32 = 0x510;
@@ -16,10 +16,14 @@ const FW_CFG_VERSION_DMA: u32 = 1 << 1;
 const FW_CFG_DMA_CTL_ERROR: u32 = 0x01;
 const FW_CFG_DMA_CTL_READ: u32 = 0x02;
 const FW_CFG_DMA_CTL_SELECT: u32 = 0x08;
+const FW_CFG_DMA_SIGNATURE_HIGH: u32 = 0x51454d55; // "QEMU" of "QEMU CFG", big-endian
 
 const FILE_ENTRY_BYTES: i32 = 64; // be32 size, be16 select, u16 reserved, char name[56]
 const FILE_NAME_BYTES: i32 = 56;
 const MAX_FILES: u32 = 256;
+// Entries read with the directory's count in one DMA transfer (QEMU's q35 has about 20 files;
+// past the item's end the device writes zeros). More files take a second transfer.
+const DIRECTORY_FIRST_READ: u32 = 64;
 const MAX_OPTION_BYTES: u32 = 256;
 const OPTION_PREFIX = "opt/vsockfw/";
 
@@ -53,6 +57,13 @@ function readItem(selector: u16, destination: usize, length: u32): bool {
 }
 
 export function fwCfgPresent(): bool {
+  if (present < 0 && bswap<u32>(portIn32(FW_CFG_DMA_HIGH)) == FW_CFG_DMA_SIGNATURE_HIGH) {
+    // The DMA address register reads back "QEMU CFG": one exit says fw_cfg is there with DMA
+    // (the signature and ID items byte by byte cost ten).
+    present = 1;
+    dmaAvailable = true;
+    logDebug("boot", "fw_cfg dma");
+  }
   if (present < 0) {
     portOut16(FW_CFG_SELECTOR, FW_CFG_SIGNATURE);
     let signature: u32 = 0;
@@ -75,6 +86,19 @@ let directoryCount: u32 = 0;
 
 function readDirectory(): bool {
   if (directory != null) return true;
+  if (dmaAvailable) {
+    let entries = new StaticArray<u8>(4 + <i32>DIRECTORY_FIRST_READ * FILE_ENTRY_BYTES);
+    if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(entries), <u32>entries.length)) return false;
+    let count = bigEndian32(changetype<usize>(entries));
+    if (count > MAX_FILES) count = MAX_FILES;
+    if (count > DIRECTORY_FIRST_READ) {
+      entries = new StaticArray<u8>(4 + <i32>count * FILE_ENTRY_BYTES);
+      if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(entries), <u32>entries.length)) return false;
+    }
+    directory = entries;
+    directoryCount = count;
+    return true;
+  }
   const countBytes = new StaticArray<u8>(4);
   if (!readItem(FW_CFG_FILE_DIR, changetype<usize>(countBytes), 4)) return false;
   let count = bigEndian32(changetype<usize>(countBytes));

@@ -3,7 +3,7 @@
 // machine counts them, by port class and by MMIO region, per machine. A test snapshots the
 // counts before and after a path and budgets the difference. Clock reads (rdtsc) and the
 // platform's idle hook are counted too but are no exits.
-import { FW_CFG_DATA_PORT, FW_CFG_SELECTOR_PORT } from "./fw-cfg";
+import { FW_CFG_DATA_PORT, FW_CFG_DMA_HIGH_PORT, FW_CFG_DMA_LOW_PORT, FW_CFG_SELECTOR_PORT } from "./fw-cfg";
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT } from "./pci-config";
 import { VirtioMmioRegion } from "./virtio-pci";
 
@@ -29,7 +29,7 @@ export type ExitCounts = Record<string, number>;
 export function portClass(port: number): PortClass {
   if (port === PCI_CONFIG_ADDRESS_PORT || (port >= PCI_CONFIG_DATA_PORT && port < PCI_CONFIG_DATA_PORT + 4)) return "pci-config";
   if (port === DEBUGCON_PORT) return "debugcon";
-  if (port === FW_CFG_SELECTOR_PORT || port === FW_CFG_DATA_PORT) return "fw-cfg";
+  if (port === FW_CFG_SELECTOR_PORT || port === FW_CFG_DATA_PORT || port === FW_CFG_DMA_HIGH_PORT || port === FW_CFG_DMA_LOW_PORT) return "fw-cfg";
   if (port === DEBUG_EXIT_PORT) return "debug-exit";
   return "other";
 }

@@ -92,6 +92,8 @@ export interface MachineOptions {
   /** fw_cfg files by full name; `options` adds opt/vsockfw/<name> entries. false: no fw_cfg at all. */
   fwCfg?: boolean;
   fwCfgFiles?: Record<string, string | Uint8Array>;
+  /** false: fw_cfg without its DMA interface (byte-wide data port only). */
+  fwCfgDma?: boolean;
   options?: Record<string, string>;
   /** More functions on the bus (built against the bus so they can route BARs). */
   extraFunctions?: (bus: PciBus) => void;
@@ -215,7 +217,12 @@ export class Machine {
     };
     const files: Record<string, string | Uint8Array> = { ...(options.fwCfgFiles ?? {}) };
     for (const [name, value] of Object.entries(options.options ?? {})) files[`opt/vsockfw/${name}`] = value;
-    this.fwCfg = options.fwCfg === false ? null : new FwCfg(files);
+    // QEMU's q35 offers fw_cfg DMA; `fwCfgDma: false` leaves the byte-wide ports only.
+    const dmaMemory = {
+      readBytes: (a: number, n: number) => this.guestMemory.readBytes(a, n),
+      writeBytes: (a: number, b: Uint8Array) => this.guestMemory.writeBytes(a, b),
+    };
+    this.fwCfg = options.fwCfg === false ? null : new FwCfg(files, options.fwCfgDma === false ? null : dmaMemory);
   }
 
   static async create(options: MachineOptions = {}): Promise<Machine> {
@@ -457,6 +464,8 @@ export class Machine {
     const config = this.bus.configPortRead(port, width);
     if (config !== undefined) return config | 0;
     if (this.fwCfg && port === FW_CFG_DATA_PORT && width === 1) return this.fwCfg.readByte();
+    const dma = width === 4 ? this.fwCfg?.readDma(port) : undefined;
+    if (dma !== undefined) return dma | 0;
     if (port === DEBUGCON_PORT && width === 1) return 0xe9; // QEMU's debugcon read-back value
     const bar = this.bus.ioBarRead(port, width);
     if (bar !== undefined) return bar | 0;
@@ -472,6 +481,7 @@ export class Machine {
     this.countPort(port);
     if (this.bus.configPortWrite(port, width, value)) return;
     if (this.fwCfg && port === FW_CFG_SELECTOR_PORT && width === 2) return this.fwCfg.select(value);
+    if (this.fwCfg && width === 4 && this.fwCfg.writeDma(port, value >>> 0)) return;
     if (port === DEBUGCON_PORT && width === 1) return this.logBytes(Uint8Array.of(value));
     if (port === DEBUG_EXIT_PORT) return this.exit(value);
     if (this.bus.ioBarWrite(port, width, value)) return;
