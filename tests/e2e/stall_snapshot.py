@@ -9,7 +9,9 @@ its log ended and nothing said why. This records, without disturbing the guest m
 - the interrupt counters of reset-vector/interrupts.asm (do timer and device interrupts still arrive?);
 - the log bytes still deferred in the firmware (firmware/debugcon.c), i.e. what it logged but never wrote;
 - every virtqueue's indices as QEMU and vhost see them (a lost kick or interrupt shows as avail/used
-  indices that disagree with what each side last saw).
+  indices that disagree with what each side last saw);
+- half a second of KVM's exit tracepoint on the host (an exit loop, a halted vCPU, or one that never
+  runs: the outer VM has been seen to stop running its guest).
 Only the monitor's Unix socket is used; nothing here talks vsock.
 """
 import argparse
@@ -152,6 +154,45 @@ def virtio_state(monitor):
     return "\n".join(out)
 
 
+TRACING = "/sys/kernel/debug/tracing"
+
+
+def kvm_exit_sample(seconds=0.5):
+    """Where the vCPU's time goes right now, from KVM's exit tracepoint on the vhost-vsock host (the
+    outer VM): exits by reason and guest RIP. A vCPU caught in an exit loop shows one reason at one
+    RIP thousands of times; a halted one shows a few timer exits; none at all, a vCPU that never runs."""
+    if not os.path.isdir(TRACING):
+        subprocess.run(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"], capture_output=True)
+    event = f"{TRACING}/events/kvm/kvm_exit/enable"
+    if not os.access(event, os.W_OK):
+        return "(no KVM tracepoints here)"
+    try:
+        for name, value in (("tracing_on", "0"), ("trace", "")):
+            with open(f"{TRACING}/{name}", "w") as f:
+                f.write(value)
+        with open(event, "w") as f:
+            f.write("1")
+        with open(f"{TRACING}/tracing_on", "w") as f:
+            f.write("1")
+        time.sleep(seconds)
+        with open(f"{TRACING}/tracing_on", "w") as f:
+            f.write("0")
+        with open(event, "w") as f:
+            f.write("0")
+        with open(f"{TRACING}/trace") as f:
+            lines = [line for line in f if "kvm_exit:" in line]
+    except OSError as error:
+        return f"(tracing failed: {error})"
+    counts = {}
+    for line in lines:
+        reason = re.search(r"reason (\S+)", line)
+        rip = re.search(r"rip (0x[0-9a-f]+)", line)
+        key = f"{reason.group(1) if reason else '?'} rip={rip.group(1) if rip else '?'}"
+        counts[key] = counts.get(key, 0) + 1
+    top = sorted(counts.items(), key=lambda item: -item[1])[:12]
+    return f"{len(lines)} exits in {seconds} s" + "".join(f"\n  {n:6d} {key}" for key, n in top)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitor", required=True)
@@ -177,6 +218,7 @@ def main():
                 time.sleep(0.1)
                 after = u64(read_memory(monitor, table[name][0], 8))
                 report.append(f"{name}: {before} then {after} 0.1 s later")
+        report.append("KVM exits of the host's guests: " + kvm_exit_sample())
         report.append(deferred_log(monitor, table))
         report.append(virtio_state(monitor))
     except (OSError, subprocess.CalledProcessError) as error:
