@@ -62,6 +62,64 @@ static uint64_t kvmclock_tsc_hz(void) {
   return shift < 0 ? hz << -shift : hz >> shift;
 }
 
+/* The PIT's channel 2 counter, latched and read with the TSC on both sides. A vCPU descheduled
+ * between the reads (a loaded host) widens the bracket, so the tightest of a few is kept: waiting
+ * for the counter's terminal count instead once overestimated the rate by 1.6x under load (the
+ * poll that saw it came late), and every timer ran that much slow. */
+struct pit_sample {
+  uint64_t tsc;     /* midpoint of the bracket */
+  uint64_t bracket; /* TSC ticks between the reads around the latch */
+  uint16_t count;
+};
+
+static uint16_t pit_read_count(void) {
+  outb(PIT_COMMAND, 0x80); /* latch channel 2's count */
+  uint8_t low = inb(PIT_CHANNEL2);
+  return (uint16_t)(low | (inb(PIT_CHANNEL2) << 8));
+}
+
+static struct pit_sample pit_sample(void) {
+  struct pit_sample best = {0, ~0ull, 0};
+  for (int i = 0; i < 5; i++) {
+    uint64_t before = rdtsc();
+    uint16_t count = pit_read_count();
+    uint64_t after = rdtsc();
+    if (after - before < best.bracket) best = (struct pit_sample){before + (after - before) / 2, after - before, count};
+  }
+  return best;
+}
+
+/* TSC ticks per second over ~CALIBRATION_MS of PIT time; 0 when there is no PIT, 1 when the
+ * counter went past its terminal count (a pause of over 45 ms hid a whole turn: try again). */
+static uint64_t pit_tsc_hz_once(void) {
+  const uint32_t window = PIT_HZ / (1000 / CALIBRATION_MS);
+  /* Channel 2 counts only while its gate is high; the speaker stays off. */
+  outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
+  /* Channel 2, lobyte/hibyte, mode 0 from 0xffff: OUT2 rises only after 55 ms, at zero. */
+  outb(PIT_COMMAND, 0xb0);
+  outb(PIT_CHANNEL2, 0xff);
+  outb(PIT_CHANNEL2, 0xff);
+  struct pit_sample first = pit_sample();
+  uint32_t elapsed = 0;
+  for (uint64_t polls = 0; elapsed < window; polls++) {
+    if (polls > 5000000ull) return 0; /* the count never moves: no PIT, do not hang the boot */
+    elapsed = (uint16_t)(first.count - pit_read_count());
+  }
+  struct pit_sample last = pit_sample();
+  if (inb(PIT_GATE_PORT) & 0x20) return 1;
+  elapsed = (uint16_t)(first.count - last.count);
+  if (elapsed == 0 || last.tsc <= first.tsc) return 0;
+  return (last.tsc - first.tsc) * PIT_HZ / elapsed;
+}
+
+static uint64_t pit_tsc_hz(void) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    uint64_t hz = pit_tsc_hz_once();
+    if (hz != 1) return hz;
+  }
+  return 0;
+}
+
 uint64_t clock_calibrate(uint64_t reset_tsc) {
   tsc_at_reset = reset_tsc;
   uint64_t kvm_hz = kvmclock_tsc_hz();
@@ -71,24 +129,12 @@ uint64_t clock_calibrate(uint64_t reset_tsc) {
     ns_per_tick_q32 = (1000000000ull << 32) / tsc_hz;
     return tsc_hz;
   }
-  const uint32_t count = PIT_HZ / (1000 / CALIBRATION_MS);
-  /* Channel 2 counts only while its gate is high; the speaker stays off. */
-  outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
-  /* Channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count): OUT2 rises after `count` ticks. */
-  outb(PIT_COMMAND, 0xb0);
-  outb(PIT_CHANNEL2, (uint8_t)(count & 0xff));
-  outb(PIT_CHANNEL2, (uint8_t)(count >> 8));
-  uint64_t start = rdtsc();
-  uint64_t polls = 0;
-  while (!(inb(PIT_GATE_PORT) & 0x20)) {
-    if (++polls > 50000000ull) break; /* no PIT: do not hang the boot */
-  }
-  uint64_t ticks = rdtsc() - start;
-  if (!(inb(PIT_GATE_PORT) & 0x20) || ticks == 0) {
+  uint64_t hz = pit_tsc_hz();
+  if (hz == 0) {
     tsc_hz = FALLBACK_HZ;
     estimated = 1;
   } else {
-    tsc_hz = ticks * (1000 / CALIBRATION_MS);
+    tsc_hz = hz;
   }
   ns_per_tick_q32 = (1000000000ull << 32) / tsc_hz;
   return tsc_hz;
