@@ -8,13 +8,14 @@
 // Two choices where iperf3 is loose, so that the client's byte counts match ours exactly:
 //  - after TEST_END (forward), the server reads each stream until it has the bytes the client's
 //    results say it sent (at most DRAIN_LIMIT_NS without progress) before answering;
-//  - sending (-R) ends at -t (+ -O) seconds or at -n / -k bytes, and the streams' buffered bytes
-//    leave before EXCHANGE_RESULTS, so the client has read them all before it counts.
+//  - sending (-R) ends at -n / -k bytes exactly, or at -t (+ -O) seconds on the server's clock, or
+//    at TEST_END. iperf3's client counts only what it read before it sent TEST_END (iperf_tcp_recv
+//    counts in TEST_RUNNING only), so with -t the bytes still on their way then are sent but not
+//    counted, as with iperf3's own server; with -n both counts are n.
 import { clockNs } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
 import { MSG_DONTWAIT } from "../socket-api/api-constants";
 import { vs_accept, vs_close, vs_send, vs_settimeout } from "../socket-api/api";
-import { sendDrained } from "../socket-api/readiness";
 import { ControlChannel, INPUT_COMPLETE, INPUT_ENDED } from "./iperf3-control";
 import { JsonReader } from "./iperf3-json-reader";
 import { JsonWriter } from "./iperf3-json-writer";
@@ -56,7 +57,7 @@ const PHASE_PARAMS_LENGTH: i32 = 2;
 const PHASE_PARAMS: i32 = 3;
 const PHASE_CREATE_STREAMS: i32 = 4;
 const PHASE_RUNNING: i32 = 5;
-const PHASE_FLUSH_SENDERS: i32 = 6; // TEST_END came: our buffered bytes leave first
+const PHASE_FLUSH_SENDERS: i32 = 6; // TEST_END came: our sending streams close
 const PHASE_RESULTS_LENGTH: i32 = 7;
 const PHASE_RESULTS: i32 = 8;
 const PHASE_DRAIN: i32 = 9; // the client's last bytes, up to its own count
@@ -438,11 +439,7 @@ function stepFlushSenders(now: u64): void {
   receiveAll(now);
   for (let i = 0; i < expectedStreams; i++) {
     const s = unchecked(streams[i]);
-    if (s.sender && s.inUse() && !s.ended && !sendDrained(s.fd) && now - phaseSinceNs < DRAIN_LIMIT_NS) return;
-  }
-  for (let i = 0; i < expectedStreams; i++) {
-    const s = unchecked(streams[i]);
-    if (s.sender) s.close();
+    if (s.sender) s.close(); // what is still buffered leaves before the SHUTDOWN
   }
   control.putByte(EXCHANGE_RESULTS);
   control.want(4);

@@ -42,6 +42,8 @@ export interface Iperf3Outcome {
   sent: number[];
   received: number[];
   ids: number[];
+  /** Bytes that came after TEST_END (read, not counted, as iperf3 does). */
+  late: number;
 }
 
 export class Iperf3ProtocolError extends Error {}
@@ -198,13 +200,16 @@ export function runIperf3Test(m: Machine, t: Iperf3Test, seed = 1): Iperf3Outcom
       return settled;
     }, 200000);
   }
+  const countedAtTestEnd = streams.map((s, i) => (clientSends(i) ? 0 : s.received.length));
   // TEST_END follows the last write at once: the data may still be on its way (in the host's send
   // queue here, in the kernel's socket buffers for iperf3), and the server must still count it all.
   control.send(new Uint8Array([TEST_END]));
   reader.expect(EXCHANGE_RESULTS, "EXCHANGE_RESULTS");
   states.push(EXCHANGE_RESULTS);
+  const late = streams.reduce((n, s, i) => n + (clientSends(i) ? 0 : s.received.length - countedAtTestEnd[i]), 0);
   const sent = streams.map((s, i) => (clientSends(i) ? perStream : 0));
-  const got = streams.map((s, i) => (clientSends(i) ? 0 : s.received.length));
+  // iperf3 counts only what it read before TEST_END (iperf_tcp_recv, TEST_RUNNING only).
+  const got = countedAtTestEnd;
   const ids = streams.map((_, i) => streamId(i));
   control.send(
     framedJson({
@@ -222,5 +227,5 @@ export function runIperf3Test(m: Machine, t: Iperf3Test, seed = 1): Iperf3Outcom
   control.send(new Uint8Array([IPERF_DONE]));
   control.close();
   m.runUntil(() => control.state === "closed" && streams.every((s) => s.state === "closed"), 20000);
-  return { states, server, sent, received: got, ids };
+  return { states, server, sent, received: got, ids, late };
 }
