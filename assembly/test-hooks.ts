@@ -4,7 +4,7 @@
 // in a file only this one re-exports: the device layer's hooks, the main loop's step, connection
 // internals the wire does not show, and counters started near their 4 GiB wrap.
 import { EINVAL } from "./vsock-protocol/errors";
-import { Connection } from "./vsock-protocol/connection";
+import { Connection, CONN_FREE } from "./vsock-protocol/connection";
 import { connectionAt, findConnection, liveConnectionCount, setCounterStart } from "./vsock-protocol/connection-table";
 import { MAX_SOCKETS, SOCK_FREE, socketAt, socketForFd } from "./vsock-protocol/socket-table";
 import { setEphemeralRange } from "./socket-api/ports";
@@ -66,12 +66,13 @@ export function vsock_open_socket_count(): i32 {
   return open;
 }
 
-// Bytes waiting in any connection slot's receive or send ring (0 once every connection is gone).
+// Bytes held in the receive or send rings of connections still in the table (a freed slot's
+// rings are emptied when it is used again).
 export function vsock_buffered_bytes(): u64 {
   let total: u64 = 0;
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const c = connectionAt(i);
-    total += <u64>c.rx.count + <u64>c.tx.count;
+    if (c.state != CONN_FREE) total += <u64>c.rx.count + <u64>c.tx.count;
   }
   return total;
 }
