@@ -1,6 +1,6 @@
 // Debian's own iperf3 (3.12, no vsock support) against the firmware's iperf3 server (port 5201)
-// under QEMU TCG on the vhost-user backend, through the backend's TCP forward: forward, -R, -P 4
-// and a short -n run, each checked through the client's JSON (the bytes the receiver counted are
+// under QEMU TCG on the vhost-user backend, through the backend's TCP forward: forward, -R, -P 4,
+// --bidir and a short -n run, each checked through the client's JSON (the bytes the receiver counted are
 // the bytes the sender sent; -R with -n, see below); ten tests back to back leave conns=0 in the log and in the stats
 // service (1237, also forwarded); a malformed client over the forward gets iperf3's error state.
 import assert from "node:assert/strict";
@@ -39,7 +39,7 @@ function checkExact(r: Iperf3Report, what: string): void {
   console.log(`iperf3 ${what}: ${r.sentBytes} bytes, ${r.mibPerSecond.toFixed(2)} MiB/s`);
 }
 
-test("Debian's iperf3 through the TCP forward: forward, -R, -P 4, -n; ten in a row leave conns=0; a malformed client", { timeout: 600_000 }, async () => {
+test("Debian's iperf3 through the TCP forward: forward, -R, -P 4, --bidir, -n; ten in a row leave conns=0; a malformed client", { timeout: 600_000 }, async () => {
   const rig = await createRig("iperf3", [{ cid: CID }], [
     { address: "127.0.0.1", port: 0, guestPort: 5201 },
     { address: "127.0.0.1", port: 0, guestPort: 1237 },
@@ -63,6 +63,11 @@ test("Debian's iperf3 through the TCP forward: forward, -R, -P 4, -n; ten in a r
     assert.equal(parallel.json.end.streams.length, 4);
     for (const s of parallel.json.end.streams) assert.equal(s.receiver.bytes, s.sender.bytes, "per stream");
     checkExact(await iperf3Client(iperf3, ["-n", "100M", "-P", "4", "-R"], IPERF3_TIMEOUT_MS), "-P 4 -R -n 100M");
+    // --bidir: the client's half is counted exactly; the server's half ends at the client's TEST_END.
+    const bidir = await iperf3Client(iperf3, ["--bidir", "-P", "2", "-n", "20M"], IPERF3_TIMEOUT_MS);
+    checkExact(bidir, "--bidir -P 2 -n 20M");
+    const reverseHalf = bidir.json.end.sum_received_bidir_reverse.bytes;
+    assert.ok(reverseHalf > 0 && reverseHalf <= bidir.json.end.sum_sent_bidir_reverse.bytes, `bidir reverse half ${reverseHalf}`);
     const short = await iperf3Client(iperf3, ["-n", "2M", "-l", "64K"], IPERF3_TIMEOUT_MS);
     checkExact(short, "-n 2M -l 64K");
     assert.equal(short.sentBytes, 2 << 20, "-n: exactly the bytes asked for");
@@ -93,7 +98,7 @@ test("Debian's iperf3 through the TCP forward: forward, -R, -P 4, -n; ten in a r
     const lastConns = () => [...guest.log().matchAll(/ conns=(\d+)/g)].at(-1)?.[1];
     for (let i = 0; i < 100 && lastConns() !== "0"; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(lastConns(), "0", "conns=0 in the log");
-    assert.match(guest.log(), /iperf3: test done .* tests=16\n/);
+    assert.match(guest.log(), /iperf3: test done .* tests=17\n/);
     assert.deepEqual(rig.backend.vm(CID).device.violations, []);
   } finally {
     await guest.stop();
