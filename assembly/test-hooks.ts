@@ -4,9 +4,9 @@
 // in a file only this one re-exports: the device layer's hooks, the main loop's step, connection
 // internals the wire does not show, and counters started near their 4 GiB wrap.
 import { EINVAL } from "./vsock-protocol/errors";
-import { Connection } from "./vsock-protocol/connection";
-import { findConnection, liveConnectionCount, setCounterStart } from "./vsock-protocol/connection-table";
-import { socketForFd } from "./vsock-protocol/socket-table";
+import { Connection, CONN_FREE } from "./vsock-protocol/connection";
+import { connectionAt, findConnection, liveConnectionCount, setCounterStart } from "./vsock-protocol/connection-table";
+import { MAX_SOCKETS, SOCK_FREE, socketAt, socketForFd } from "./vsock-protocol/socket-table";
 import { setEphemeralRange } from "./socket-api/ports";
 import { pollOrHalt } from "./main-loop";
 
@@ -57,4 +57,22 @@ export function vsock_test_ring(fd: i32, which: i32, out: usize): i32 {
   store<u32>(out + 4, ring.count);
   store<u32>(out + 8, ring.capacity);
   return 1;
+}
+
+// Sockets not free (listeners included): what applications hold open.
+export function vsock_open_socket_count(): i32 {
+  let open = 0;
+  for (let i = 0; i < MAX_SOCKETS; i++) if (socketAt(i).state != SOCK_FREE) open++;
+  return open;
+}
+
+// Bytes held in the receive or send rings of connections still in the table (a freed slot's
+// rings are emptied when it is used again).
+export function vsock_buffered_bytes(): u64 {
+  let total: u64 = 0;
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const c = connectionAt(i);
+    if (c.state != CONN_FREE) total += <u64>c.rx.count + <u64>c.tx.count;
+  }
+  return total;
 }

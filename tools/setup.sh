@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils wabt clang lld nasm binutils python3 ncat socat busybox-static
-  xz-utils zstd cpio kmod libnode-dev tshark tcpdump python3-matplotlib)
+  xz-utils zstd cpio kmod libnode-dev tshark tcpdump python3-matplotlib iperf3)
 # Each package is checked by a file it installs (fast; dpkg-query for every make would be slow).
 declare -A PROVIDES=(
   [qemu-system-x86]=/usr/bin/qemu-system-x86_64 [qemu-utils]=/usr/bin/qemu-img [wabt]=/usr/bin/wasm2c
@@ -16,6 +16,7 @@ declare -A PROVIDES=(
   [libnode-dev]=/usr/include/node/node_api.h  # N-API headers for the vhost-user addon (any node's will do)
   [tshark]=/usr/bin/tshark [tcpdump]=/usr/bin/tcpdump
   [python3-matplotlib]=/usr/lib/python3/dist-packages/matplotlib/__init__.py
+  [iperf3]=/usr/bin/iperf3  # the client the iperf3 tests drive through the TCP forward
 )
 
 missing=()

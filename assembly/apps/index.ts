@@ -1,5 +1,6 @@
 // The default applications: echo (1234), sink (1235) and source (1236) services, many
-// connections each, the stats service (1237, stats.ts), plus the boot greeting to the host. Everything is a non-blocking state
+// connections each, the stats service (1237, stats.ts), the iperf3 server (5201,
+// iperf3-server.ts), plus the boot greeting to the host. Everything is a non-blocking state
 // machine stepped by appsPoll(), so one slow peer never holds up the loop.
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
 import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../socket-api/api";
@@ -11,6 +12,8 @@ import { allowSiblingList } from "../socket-api/app-support";
 import { servicesInit, stepSession } from "./services";
 import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";
+import { iperf3Poll, iperf3Start } from "./iperf3-server";
+import { IPERF3_PORT } from "./iperf3-protocol";
 
 export const ECHO_PORT: u32 = 1234;
 export const SINK_PORT: u32 = 1235;
@@ -59,6 +62,7 @@ export function appsStart(): void {
   unchecked((listenFds[2] = listenOn(SOURCE_PORT)));
   statsInit();
   statsFd = listenOn(STATS_PORT);
+  iperf3Start(listenOn(IPERF3_PORT));
   if (logBegin(LEVEL_INFO, "app")) {
     logStr("ready:");
     logKv("cid", vs_local_cid());
@@ -66,6 +70,7 @@ export function appsStart(): void {
     logKv("sink", SINK_PORT);
     logKv("source", SOURCE_PORT);
     logKv("stats", STATS_PORT);
+    logKv("iperf3", IPERF3_PORT);
     logEnd();
   }
   greetingStart();
@@ -101,6 +106,7 @@ export function appsPoll(): void {
   if (!started) return;
   acceptAll();
   statsPoll(statsFd);
+  iperf3Poll();
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const s = unchecked(sessions[i]);
     if (s.inUse()) stepSession(s);

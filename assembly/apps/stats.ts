@@ -23,7 +23,7 @@ export function statsPoll(listener: i32): void {
     if (fd < 0) return;
     vs_settimeout(fd, 0);
     logCaptureBegin(report, REPORT_CAPACITY);
-    logCounters("request");
+    logCounters("request", 1); // conns= counts the other connections, not this one
     const length = logCaptureEnd();
     vs_send(fd, report, length, MSG_DONTWAIT);
     vs_close(fd); // the report goes out before the SHUTDOWN

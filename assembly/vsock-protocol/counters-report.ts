@@ -2,12 +2,13 @@
 // then the device layer's own counters and the rejections. The log lines are written only when
 // asked: at exit, by the stats service (port 1237), and every N seconds with
 // `opt/vsockfw/counters=<seconds>`. The lines:
-//   info vsock: counters why=<why> rx_packets=.. tx_packets=.. credit_updates_sent=.. ...
+//   info vsock: counters why=<why> conns=<live> rx_packets=.. tx_packets=.. credit_updates_sent=.. ...
 //   info vsock: packets dir=<rx|tx> request=.. response=.. rst=.. shutdown=.. rw=.. credit_update=.. credit_request=.. other=..
 // followed by the device layer's own (vsock-dev counters, `rejections total=.. <reason>=..`, per queue).
 import { LEVEL_INFO, logEnd, logKv, logKvStr, logStartLine, logStr } from "../platform/log";
 import { packetsByOp, packetTotal, STALL_CREDIT, STALL_RING, stallCount } from "../diag/counters";
 import { rejectionTotal } from "../diag/rejections";
+import { liveConnectionCount } from "./connection-table";
 import { COUNTER_RX_REFILLS, deviceCounter, deviceLogCounters } from "../vsock-device/device";
 import { VIRTIO_VSOCK_OP_CREDIT_REQUEST, VIRTIO_VSOCK_OP_CREDIT_UPDATE } from "../wire/vsock-header";
 
@@ -29,11 +30,14 @@ function logPackets(direction: string, rx: bool): void {
   logEnd();
 }
 
-// Every counter, whatever the build's log level (they were asked for).
-export function logCounters(why: string): void {
+// Every counter, whatever the build's log level (they were asked for). `conns` is the live
+// connections but the `asking` ones (the stats service's own request connection).
+export function logCounters(why: string, asking: i32 = 0): void {
   logStartLine(LEVEL_INFO, "vsock");
   logStr("counters");
   logKvStr("why", why);
+  const live = liveConnectionCount();
+  logKv("conns", <u64>(live > asking ? live - asking : 0));
   logKv("rx_packets", packetTotal(true));
   logKv("tx_packets", packetTotal(false));
   logKv("credit_updates_sent", packetsByOp(false, VIRTIO_VSOCK_OP_CREDIT_UPDATE));

@@ -80,9 +80,9 @@ test("backlog: REQUESTs beyond it get RST; accepting makes room again", async ()
 
 test("a listener accepts again and again (hermit #2433)", async () => {
   const { m, g } = await guest();
-  const lfd = g.listener(5201);
+  const lfd = g.listener(5301);
   for (let i = 0; i < 20; i++) {
-    const h = m.host.connect(5201);
+    const h = m.host.connect(5301);
     assert.ok(m.runUntil(() => h.state === "connected", 100));
     const a = g.accept(lfd);
     assert.ok(a.fd >= 0, `accept ${i}`);

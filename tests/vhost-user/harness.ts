@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VsockBackend } from "../../tools/vhost-user-vsock/backend";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";
+import type { TcpForwardSpec } from "../../tools/vhost-user-vsock/tcp-forward";
 import { VmConfig } from "../../tools/vhost-user-vsock/vm";
 import { REPO } from "./qemu-guest";
 
@@ -21,7 +22,7 @@ export interface Rig {
   cleanup(): void;
 }
 
-export async function createRig(name: string, vms: { cid: number; groups?: string[] }[]): Promise<Rig> {
+export async function createRig(name: string, vms: { cid: number; groups?: string[] }[], forwards: TcpForwardSpec[] = []): Promise<Rig> {
   const sockets = mkdtempSync(join(tmpdir(), "vsockfw-vu-"));
   const results = join(REPO, "build/vhost-user-e2e", name);
   rmSync(results, { recursive: true, force: true });
@@ -29,7 +30,7 @@ export async function createRig(name: string, vms: { cid: number; groups?: strin
   const backendLog: string[] = [];
   setLogSink((line) => backendLog.push(line));
   const configs = vms.map((v) => ({ guestCid: v.cid, socket: join(sockets, `vhost-${v.cid}.sock`), udsPath: join(sockets, `vm${v.cid}.vsock`), groups: v.groups ?? ["default"] }));
-  const backend = new VsockBackend(configs);
+  const backend = new VsockBackend(configs, [], forwards);
   await backend.start();
   return {
     backend,

@@ -91,6 +91,15 @@ def rows(raw, sizes):
     out.append(("guest QEMU process peak RSS", rss(fw), rss(lx), "MiB", False, 1))
     out.append(("boot payload (firmware image vs kernel+initramfs)", sizes["firmware_payload_bytes"] / KIB,
                 sizes["linux_kernel_initramfs_bytes"] / KIB, "KiB", False, 0))
+    # Debian's iperf3 through the vhost-user backend's TCP forward, TCG (iperf3.json, written by
+    # tests/vhost-user/iperf3-bench.ts on this machine); absent when that step did not run.
+    iperf3 = raw.get("iperf3") or {}
+    fw3, lx3 = get(iperf3, "guests", "firmware") or {}, get(iperf3, "guests", "linux") or {}
+    for name, label in (("forward-1", "forward, 1 stream"), ("reverse-1", "-R, 1 stream"),
+                        ("forward-4", "forward, 4 streams"), ("reverse-4", "-R, 4 streams")):
+        if iperf3:
+            out.append(("iperf3 %s (TCP forward, vhost-user, TCG)" % label, get(fw3, "iperf3_mib_s", name),
+                        get(lx3, "iperf3_mib_s", name), "MiB/s", True, 1))
     return out
 
 
@@ -174,6 +183,9 @@ def main():
     parser.add_argument("--out", default="build/bench")
     args = parser.parse_args()
     raw = json.load(open(args.raw))
+    iperf3_path = os.path.join(os.path.dirname(args.raw), "iperf3.json")
+    if os.path.exists(iperf3_path):
+        raw["iperf3"] = json.load(open(iperf3_path))
     conditions = raw["conditions"]
     sizes = {
         "firmware_payload_bytes": elf_payload_bytes(args.elf),

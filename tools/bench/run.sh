@@ -1,7 +1,8 @@
 #!/bin/bash
 # `make bench`: one outer-VM boot (qemu/vsock-host.sh --guest none) in which tools/bench/bench.py
 # boots the firmware and then the Linux stand-in, measures both, and writes build/bench/raw.json;
-# then, on this machine, tools/bench/report.py prints the table and writes results.json and plots.
+# then, on this machine, the iperf3 rows (tests/vhost-user/iperf3-bench.ts, the vhost-user backend's
+# TCP forward) and tools/bench/report.py, which prints the table and writes results.json and plots.
 #   tools/bench/run.sh [--image build/firmware.bin] [--timeout S] [-- bench.py options, e.g. --quick]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,11 @@ status=0
 qemu/vsock-host.sh --guest none --image "$image" --out "$out" --timeout "$timeout" \
   -- /usr/bin/python3 tools/bench/bench.py "${bench_args[@]}" || status=$?
 cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-after.txt"
+# The iperf3 rows: Debian's iperf3 through the vhost-user backend's TCP forward, on this machine
+# (no outer VM), TCG; a failure here leaves the rows out and fails the bench.
+rm -f "$out/iperf3.json"
+make --no-print-directory vhost-user-addon >/dev/null
+node --import tsx tests/vhost-user/iperf3-bench.ts --out "$out" || status=$?
 [ -s "$out/raw.json" ] || { echo "bench: no figures (status $status)" >&2; exit "${status/#0/1}"; }
 /usr/bin/python3 tools/bench/report.py "$out/raw.json" --image "$image" --elf "$(dirname "$image")/firmware.elf" --out "$out"
 exit "$status"

@@ -13,7 +13,7 @@ async function main(): Promise<number> {
     return 2;
   }
   setLogLevel(options.logLevel);
-  const backend = new VsockBackend(options.vms, options.faults);
+  const backend = new VsockBackend(options.vms, options.faults, options.forwards);
   await backend.start();
   log("info", "backend", "ready", { vms: backend.vms.length });
   await new Promise<void>((resolve) => {

@@ -1,21 +1,25 @@
 // Command line, compatible with vhost-device-vsock's: either one VM
 //   --guest-cid N --socket PATH --uds-path PATH
 // or several, each `--vm guest-cid=N,socket=PATH,uds-path=PATH[,groups=a+b]` (repeated).
-// Extras: --fault RULE (faults.ts, repeated; applies to every VM), --log-level LEVEL.
+// Extras: --fault RULE (faults.ts, repeated; applies to every VM), --log-level LEVEL,
+// --forward-tcp [ADDR:]PORT=[CID:]GUESTPORT (tcp-forward.ts, repeated).
 import { FaultRule, parseFaultRule } from "./faults";
 import { Level } from "./log";
+import { parseForwardSpec, TcpForwardSpec } from "./tcp-forward";
 import { VmConfig } from "./vm";
 
 export interface BackendOptions {
   vms: VmConfig[];
   faults: FaultRule[];
   logLevel: Level;
+  forwards: TcpForwardSpec[];
 }
 
 export const USAGE = `usage: vhost-user-vsock --guest-cid N --socket PATH --uds-path PATH [--groups a+b]
        vhost-user-vsock --vm guest-cid=N,socket=PATH,uds-path=PATH[,groups=a+b] [--vm ...]
 options: --fault DIR:ACTION[:op=RW][:port=N][:skip=N][:count=N|all][:delay-ms=N][:corrupt=op|len|payload]
-         --log-level error|warn|info|debug`;
+         --log-level error|warn|info|debug
+         --forward-tcp [ADDR:]PORT=[CID:]GUESTPORT   a host TCP port to a guest vsock port (ADDR: 127.0.0.1)`;
 
 const RESERVED_CIDS = new Set([0, 1, 2]);
 
@@ -48,6 +52,7 @@ export function parseArguments(argv: string[]): BackendOptions {
   const single: Partial<Record<"guest-cid" | "socket" | "uds-path" | "groups", string>> = {};
   const vms: VmConfig[] = [];
   const faults: FaultRule[] = [];
+  const forwards: TcpForwardSpec[] = [];
   let logLevel: Level = "info";
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -74,6 +79,9 @@ export function parseArguments(argv: string[]): BackendOptions {
         break;
       case "--fault":
         faults.push(parseFaultRule(next()));
+        break;
+      case "--forward-tcp":
+        forwards.push(parseForwardSpec(next()));
         break;
       case "--log-level": {
         const level = next();
@@ -102,5 +110,10 @@ export function parseArguments(argv: string[]): BackendOptions {
       seen.add(key);
     }
   }
-  return { vms, faults, logLevel };
+  for (const f of forwards) {
+    if (f.guestCid === undefined ? vms.length !== 1 : !vms.some((vm) => vm.guestCid === f.guestCid)) {
+      throw new Error(`--forward-tcp ${f.address}:${f.port}: ${f.guestCid === undefined ? "name the CID (several VMs)" : `no VM with cid ${f.guestCid}`}`);
+    }
+  }
+  return { vms, faults, logLevel, forwards };
 }

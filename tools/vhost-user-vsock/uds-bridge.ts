@@ -23,10 +23,16 @@ export function removeStaleSocket(path: string): void {
   if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
 }
 
-class Pipe {
+/**
+ * One vsock connection piped to one stream socket: a Unix socket here, a TCP connection for the
+ * TCP forward (tcp-forward.ts), where `resets` carries a reset through both ways (TCP RST <->
+ * vsock RST) instead of closing.
+ */
+export class Pipe {
   private pausedForCredit = false;
   private unixEnded = false;
   private done = false;
+  private peerReset = false;
 
   constructor(
     readonly vsock: HostSocket,
@@ -34,6 +40,7 @@ class Pipe {
     private readonly bridge: UdsBridge,
     /** The Unix peer already half-closed (its EOF came with the handshake, before this pipe). */
     unixEndedEarly = false,
+    private readonly resets = false,
   ) {
     bridge.pipes.add(this);
     if (bridge.creditWithheld) vsock.pauseReading(true);
@@ -53,7 +60,9 @@ class Pipe {
       if (this.vsock.state === "connected") this.vsock.shutdown(SHUT_WR);
     });
     unix.on("close", () => this.unixClosed());
-    unix.on("error", () => {}); // 'close' follows
+    unix.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNRESET") this.peerReset = true; // 'close' follows
+    });
     if (unixEndedEarly) vsock.shutdown(SHUT_WR);
   }
 
@@ -81,6 +90,11 @@ class Pipe {
     // Bytes the host side still holds (reading paused for credit or back-pressure) reach the Unix
     // peer before its EOF: the guest's SHUTDOWN or close can arrive while they wait.
     if (this.vsock.unreadBytes > 0 && this.vsock.state !== "reset") return;
+    if (this.resets && this.vsock.state === "reset") {
+      this.finish();
+      this.unix.resetAndDestroy(); // a reset, not a FIN first
+      return;
+    }
     if (this.vsock.eof && !this.unixEnded) {
       this.unixEnded = true;
       this.unix.end(); // the guest will send no more: half-close toward the Unix peer
@@ -99,7 +113,8 @@ class Pipe {
   private unixClosed(): void {
     if (this.done) return;
     this.finish();
-    this.vsock.closeDiscarding(); // SHUTDOWN (unsent bytes dropped), then the guest's RST or the 8 s linger
+    if (this.resets && this.peerReset) this.vsock.reset(); // the TCP peer reset: so does the vsock side
+    else this.vsock.closeDiscarding(); // SHUTDOWN (unsent bytes dropped), then the guest's RST or the 8 s linger
   }
 
   private finish(): void {

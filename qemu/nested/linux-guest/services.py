@@ -2,14 +2,18 @@
 
 echo 1234 (echo until EOF, then close), sink 1235 (read to EOF, answer "<bytes> <crc32-hex>\\n"),
 source 1236 (read a decimal count and a newline, send that many bytes of
-byte[i] = (i * 7 + (i >> 8)) & 0xff, close), greeting to CID 2 port 4050 at boot (retried).
+byte[i] = (i * 7 + (i >> 8)) & 0xff, close), greeting to CID 2 port 4050 at boot (retried), and
+iperf3 5201: Debian's `iperf3 -s` on the guest's loopback behind a vsock-to-TCP relay (Debian's
+iperf3 has no vsock), when iperf3 is installed; the bench compares it with the firmware's server.
 Log lines go to the debugcon port 0x402 in the firmware's format, including `vsock: conns=<n>`.
 Runs only inside the stand-in guest (started by its /init-l2).
 """
 import fcntl
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -80,6 +84,54 @@ def source(conn):
         sent += chunk
 
 
+def pump(src, dst):
+    """Copies until EOF, then half-closes the other side (so iperf3's ends pass through)."""
+    try:
+        while True:
+            data = src.recv(262144)
+            if not data:
+                break
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def connect_iperf3():
+    # iperf3 -s closes and reopens its listener between tests: a client right behind the last
+    # one may find it closed for a moment.
+    for _ in range(50):
+        try:
+            return socket.create_connection(("127.0.0.1", 5201))
+        except ConnectionRefusedError:
+            time.sleep(0.1)
+    return socket.create_connection(("127.0.0.1", 5201))
+
+
+def iperf3_relay(conn):
+    with connect_iperf3() as tcp:
+        tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        back = threading.Thread(target=pump, args=(tcp, conn), daemon=True)
+        back.start()
+        pump(conn, tcp)
+        back.join()
+
+
+def start_iperf3():
+    """iperf3 -s on 127.0.0.1:5201 (the loopback brought up first); False when there is none."""
+    if not shutil.which("iperf3"):
+        return False
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=False)
+    subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", 5201), timeout=1).close()  # iperf3 -s takes it as a client that left
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 def serve_one(handler, conn):
     try:
         handler(conn)
@@ -133,6 +185,8 @@ def main():
     listen(1234, echo)
     listen(1235, sink)
     listen(1236, source)
+    if start_iperf3():
+        listen(5201, iperf3_relay)
     log("apps", "ready: cid=%d echo=1234 sink=1235 source=1236 (linux stand-in)" % local_cid())
     greet()
     while True:
