@@ -65,7 +65,7 @@ setup:
 	@tools/setup.sh
 
 image: setup
-	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf
 
 $(CONFIG_STAMP):
 	@mkdir -p $(BUILD)
@@ -118,6 +118,13 @@ $(BUILD)/linker.ld: firmware/linker.ld.in $(CONFIG_STAMP)
 		-e 's/@LINEAR_MEMORY_PAGES@/$(LINEAR_PAGES)/g' $< > $@
 $(BUILD)/firmware.elf: $(OBJECTS) $(BUILD)/linker.ld
 	ld.lld -nostdlib -static --no-pie --gc-sections -T $(BUILD)/linker.ld -o $@ $(OBJECTS)
+# The same objects as a PVH ELF (QEMU -kernel on q35 or microvm): loaded at its RAM addresses,
+# entered at pvh_entry; tools/image checks its note and segments.
+$(BUILD)/linker-pvh.ld: firmware/linker-pvh.ld.in $(CONFIG_STAMP)
+	sed -e 's/@LINEAR_MEMORY_BASE@/$(LINEAR_MEMORY_BASE)/g' -e 's/@LINEAR_MEMORY_PAGES@/$(LINEAR_PAGES)/g' $< > $@
+$(BUILD)/firmware-pvh.elf: $(OBJECTS) $(BUILD)/linker-pvh.ld tools/image/pvh-check.ts tools/image/elf.ts
+	ld.lld -nostdlib -static --no-pie --gc-sections -T $(BUILD)/linker-pvh.ld -o $@ $(OBJECTS)
+	$(TSX) tools/image/pvh-check.ts $@
 $(BUILD)/firmware.bin: $(BUILD)/firmware.elf tools/image/main.ts tools/image/elf.ts tools/image/flash-layout.ts
 	$(TSX) tools/image/main.ts $< $@ --flash-size $(FLASH_SIZE)
 

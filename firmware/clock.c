@@ -3,6 +3,7 @@
 #include "cpu.h"
 
 #define PIT_HZ 1193182u
+#define PIT_CHANNEL0 0x40
 #define PIT_CHANNEL2 0x42
 #define PIT_COMMAND 0x43
 #define PIT_GATE_PORT 0x61 /* bit 0: channel 2 gate, bit 1: speaker, bit 5: channel 2 output */
@@ -62,6 +63,33 @@ static uint64_t kvmclock_tsc_hz(void) {
   return shift < 0 ? hz << -shift : hz >> shift;
 }
 
+/* Machines without port 0x61 (QEMU microvm has a PIT but no speaker port, which reads 0xff):
+ * channel 0 counts down from 0xffff in mode 2 and is read through latch commands; 10 ms are
+ * counted across its wrap. Its IRQ 0 reaches no CPU (PIC and I/O APIC entries masked).
+ * Returns the TSC ticks of 10 ms, 0 when the counter does not move. */
+static uint16_t pit_channel0_read(void) {
+  outb(PIT_COMMAND, 0x00); /* latch channel 0 */
+  uint8_t low = inb(PIT_CHANNEL0);
+  return (uint16_t)(low | (inb(PIT_CHANNEL0) << 8));
+}
+
+static uint64_t pit_channel0_ticks(uint32_t count) {
+  outb(PIT_COMMAND, 0x34); /* channel 0, lobyte/hibyte, mode 2 (rate generator), binary */
+  outb(PIT_CHANNEL0, 0xff);
+  outb(PIT_CHANNEL0, 0xff);
+  uint16_t previous = pit_channel0_read();
+  uint64_t start = rdtsc();
+  uint32_t elapsed = 0;
+  uint64_t polls = 0;
+  while (elapsed < count) {
+    uint16_t now = pit_channel0_read();
+    elapsed += (uint16_t)(previous - now); /* counts down; the wrap comes out right modulo 2^16 */
+    previous = now;
+    if (++polls > 50000000ull) return 0;
+  }
+  return rdtsc() - start;
+}
+
 uint64_t clock_calibrate(uint64_t reset_tsc) {
   tsc_at_reset = reset_tsc;
   uint64_t kvm_hz = kvmclock_tsc_hz();
@@ -72,6 +100,13 @@ uint64_t clock_calibrate(uint64_t reset_tsc) {
     return tsc_hz;
   }
   const uint32_t count = PIT_HZ / (1000 / CALIBRATION_MS);
+  if (inb(PIT_GATE_PORT) == 0xff) {
+    uint64_t ticks = pit_channel0_ticks(count);
+    estimated = ticks == 0;
+    tsc_hz = ticks == 0 ? FALLBACK_HZ : ticks * (1000 / CALIBRATION_MS);
+    ns_per_tick_q32 = (1000000000ull << 32) / tsc_hz;
+    return tsc_hz;
+  }
   /* Channel 2 counts only while its gate is high; the speaker stays off. */
   outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
   /* Channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count): OUT2 rises after `count` ticks. */

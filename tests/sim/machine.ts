@@ -103,6 +103,8 @@ export interface MachineOptions {
   interruptVector?: number;
   /** MSI-X table entries of the vsock function (0: no MSI-X capability); default 3 like QEMU. */
   msixVectors?: number;
+  /** The boot loader's command line (env.command_line; "" as on the flash image). */
+  commandLine?: string;
   /** Import calls one export call may make before it throws SimHang (default DEFAULT_IMPORT_BUDGET). */
   importBudget?: number;
 }
@@ -396,6 +398,11 @@ export class Machine {
         const ns = BigInt.asUintN(64, timeout);
         this.waits.push(ns);
         this.clock += this.halt(ns);
+      },
+      command_line: (pointer: number, capacity: number) => {
+        const text = new TextEncoder().encode(this.options.commandLine ?? "");
+        this.write(pointer >>> 0, text.subarray(0, capacity >>> 0));
+        return text.length;
       },
       exit: (code: number) => this.exit(code >>> 0),
       abort: (message: number, file: number, line: number, column: number) => {
