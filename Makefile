@@ -130,9 +130,12 @@ $(BUILD)/firmware.bin: $(BUILD)/firmware.elf tools/image/main.ts tools/image/elf
 
 # With a usable /dev/vhost-vsock QEMU runs here and host programs can connect to CID 33; without
 # one, the firmware runs next to a real vhost-vsock host in an outer VM and a live demo talks to it.
+# MACHINE=microvm: the PVH image on QEMU microvm, vhost-vsock over virtio-mmio (qemu/machine.sh).
+MACHINE ?= q35
+RUN_IMAGE = $(if $(filter microvm,$(MACHINE)),$(BUILD)/firmware-pvh.elf,$(BUILD)/firmware.bin)
 run: image
-	@if [ -r /dev/vhost-vsock ] && [ -w /dev/vhost-vsock ]; then qemu/run.sh $(BUILD)/firmware.bin; \
-	else qemu/demo.sh $(BUILD)/firmware.bin; fi
+	@if [ -r /dev/vhost-vsock ] && [ -w /dev/vhost-vsock ]; then qemu/run.sh --machine $(MACHINE) $(RUN_IMAGE); \
+	else qemu/demo.sh --machine $(MACHINE) $(RUN_IMAGE); fi
 
 # Tests: unit (wasm in Node against the simulated machine), boot (the real image in QEMU TCG),
 # e2e (the real image under the kernel's vhost-vsock, inside the outer VM).
@@ -212,7 +215,7 @@ bench: setup
 # ACCEL=kvm|tcg|auto (auto: KVM where /dev/kvm can be opened).
 ACCEL ?= auto
 run-vhost-user: image vhost-user-addon
-	qemu/vhost-user.sh --image $(BUILD)/firmware.bin --accel $(ACCEL)
+	qemu/vhost-user.sh --machine $(MACHINE) --image $(RUN_IMAGE) --accel $(ACCEL)
 
 # The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
 NODE_INCLUDE ?= /usr/include/node
