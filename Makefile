@@ -208,8 +208,8 @@ test-e2e: setup
 # Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
 # side by side; the table, build/bench/results.json and the plots come out at the end.
 bench: setup
-	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
-	tools/bench/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf
+	tools/bench/run.sh --image $(BUILD)/firmware.bin --pvh-image $(BUILD)/firmware-pvh.elf
 
 # The firmware on the vhost-user backend: no root, no vhost-vsock; prints how to reach it with ncat -U.
 # ACCEL=kvm|tcg|auto (auto: KVM where /dev/kvm can be opened).

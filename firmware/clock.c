@@ -135,6 +135,10 @@ uint64_t clock_ns_at(uint64_t tsc) {
 
 uint64_t clock_ns(void) { return clock_ns_at(rdtsc()); }
 
+uint64_t clock_zero_since_tsc_start_ns(void) {
+  return (uint64_t)(((unsigned __int128)tsc_at_reset * ns_per_tick_q32) >> 32);
+}
+
 uint64_t clock_hz(void) { return tsc_hz; }
 
 int clock_is_estimated(void) { return estimated; }

@@ -3,6 +3,7 @@
  * checked here against the RAM this image needs. The flash image sees pvh_start_info == 0. */
 #include <stdint.h>
 
+#include "clock.h"
 #include "debugcon.h"
 #include "pvh-boot.h"
 
@@ -100,6 +101,10 @@ void pvh_boot_read(void) {
   debugcon_dec(ram_bytes);
   debugcon_str(" cmdline_bytes=");
   debugcon_dec(command_line_length);
+  /* What ran before the entry (the loader), when the TSC started with the vCPU: the part of
+   * reset-to-ready that this image's own clock (zero at the entry) does not see. */
+  debugcon_str(" entry_after_us=");
+  debugcon_dec(clock_zero_since_tsc_start_ns() / 1000);
   debugcon_str("\n");
   if (!cmdline_ok && info->cmdline_paddr != 0) {
     debugcon_line_start("warn", "boot");

@@ -31,7 +31,7 @@ function assertPvhBoot(lines: string[], cmdline: string): void {
   const ram = Number(/ram_bytes=(\d+)/.exec(pvh)![1]);
   assert.ok(ram > 200 << 20 && ram <= 256 << 20, pvh);
   assert.match(pvh, /version=1 memmap_entries=[1-9]\d* /);
-  assert.match(pvh, new RegExp(`cmdline_bytes=${cmdline.length}$`));
+  assert.match(pvh, new RegExp(`cmdline_bytes=${cmdline.length} entry_after_us=\\d+$`));
   assert.match(lines.join("\n"), /info boot: runtime up memory_base=0x1000000/);
   const stamps = lines.map(timestampMicros);
   assert.ok(stamps.every((stamp) => stamp !== null), `a line without a timestamp in:\n${lines.join("\n")}`);
