@@ -21,11 +21,15 @@ function writeRegister(register: u32, value: u32): void {
   mmioWrite32(IOAPIC_BASE + IOWIN, value);
 }
 
+let lines: i32 = -1; // read once: each register access is two exits
+
 // How many lines this I/O APIC has (0: none answers at the address).
 export function ioapicLines(): u32 {
-  const version = readRegister(IOAPIC_VERSION);
-  if (version == 0xffffffff) return 0;
-  return ((version >> 16) & 0xff) + 1;
+  if (lines < 0) {
+    const version = readRegister(IOAPIC_VERSION);
+    lines = version == 0xffffffff ? 0 : <i32>((version >> 16) & 0xff) + 1;
+  }
+  return <u32>lines;
 }
 
 // Line `gsi` -> `vector` on this CPU: fixed delivery, physical destination, active high, edge

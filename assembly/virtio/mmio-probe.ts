@@ -7,14 +7,13 @@ import { mmioRead32 } from "../platform/imports";
 import { LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
 import { MMIO_CONFIG, MMIO_DEVICE_ID, MMIO_MAGIC_VALUE, MMIO_NO_IRQ, MMIO_VERSION, MmioTransport, VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_VERSION_MODERN } from "./mmio-transport";
 
-// QEMU microvm (hw/i386/microvm.c): transports every 512 bytes from 0xfeb00000, eight of them
-// on the first I/O APIC's lines 5 to 12 (its own command line, when ACPI is off, says the same:
-// virtio_mmio.device=512@0xfeb00e00:12 for the eighth). Probed only when the command line names
-// no device (microvm with ACPI on leaves the command line alone).
+// QEMU microvm (hw/i386/microvm.c): transports every 512 bytes from 0xfeb00000; 8 of them, or
+// 24 with its second I/O APIC (on whenever ACPI is, and then QEMU fills the last one first:
+// 0xfeb02e00). Probed only when the command line names no device, which is microvm with ACPI on:
+// then the lines are on an I/O APIC that only ACPI describes, so a probed device is polled.
 const MICROVM_MMIO_BASE: u64 = 0xfeb00000;
-const MICROVM_MMIO_IRQ_BASE: u32 = 5;
 const MICROVM_MMIO_STRIDE: u64 = 512;
-const MICROVM_MMIO_TRANSPORTS: u32 = 8;
+const MICROVM_MMIO_TRANSPORTS: u32 = 24;
 // Registers up to ConfigGeneration, and at least a few bytes of device config.
 const MMIO_MINIMUM_SIZE: u64 = MMIO_CONFIG + 8;
 const MMIO_ADDRESS_LIMIT: u64 = 0x1_0000_0000; // the identity map covers the low 4 GiB
@@ -190,7 +189,7 @@ export function openMmioTransport(deviceType: u32, subsystem: string): MmioTrans
 export function probeMicrovmWindow(deviceType: u32, subsystem: string): MmioTransport | null {
   for (let i: u32 = 0; i < MICROVM_MMIO_TRANSPORTS; i++) {
     const base = MICROVM_MMIO_BASE + <u64>i * MICROVM_MMIO_STRIDE;
-    if (modernDeviceId(base, false) == deviceType) return opened(base, MICROVM_MMIO_STRIDE, MICROVM_MMIO_IRQ_BASE + i, "probe", subsystem);
+    if (modernDeviceId(base, false) == deviceType) return opened(base, MICROVM_MMIO_STRIDE, MMIO_NO_IRQ, "probe", subsystem);
   }
   return null;
 }

@@ -103,6 +103,11 @@ export class VirtioMmioDevice implements VirtioTransport {
     this.raise(2);
   }
 
+  /** Hostile seam: InterruptStatus bits set (and the line raised) with nothing new on the rings. */
+  raiseInterrupt(bits: number): void {
+    this.raise(bits >>> 0);
+  }
+
   private raise(bit: number): void {
     if (this.interruptStatus === 0) this.edges++;
     this.interruptStatus |= bit;
@@ -191,7 +196,13 @@ export class VirtioMmioDevice implements VirtioTransport {
         if (this.driverOk) this.model.notify(v);
         return;
       }
-      case MMIO_INTERRUPT_ACK: this.acks++; this.interruptStatus &= ~v; return;
+      case MMIO_INTERRUPT_ACK:
+        // Only the two bits virtio-mmio defines (4.2.2): a driver that acknowledges what a lying
+        // InterruptStatus said, unmasked, writes bits that mean nothing.
+        if (v & ~3) this.violation(`InterruptACK with undefined bits 0x${v.toString(16)}`);
+        this.acks++;
+        this.interruptStatus &= ~v;
+        return;
       case MMIO_STATUS: return this.writeStatus(v & 0xff);
       case MMIO_QUEUE_DESC_LOW: { const t = queueField("QueueDesc"); if (t) t.desc = low(t.desc); return; }
       case MMIO_QUEUE_DESC_HIGH: { const t = queueField("QueueDesc"); if (t) t.desc = high(t.desc); return; }
