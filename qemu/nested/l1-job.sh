@@ -109,6 +109,11 @@ cmd_pid=$!
 wait "$cmd_pid"; status=$?
 cmd_pid=
 [ "$status" = 124 ] && log "command stopped by its deadline ($left s)"
+# A guest that vanished while the command ran (the clients then see ENODEV): how its QEMU ended.
+# 0 with -no-reboot is a guest reset (a triple fault), 128+n a signal.
+if ! alive "$qemu_pid"; then
+  wait "$qemu_pid" 2>/dev/null; log "the inner QEMU had ended before the command did: exit status $?"
+fi
 log "command exited with status $status after $(since "$t1") s"
 # A failed command with the firmware still up: record what the firmware was doing before cleanup
 # stops it (a silent firmware once ended a run with nothing to go on: docs/reliability.md).
