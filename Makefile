@@ -161,7 +161,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
-	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(VHOST_USER_ADDON)
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf $(VHOST_USER_ADDON)
 	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-report-fault SELFTEST=4 build/selftest-report-fault/firmware.bin
