@@ -149,3 +149,13 @@ test("hostile: a malformed virtio_mmio.device entry is logged and ignored, the g
   assert.match(m.logText(), /device found virtio-mmio base=0xfeb00e00 size=512 irq=12 from=command-line/);
   assert.equal(echo(m, "still\n"), "still\n");
 });
+
+test("interrupts=off (the measurement switch): no line routed, the loop never halts, the echo still answers", async () => {
+  const m = await booted({ options: { interrupts: "off" } });
+  assert.equal(m.ioapic.vector(12), null);
+  assert.equal(m.logLines(/info vsock-dev: interrupts off by option: polling only$/).length, 1, m.logText());
+  for (let i = 0; i < 100; i++) m.exports.fw_poll_or_halt();
+  assert.equal(m.waits.length, 0, "no halt without a wake-up");
+  assert.equal(echo(m, "spin\n"), "spin\n");
+  noViolations(m);
+});
