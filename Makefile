@@ -192,7 +192,8 @@ test-vhost-user: setup
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
 # the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
-# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py); last, the suite
+# again with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -204,6 +205,8 @@ test-e2e: setup
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
+	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm
 
 # Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
 # side by side; the table, build/bench/results.json and the plots come out at the end.
