@@ -350,7 +350,9 @@ def access_costs(accel):
     try:
         end = time.monotonic() + 60
         while time.monotonic() < end and guest.alive():
-            for line in guest.log_text().splitlines():
+            text = guest.log_text()
+            # Only whole lines: the log is read while the firmware is still writing it.
+            for line in text[:text.rfind("\n") + 1].splitlines():
                 m = COST_LINE.search(line)
                 if m:
                     return {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
@@ -468,6 +470,7 @@ def private_kernel_copy():
 
 
 def main():
+    global PVH_IMAGE
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small counts, for trying the harness")
     parser.add_argument("--guests", default="firmware,microvm,linux")
@@ -476,7 +479,6 @@ def main():
     parser.add_argument("--write-sizes", default=",".join(str(s // KIB) for s in WRITE_SIZES),
                         help="throughput write sizes in KiB, comma-separated")
     args = parser.parse_args()
-    global PVH_IMAGE
     PVH_IMAGE = os.path.abspath(args.pvh_image)
     plan = {"boots": 3, "firmware_boots": 7, "repeats": 5, "bulk": 16 * MIB, "echo": 8 * MIB, "round_trips": 10000, "blocks": 5,
             "cycles": 100, "cycle_repeats": 3, "throughput_only": args.throughput_only,
