@@ -65,7 +65,7 @@ setup:
 	@tools/setup.sh
 
 image: setup
-	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf
 
 $(CONFIG_STAMP):
 	@mkdir -p $(BUILD)
@@ -118,14 +118,24 @@ $(BUILD)/linker.ld: firmware/linker.ld.in $(CONFIG_STAMP)
 		-e 's/@LINEAR_MEMORY_PAGES@/$(LINEAR_PAGES)/g' $< > $@
 $(BUILD)/firmware.elf: $(OBJECTS) $(BUILD)/linker.ld
 	ld.lld -nostdlib -static --no-pie --gc-sections -T $(BUILD)/linker.ld -o $@ $(OBJECTS)
+# The same objects as a PVH ELF (QEMU -kernel on q35 or microvm): loaded at its RAM addresses,
+# entered at pvh_entry; tools/image checks its note and segments.
+$(BUILD)/linker-pvh.ld: firmware/linker-pvh.ld.in $(CONFIG_STAMP)
+	sed -e 's/@LINEAR_MEMORY_BASE@/$(LINEAR_MEMORY_BASE)/g' -e 's/@LINEAR_MEMORY_PAGES@/$(LINEAR_PAGES)/g' $< > $@
+$(BUILD)/firmware-pvh.elf: $(OBJECTS) $(BUILD)/linker-pvh.ld tools/image/pvh-check.ts tools/image/elf.ts
+	ld.lld -nostdlib -static --no-pie --gc-sections -T $(BUILD)/linker-pvh.ld -o $@ $(OBJECTS)
+	$(TSX) tools/image/pvh-check.ts $@
 $(BUILD)/firmware.bin: $(BUILD)/firmware.elf tools/image/main.ts tools/image/elf.ts tools/image/flash-layout.ts
 	$(TSX) tools/image/main.ts $< $@ --flash-size $(FLASH_SIZE)
 
 # With a usable /dev/vhost-vsock QEMU runs here and host programs can connect to CID 33; without
 # one, the firmware runs next to a real vhost-vsock host in an outer VM and a live demo talks to it.
+# MACHINE=microvm: the PVH image on QEMU microvm, vhost-vsock over virtio-mmio (qemu/machine.sh).
+MACHINE ?= q35
+RUN_IMAGE = $(if $(filter microvm,$(MACHINE)),$(BUILD)/firmware-pvh.elf,$(BUILD)/firmware.bin)
 run: image
-	@if [ -r /dev/vhost-vsock ] && [ -w /dev/vhost-vsock ]; then qemu/run.sh $(BUILD)/firmware.bin; \
-	else qemu/demo.sh $(BUILD)/firmware.bin; fi
+	@if [ -r /dev/vhost-vsock ] && [ -w /dev/vhost-vsock ]; then qemu/run.sh --machine $(MACHINE) $(RUN_IMAGE); \
+	else qemu/demo.sh --machine $(MACHINE) $(RUN_IMAGE); fi
 
 # Tests: unit (wasm in Node against the simulated machine), boot (the real image in QEMU TCG),
 # e2e (the real image under the kernel's vhost-vsock, inside the outer VM).
@@ -151,7 +161,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-e2e
 
 test-images:
-	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(VHOST_USER_ADDON)
+	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf $(VHOST_USER_ADDON)
 	@$(MAKE) --no-print-directory BUILD=build/selftest-cpu-exception SELFTEST=1 build/selftest-cpu-exception/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-wasm-trap SELFTEST=2 build/selftest-wasm-trap/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/selftest-report-fault SELFTEST=4 build/selftest-report-fault/firmware.bin
@@ -182,7 +192,8 @@ test-vhost-user: setup
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
 # the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
-# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py); last, the suite
+# again with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -194,18 +205,20 @@ test-e2e: setup
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
+	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm
 
 # Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
 # side by side; the table, build/bench/results.json and the plots come out at the end.
 bench: setup
-	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
-	tools/bench/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf
+	tools/bench/run.sh --image $(BUILD)/firmware.bin --pvh-image $(BUILD)/firmware-pvh.elf
 
 # The firmware on the vhost-user backend: no root, no vhost-vsock; prints how to reach it with ncat -U.
 # ACCEL=kvm|tcg|auto (auto: KVM where /dev/kvm can be opened).
 ACCEL ?= auto
 run-vhost-user: image vhost-user-addon
-	qemu/vhost-user.sh --image $(BUILD)/firmware.bin --accel $(ACCEL)
+	qemu/vhost-user.sh --machine $(MACHINE) --image $(RUN_IMAGE) --accel $(ACCEL)
 
 # The vhost-user-vsock backend's native addon: Node's own headers (/usr/include/node), no download.
 NODE_INCLUDE ?= /usr/include/node

@@ -9,6 +9,7 @@ import { pciAssignResources } from "./pci/resources";
 import { vsockStart } from "./vsock-protocol/stack";
 import { deviceLogAccessCosts } from "./vsock-device/device";
 import { warnIfEmulated } from "./virtio/cost-probe";
+import { virtioMmioNamed } from "./virtio/mmio-probe";
 import { appsStart } from "./apps/index";
 import { pollOnce, pollOrHalt } from "./main-loop";
 import { selfTest } from "./platform/selftest";
@@ -41,8 +42,12 @@ export function fw_init(): bool {
   banner();
   warnIfEmulated();
   if (SELFTEST != 0) selfTest(SELFTEST);
-  pciScan();
-  pciAssignResources();
+  // A machine whose command line names its virtio-mmio devices (microvm, Firecracker) has no PCI
+  // bus worth a scan: each config access there is an exit for nothing.
+  if (!virtioMmioNamed()) {
+    pciScan();
+    pciAssignResources();
+  }
   traceConfigure(runtimeOption("trace"));
   countersConfigure(runtimeOption("counters"));
   connectionLinesConfigure(runtimeOption("connection-lines"));

@@ -3,6 +3,7 @@
 #include "cpu.h"
 
 #define PIT_HZ 1193182u
+#define PIT_CHANNEL0 0x40
 #define PIT_CHANNEL2 0x42
 #define PIT_COMMAND 0x43
 #define PIT_GATE_PORT 0x61 /* bit 0: channel 2 gate, bit 1: speaker, bit 5: channel 2 output */
@@ -62,20 +63,25 @@ static uint64_t kvmclock_tsc_hz(void) {
   return shift < 0 ? hz << -shift : hz >> shift;
 }
 
-/* The PIT's channel 2 counter, latched and read with the TSC on both sides. A vCPU descheduled
- * between the reads (a loaded host) widens the bracket, so the tightest of a few is kept: waiting
- * for the counter's terminal count instead once overestimated the rate by 1.6x under load (the
- * poll that saw it came late), and every timer ran that much slow. */
+/* The PIT counted against the TSC. Channel 2 where the machine has its gate (port 0x61: q35, pc);
+ * channel 0 in mode 2 where it has not (QEMU microvm: 0x61 reads 0xff), its IRQ 0 reaching no CPU
+ * (PIC and I/O APIC entries masked). A count is latched and read with the TSC on both sides: a vCPU
+ * descheduled between the reads (a loaded host) widens the bracket, so the tightest of a few is
+ * kept. Waiting for channel 2's terminal count and reading the TSC when a poll saw it once
+ * overestimated the rate by up to 1.8x under load (the poll came late): every timer ran slow. */
 struct pit_sample {
   uint64_t tsc;     /* midpoint of the bracket */
   uint64_t bracket; /* TSC ticks between the reads around the latch */
   uint16_t count;
 };
 
+static uint16_t pit_data_port;
+static uint8_t pit_latch_command;
+
 static uint16_t pit_read_count(void) {
-  outb(PIT_COMMAND, 0x80); /* latch channel 2's count */
-  uint8_t low = inb(PIT_CHANNEL2);
-  return (uint16_t)(low | (inb(PIT_CHANNEL2) << 8));
+  outb(PIT_COMMAND, pit_latch_command);
+  uint8_t low = inb(pit_data_port);
+  return (uint16_t)(low | (inb(pit_data_port) << 8));
 }
 
 static struct pit_sample pit_sample(void) {
@@ -89,32 +95,42 @@ static struct pit_sample pit_sample(void) {
   return best;
 }
 
-/* TSC ticks per second over ~CALIBRATION_MS of PIT time; 0 when there is no PIT, 1 when the
- * counter went past its terminal count (a pause of over 45 ms hid a whole turn: try again). */
-static uint64_t pit_tsc_hz_once(void) {
+/* TSC ticks per second over ~CALIBRATION_MS of PIT time; 0 when there is no PIT, 1 when channel 2
+ * went past its terminal count (a pause of over 45 ms may have hidden a whole turn: try again).
+ * The count goes down from 0xffff and wraps; the elapsed ticks add up poll by poll. */
+static uint64_t pit_tsc_hz_once(int gate) {
   const uint32_t window = PIT_HZ / (1000 / CALIBRATION_MS);
-  /* Channel 2 counts only while its gate is high; the speaker stays off. */
-  outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
-  /* Channel 2, lobyte/hibyte, mode 0 from 0xffff: OUT2 rises only after 55 ms, at zero. */
-  outb(PIT_COMMAND, 0xb0);
-  outb(PIT_CHANNEL2, 0xff);
-  outb(PIT_CHANNEL2, 0xff);
+  if (gate) {
+    /* Channel 2 counts only while its gate is high; the speaker stays off. */
+    outb(PIT_GATE_PORT, (uint8_t)((inb(PIT_GATE_PORT) & ~0x02) | 0x01));
+    outb(PIT_COMMAND, 0xb0); /* channel 2, lobyte/hibyte, mode 0: OUT2 rises after 55 ms, at zero */
+    pit_data_port = PIT_CHANNEL2, pit_latch_command = 0x80;
+  } else {
+    outb(PIT_COMMAND, 0x34); /* channel 0, lobyte/hibyte, mode 2 (rate generator) */
+    pit_data_port = PIT_CHANNEL0, pit_latch_command = 0x00;
+  }
+  outb(pit_data_port, 0xff);
+  outb(pit_data_port, 0xff);
   struct pit_sample first = pit_sample();
+  uint16_t previous = first.count;
   uint32_t elapsed = 0;
   for (uint64_t polls = 0; elapsed < window; polls++) {
     if (polls > 5000000ull) return 0; /* the count never moves: no PIT, do not hang the boot */
-    elapsed = (uint16_t)(first.count - pit_read_count());
+    uint16_t now = pit_read_count();
+    elapsed += (uint16_t)(previous - now);
+    previous = now;
   }
   struct pit_sample last = pit_sample();
-  if (inb(PIT_GATE_PORT) & 0x20) return 1;
-  elapsed = (uint16_t)(first.count - last.count);
+  if (gate && (inb(PIT_GATE_PORT) & 0x20)) return 1;
+  elapsed += (uint16_t)(previous - last.count);
   if (elapsed == 0 || last.tsc <= first.tsc) return 0;
   return (last.tsc - first.tsc) * PIT_HZ / elapsed;
 }
 
 static uint64_t pit_tsc_hz(void) {
+  int gate = inb(PIT_GATE_PORT) != 0xff;
   for (int attempt = 0; attempt < 3; attempt++) {
-    uint64_t hz = pit_tsc_hz_once();
+    uint64_t hz = pit_tsc_hz_once(gate);
     if (hz != 1) return hz;
   }
   return 0;
@@ -145,6 +161,10 @@ uint64_t clock_ns_at(uint64_t tsc) {
 }
 
 uint64_t clock_ns(void) { return clock_ns_at(rdtsc()); }
+
+uint64_t clock_zero_since_tsc_start_ns(void) {
+  return (uint64_t)(((unsigned __int128)tsc_at_reset * ns_per_tick_q32) >> 32);
+}
 
 uint64_t clock_hz(void) { return tsc_hz; }
 

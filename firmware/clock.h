@@ -11,6 +11,10 @@ uint64_t clock_calibrate(uint64_t reset_tsc);
 uint64_t clock_ns(void);
 /* The same clock for a TSC value read earlier (e.g. before calibration). */
 uint64_t clock_ns_at(uint64_t tsc);
+/* The TSC count at the clock's zero (the reset vector, or the PVH entry), in nanoseconds: under
+ * KVM the TSC starts at 0 when the vCPU does, so for a PVH boot this is what ran before the entry
+ * (the loader: qboot or SeaBIOS). */
+uint64_t clock_zero_since_tsc_start_ns(void);
 uint64_t clock_hz(void);
 /* True when calibration had to fall back to an assumed frequency. */
 int clock_is_estimated(void);

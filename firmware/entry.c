@@ -6,6 +6,7 @@
 #include "cpu.h"
 #include "crash-report.h"
 #include "debugcon.h"
+#include "pvh-boot.h"
 #include "runtime.h"
 
 Z_fw_instance_t fw_instance;
@@ -27,6 +28,8 @@ void fw_entry(uint64_t reset_tsc) {
   debugcon_str(clock_source());
   debugcon_str(clock_is_estimated() ? " (estimated: no PIT answer)" : "");
   debugcon_str("\n");
+
+  pvh_boot_read();
 
   wasm_rt_init();
   Z_fw_init_module();

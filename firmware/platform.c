@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "cpu.h"
 #include "debugcon.h"
+#include "pvh-boot.h"
 #include "runtime.h"
 
 struct Z_env_instance_t;
@@ -63,6 +64,17 @@ void Z_envZ_wait_for_interrupt(env_t *env, u64 timeout_ns) {
   (void)env;
   if (debugcon_drain(WAIT_DRAIN_BYTES) != 0) return;
   apic_wait(timeout_ns);
+}
+
+/* The boot loader's command line (PVH), copied into wasm memory; its full length is returned. */
+u32 Z_envZ_command_line(env_t *env, u32 ptr, u32 capacity) {
+  (void)env;
+  const char *text;
+  uint32_t length = pvh_command_line(&text);
+  uint32_t size = fw_memory_size();
+  if (ptr > size || capacity > size - ptr) wasm_rt_trap(WASM_RT_TRAP_OOB);
+  for (uint32_t i = 0; i < length && i < capacity; i++) fw_memory()[ptr + i] = (uint8_t)text[i];
+  return length;
 }
 
 void Z_envZ_exit(env_t *env, u32 code) {

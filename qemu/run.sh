@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Boots the firmware image in QEMU q35 and follows its debugcon log live.
-#   qemu/run.sh [image] (default build/firmware.bin)
+# Boots the firmware in QEMU and follows its debugcon log live.
+#   qemu/run.sh [--machine q35|microvm] [image] [QEMU args...]
+# q35 (default): build/firmware.bin as pflash, vhost-vsock-pci; microvm: build/firmware-pvh.elf as a
+# PVH kernel, vhost-vsock-device on virtio-mmio (qemu/machine.sh).
 # KVM when it works, TCG otherwise. With a usable /dev/vhost-vsock the guest gets
 # vhost-vsock-pci,guest-cid=33 and this prints how to connect; QEMU is bounded by RUN_TIMEOUT
 # seconds (default 600) and stopped by its own PID on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=${1:-build/firmware.bin}
+source qemu/machine.sh
+machine=q35
+if [ "${1:-}" = --machine ]; then machine=$2; shift 2; fi
+image=${1:-$(machine_default_image "$machine")}
+[ $# -gt 0 ] && shift
 log=${LOG:-build/debug.log}
 timeout_s=${RUN_TIMEOUT:-600}
 cid=${GUEST_CID:-33}
 [ -f "$image" ] || { echo "run: no image at $image (make image)" >&2; exit 1; }
 
-args=(-machine q35 -m 256M -nodefaults -display none -nic none
-  -drive "if=pflash,format=raw,unit=0,file=$image,readonly=on"
+machine_shape "$machine" "$image"
+args=("${MACHINE_ARGS[@]}" -m 256M -nodefaults -display none -nic none
   -debugcon "file:$log" -global isa-debugcon.iobase=0x402
   -device isa-debug-exit,iobase=0xf4,iosize=4)
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
@@ -23,7 +29,7 @@ else
   args+=(-accel tcg)
 fi
 if [ -r /dev/vhost-vsock ] && [ -w /dev/vhost-vsock ]; then
-  args+=(-device "vhost-vsock-pci,guest-cid=$cid")
+  args+=(-device "vhost-vsock-$VIRTIO_SUFFIX,guest-cid=$cid")
   echo "run: vhost-vsock guest CID $cid. Connect from this machine with:"
   echo "       ncat --vsock $cid 1234"
   echo "       python3 -c 'import socket; s=socket.socket(socket.AF_VSOCK); s.connect(($cid,1234)); s.sendall(b\"hi\\n\"); print(s.recv(99))'"

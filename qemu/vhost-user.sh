@@ -4,8 +4,10 @@
 # Unix socket with vhost-device-vsock's hybrid protocol:
 #   printf 'CONNECT 1234\nhello\n' | ncat -U <dir>/vm.vsock      (answer: "OK <port>" then the echo)
 # The guest's connects to host port P go to <dir>/vm.vsock_P.
-#   qemu/vhost-user.sh [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D]
+#   qemu/vhost-user.sh [--machine q35|microvm] [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D]
 #                      [--timeout S] [--fw-option NAME=VALUE]... [-- CMD ...]
+# --machine microvm boots build/firmware-pvh.elf with vhost-user-vsock-device (virtio-mmio,
+# qemu/machine.sh); the default q35 boots the pflash image with vhost-user-vsock-pci.
 # --accel auto (the default) is KVM where /dev/kvm can be opened, TCG otherwise; the Linux stand-in
 # always runs under TCG (this machine kind's paravirtual KVM cannot boot a stock kernel).
 # Without CMD it waits until QEMU ends (Ctrl-C stops it); with CMD it runs CMD once the guest is
@@ -14,9 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=build/firmware.bin guest=firmware accel=auto cid=33 dir= timeout_s=3600 fw_args=()
+source qemu/machine.sh
+machine=q35 image= guest=firmware accel=auto cid=33 dir= timeout_s=3600 fw_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --machine) machine=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
     --accel) accel=$2; shift 2 ;;
@@ -27,9 +31,10 @@ while [ $# -gt 0 ]; do
     --dir) dir=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D] [--timeout S] [--fw-option N=V]... [-- CMD ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--machine q35|microvm] [--image F] [--guest firmware|linux] [--accel kvm|tcg|auto] [--cid N] [--dir D] [--timeout S] [--fw-option N=V]... [-- CMD ...]" >&2; exit 2 ;;
   esac
 done
+[ -n "$image" ] || image=$(machine_default_image "$machine")
 case "$accel" in
   auto) if [ "$guest" = firmware ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm; else accel=tcg; fi ;;
   kvm|tcg) ;;
@@ -61,21 +66,23 @@ for _ in $(seq 100); do [ -S "$sock" ] && [ -S "$uds" ] && break; alive "$backen
 if [ "$guest" = linux ]; then
   kdir=$(qemu/nested/prepare.sh)
   mem=512
-  guest_args=(-cpu max -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.gz"
+  VIRTIO_SUFFIX=pci # the stand-in is always q35
+  guest_args=(-machine q35,memory-backend=mem -cpu max -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.gz"
     -append "console=ttyS0 quiet loglevel=3 rdinit=/init-l2 vsockfw.repo=$PWD"
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
     -serial "file:$dir/console.log")
   ready='ready: cid='
 else
   mem=256
-  guest_args=(-drive "if=pflash,format=raw,unit=0,file=$image,readonly=on" "${fw_args[@]}")
+  machine_shape "$machine" "$image" mem
+  guest_args=("${MACHINE_ARGS[@]}" "${fw_args[@]}")
   ready='info app: ready:'
 fi
 rm -f "$log"
-timeout -k 5 "$timeout_s" qemu-system-x86_64 -machine q35,memory-backend=mem -accel "$accel" -m "${mem}M" \
+timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel "$accel" -m "${mem}M" \
   -object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
   -nodefaults -display none -nic none -no-reboot "${guest_args[@]}" \
-  -chardev "socket,id=char0,path=$sock" -device vhost-user-vsock-pci,chardev=char0 \
+  -chardev "socket,id=char0,path=$sock" -device "vhost-user-vsock-$VIRTIO_SUFFIX,chardev=char0" \
   -debugcon "file:$log" -global isa-debugcon.iobase=0x402 -device isa-debug-exit,iobase=0xf4,iosize=4 \
   </dev/null >"$dir/qemu.log" 2>&1 &
 qemu_pid=$!

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs a command on a real vhost-vsock host next to the firmware (guest CID 33).
 #
-#   qemu/vsock-host.sh [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
+#   qemu/vsock-host.sh [--machine q35|microvm] [--image build/firmware.bin] [--out build/e2e] [--timeout SECONDS]
 #                      [--ready REGEX] [--inner-accel auto|kvm|tcg] [--pre COMMAND]
 #                      [--guest firmware|linux|none] [--cid 33] [--fw-option NAME=VALUE]... -- COMMAND [ARGS...]
 #
@@ -13,18 +13,21 @@
 # (output in $RESULTS/pre.log; it may touch $PRE_READY once listening). --guest linux boots the
 # Linux stand-in (qemu/nested/linux-guest/) instead of the image; --guest none starts no guest (the
 # command starts its own with qemu/nested/inner-qemu.sh). --fw-option passes a runtime option to the
-# firmware (-fw_cfg name=opt/vsockfw/NAME,string=VALUE, e.g. trace=1). Exit status = the command's
+# firmware (-fw_cfg name=opt/vsockfw/NAME,string=VALUE, e.g. trace=1). --machine microvm boots the
+# PVH image (default build/firmware-pvh.elf) on QEMU microvm with vhost-vsock-device (virtio-mmio;
+# qemu/machine.sh); the Linux stand-in always runs on q35. Exit status = the command's
 # (124: not ready in time / timeout, 125: harness failure, 130: interrupted).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
-image=build/firmware.bin out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33 fw_options=()
+machine=q35 image= out=build/e2e timeout=540 ready= accel=auto pre= guest=firmware cid=33 fw_options=()
 ready_timeout=${VSOCKFW_READY_TIMEOUT:-90}
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    --machine) machine=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
@@ -44,6 +47,8 @@ case "$guest" in firmware|linux|none) ;; *) usage ;; esac
 case "$cid" in [3-9]|[1-9][0-9]|[1-9][0-9][0-9]) ;; *) usage ;; esac
 ready=${ready:-"ready: cid=$cid"}
 
+case "$machine" in q35|microvm) ;; *) usage ;; esac
+[ -n "$image" ] || image=$([ "$machine" = microvm ] && echo build/firmware-pvh.elf || echo build/firmware.bin)
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$repo/$1" ;; esac; }
 image=$(abspath "$image")
 mkdir -p "$(abspath "$out")"
@@ -91,7 +96,7 @@ write_job() {  # $1 = job.env path, $2 = rundir; then the command
   {
     printf 'IMAGE=%q RESULTS=%q REPO=%q\n' "$image" "$out" "$repo"
     printf 'READY=%q TIMEOUT=%q READY_TIMEOUT=%q\n' "$ready" "$timeout" "$ready_timeout"
-    printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q CID=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir" "$cid"
+    printf 'INNER_ACCEL=%q GUEST=%q KDIR=%q PRE=%q RUNDIR=%q CID=%q MACHINE=%q\n' "$accel" "$guest" "$kdir" "$pre" "$rundir" "$cid" "$machine"
     printf 'FW_OPTIONS=('; [ ${#fw_options[@]} -gt 0 ] && printf '%q ' "${fw_options[@]}"; printf ')\n'
     printf 'CMD=('; printf '%q ' "$@"; printf ')\n'
   } >"$env"

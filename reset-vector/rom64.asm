@@ -4,7 +4,7 @@
 BITS 64
 %include "layout.inc"
 
-extern __ram_image_start, __ram_image_lma, __ram_image_bytes
+extern __ram_image_start, __ram_image_lma, __ram_image_copy_bytes
 extern __bss_start, __bss_bytes, __stack_top
 extern idt_install, fw_entry
 global rom64_entry
@@ -24,15 +24,16 @@ rom64_entry:
     mov     rsp, __stack_top
 
     ; Code and data run from RAM: the linker gave them RAM addresses and flash load addresses.
+    ; (The PVH image is loaded at its RAM addresses: its linker script makes the copy 0 bytes.)
     ; Eight bytes per iteration, then the tail (an emulator runs string instructions an iteration
     ; at a time: this copy and clear take an eighth of the iterations of a byte loop).
     mov     rsi, __ram_image_lma
     mov     rdi, __ram_image_start
-    mov     rcx, __ram_image_bytes
+    mov     rcx, __ram_image_copy_bytes
     shr     rcx, 3
     cld
     rep movsq
-    mov     rcx, __ram_image_bytes
+    mov     rcx, __ram_image_copy_bytes
     and     rcx, 7
     rep movsb
 

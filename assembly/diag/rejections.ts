@@ -39,7 +39,9 @@ export const REJECT_GUEST_CID_INVALID: i32 = 26; // guest_cid 0, 1, 2, 0xfffffff
 // A listener holding more than its share of the table in connections nobody accepted (a REQUEST
 // flood): its REQUEST refused with RST when the table is full, or its oldest one reset for room.
 export const REJECT_LISTENER_OVER_SHARE: i32 = 27;
-export const REJECTION_REASONS: i32 = 28;
+// virtio-mmio registers that say what the spec forbids (a queue live before set-up).
+export const REJECT_MMIO_REGISTER_INVALID: i32 = 28;
+export const REJECTION_REASONS: i32 = 29;
 
 const counts = new StaticArray<u64>(REJECTION_REASONS);
 
@@ -74,6 +76,7 @@ export function rejectionKey(reason: i32): string {
     case REJECT_RX_USED_EXTRA: return "rx_used_extra";
     case REJECT_GUEST_CID_INVALID: return "guest_cid_invalid";
     case REJECT_LISTENER_OVER_SHARE: return "listener_over_share";
+    case REJECT_MMIO_REGISTER_INVALID: return "mmio_register_invalid";
   }
   return "";
 }

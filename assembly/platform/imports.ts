@@ -47,3 +47,7 @@
 
 // End the run: isa-debug-exit when QEMU has one (exit status (code << 1) | 1), else halt forever.
 @external("env", "exit") export declare function platformExit(code: u32): void;
+
+// The boot loader's kernel command line (PVH's hvm_start_info; empty on the flash image): copies
+// up to `capacity` bytes to wasm address ptr and returns the whole line's length.
+@external("env", "command_line") export declare function commandLine(ptr: usize, capacity: u32): u32;

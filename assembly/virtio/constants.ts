@@ -51,7 +51,7 @@ export function virtioErrorName(error: VirtioError): string {
     case VirtioError.QueueUnavailable:
       return "queue unavailable";
     case VirtioError.QueueNotifyOutsideCap:
-      return "queue notify address outside the notify capability";
+      return "queue set-up refused (notify address outside its structure, or the queue already live)";
     case VirtioError.ConfigUnstable:
       return "device config kept changing";
     case VirtioError.DriverOkRefused:

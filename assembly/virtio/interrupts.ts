@@ -1,46 +1,61 @@
-// Whether the vsock device can wake us: MSI-X entry 0 to the platform's vector, every queue routed
-// to it and the device agreeing (it reads back NO_VECTOR when it cannot). Otherwise we only poll.
-import { PciFunction } from "../pci/scan";
-import { msixDisable, msixErrorName, MSIX_OK, msixRouteEntry0 } from "../pci/msix";
+// Whether the device can wake us: the transport routes its queues to the platform's vector (MSI-X
+// on PCI, an I/O APIC line on MMIO) and confirms every queue took it. Otherwise we only poll.
 import { interruptVector } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
-import { VIRTIO_MSI_NO_VECTOR } from "./constants";
+import { runtimeOption } from "../platform/options";
 import { VirtioTransport } from "./transport";
 
-const QUEUE_ENTRY: u32 = 0; // every queue shares MSI-X table entry 0
-
-let msixResult: i32 = MSIX_OK;
 let vector: u32 = 0;
+let routed = false;
 let active = false;
 let fallbackLogged = false;
 
-// Before the queues are set up: MSI-X on, and queues set up from now on routed to entry 0.
-export function routeDeviceInterrupts(f: PciFunction, t: VirtioTransport): void {
-  active = false;
-  vector = interruptVector();
-  msixResult = msixRouteEntry0(f, vector);
-  t.routeQueueInterrupts(msixResult == MSIX_OK ? QUEUE_ENTRY : VIRTIO_MSI_NO_VECTOR);
+// `-fw_cfg name=opt/vsockfw/interrupts,string=off`: the device is polled without ever halting
+// (to measure what the interrupt costs against a spinning vCPU). Read once.
+let optionRead = false;
+let optionOff = false;
+
+function interruptsOffByOption(): bool {
+  if (!optionRead) {
+    optionOff = runtimeOption("interrupts") == "off";
+    optionRead = true;
+    if (optionOff && logBegin(LEVEL_INFO, "vsock-dev")) {
+      logStr("interrupts off by option: polling only");
+      logEnd();
+    }
+  }
+  return optionOff;
 }
 
-// After the queues are set up: interrupts on when every queue took its vector; else MSI-X off
-// again and one line saying why (once per run: a device that refuses keeps refusing).
-export function confirmDeviceInterrupts(f: PciFunction, t: VirtioTransport): bool {
-  const refused = t.refusedQueueVectors();
-  active = msixResult == MSIX_OK && refused == 0;
+// Before the queues are set up.
+export function routeDeviceInterrupts(t: VirtioTransport): void {
+  active = false;
+  routed = false;
+  if (!t.canInterrupt() || interruptsOffByOption()) return;
+  vector = interruptVector();
+  routed = vector != 0 && t.routeInterrupts(vector);
+}
+
+// After the queues are set up: interrupts on when the route holds; else one line saying why
+// (once per run: a device that refuses keeps refusing).
+export function confirmDeviceInterrupts(t: VirtioTransport): bool {
+  if (!t.canInterrupt() || interruptsOffByOption()) {
+    active = false;
+    return false;
+  }
+  active = routed && t.confirmInterrupts();
   if (active) {
     if (logBegin(LEVEL_INFO, "vsock-dev")) {
-      logStr("interrupts msix");
-      logKv("entry", QUEUE_ENTRY);
+      logStr("interrupts ");
+      logStr(t.interruptRoute());
       logKv("vector", vector);
       logEnd();
     }
     return true;
   }
-  if (msixResult == MSIX_OK) msixDisable(f);
   if (!fallbackLogged && logBegin(LEVEL_WARN, "vsock-dev")) {
     logStr("no interrupts, polling only: ");
-    logStr(msixResult != MSIX_OK ? msixErrorName(msixResult) : "device refused the queue vector");
-    logKv("queues_refused", refused);
+    logStr(vector == 0 ? "no interrupt vector from the platform" : t.interruptProblem());
     logEnd();
   }
   fallbackLogged = true;

@@ -59,10 +59,23 @@ export class MemoryTransport extends VirtioTransport {
     this.deviceAreas[queue] = deviceArea;
     return true;
   }
-  routeQueueInterrupts(entry: u32): void {} // no interrupts: the driver polls
-  refusedQueueVectors(): u32 {
-    return 0;
+  // No interrupts: the driver polls.
+  canInterrupt(): bool {
+    return false;
   }
+  routeInterrupts(vector: u32): bool {
+    return false;
+  }
+  confirmInterrupts(): bool {
+    return false;
+  }
+  interruptProblem(): string {
+    return "memory transport";
+  }
+  interruptRoute(): string {
+    return "none";
+  }
+  acknowledgeInterrupt(): void {}
   notify(queue: u32): void {
     if (queue < QUEUES) this.notifies[queue]++;
   }

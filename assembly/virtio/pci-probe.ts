@@ -42,5 +42,5 @@ export function openPciTransport(f: PciFunction, subsystem: string): PciTranspor
     }
     return null;
   }
-  return new PciTransport(caps);
+  return new PciTransport(caps, f);
 }

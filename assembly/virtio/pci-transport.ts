@@ -4,6 +4,8 @@
 import { mmioRead16, mmioRead32, mmioRead8, mmioWrite16, mmioWrite32, mmioWrite8 } from "../platform/imports";
 import { logBegin, logEnd, logKv, logKvHex, logStr } from "../platform/log";
 import { countRejection, REJECT_NOTIFY_OUTSIDE_CAP, rejectionCount } from "../diag/rejections";
+import { msixDisable, msixErrorName, MSIX_OK, msixRouteEntry0 } from "../pci/msix";
+import { PciFunction } from "../pci/scan";
 import { VIRTIO_MSI_NO_VECTOR } from "./constants";
 import { VirtioPciCapabilities } from "./pci-capabilities";
 import { VirtioTransport } from "./transport";
@@ -27,6 +29,7 @@ const COMMON_QUEUE_DRIVER: u64 = 0x28;
 const COMMON_QUEUE_DEVICE: u64 = 0x30;
 
 export const MAX_VIRTIO_QUEUES: u32 = 8;
+const QUEUE_MSIX_ENTRY: u32 = 0; // every queue shares MSI-X table entry 0
 
 export class PciTransport extends VirtioTransport {
   private common: u64;
@@ -39,8 +42,9 @@ export class PciTransport extends VirtioTransport {
   private notifyReady: StaticArray<bool> = new StaticArray<bool>(MAX_VIRTIO_QUEUES);
   private queueVector: u32 = VIRTIO_MSI_NO_VECTOR;
   private vectorsRefused: u32 = 0;
+  private msixResult: i32 = MSIX_OK;
 
-  constructor(caps: VirtioPciCapabilities) {
+  constructor(caps: VirtioPciCapabilities, private readonly f: PciFunction) {
     super();
     this.common = caps.common.address;
     this.notifyBase = caps.notify.address;
@@ -119,14 +123,37 @@ export class PciTransport extends VirtioTransport {
     return true;
   }
 
-  routeQueueInterrupts(entry: u32): void {
-    this.queueVector = entry & 0xffff;
-    this.vectorsRefused = 0;
+  // ---- interrupts: MSI-X entry 0 to the vector, every queue routed to that entry ----
+  canInterrupt(): bool {
+    return true;
   }
 
-  refusedQueueVectors(): u32 {
-    return this.vectorsRefused;
+  routeInterrupts(vector: u32): bool {
+    this.msixResult = msixRouteEntry0(this.f, vector);
+    this.queueVector = this.msixResult == MSIX_OK ? QUEUE_MSIX_ENTRY : VIRTIO_MSI_NO_VECTOR;
+    this.vectorsRefused = 0;
+    return this.msixResult == MSIX_OK;
   }
+
+  // The device answers NO_VECTOR for a queue whose entry it cannot use (4.1.5.1.3): then MSI-X
+  // goes off again and the device is polled.
+  confirmInterrupts(): bool {
+    if (this.msixResult != MSIX_OK) return false;
+    if (this.vectorsRefused == 0) return true;
+    msixDisable(this.f);
+    return false;
+  }
+
+  interruptProblem(): string {
+    if (this.msixResult != MSIX_OK) return msixErrorName(this.msixResult);
+    return "device refused the queue vector queues_refused=" + this.vectorsRefused.toString();
+  }
+
+  interruptRoute(): string {
+    return "msix entry=" + QUEUE_MSIX_ENTRY.toString();
+  }
+
+  acknowledgeInterrupt(): void {} // MSI-X messages are edges: nothing stays raised
 
   notify(queue: u32): void {
     if (queue < MAX_VIRTIO_QUEUES && unchecked(this.notifyReady[queue])) {

@@ -134,7 +134,7 @@ export function fw_fake_device_start(cid: u64, queueMax: u32): bool {
   const t = new MemoryTransport(0, queueMax);
   fake = t;
   fw_fake_set_cid(cid);
-  return vsockDeviceStart(t, null);
+  return vsockDeviceStart(t);
 }
 // A new guest_cid in the config (config_generation moves), as before a TRANSPORT_RESET event.
 export function fw_fake_set_cid(cid: u64): void {

@@ -8,8 +8,7 @@ import { negotiatedFeatures, virtioDriverOk, virtioFail, virtioNegotiate } from 
 import { VIRTIO_F_EVENT_IDX, VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK, VirtioError } from "../virtio/constants";
 import { logAccessCosts } from "../virtio/cost-probe";
 import { confirmDeviceInterrupts, deviceInterruptsActive, deviceInterruptsOff, routeDeviceInterrupts } from "../virtio/interrupts";
-import { PciFunction } from "../pci/scan";
-import { findVirtioFunction, openPciTransport } from "../virtio/pci-probe";
+import { openVirtioTransport } from "../virtio/device-probe";
 import { SplitQueue, VIRTQ_MAX_SIZE } from "../virtio/split-queue";
 import { VirtioTransport } from "../virtio/transport";
 import { eventsAllocateOnce, eventsFill, eventsTake } from "./events";
@@ -32,6 +31,7 @@ import { txAllocateOnce, txBufferCount, txByteCount, txFill, txInFlightCount, tx
 export { deviceDropCount } from "./drops";
 export { rxSetLayout as deviceSetRxLayout, RxPacket } from "./rx";
 
+const VIRTIO_ID_VSOCK: u32 = 19;
 const VIRTIO_VSOCK_PCI_DEVICE_MODERN: u32 = 0x1053; // 0x1040 + device type 19
 const VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL: u32 = 0x1012;
 const VIRTIO_VSOCK_CONFIG_GUEST_CID: u32 = 0; // le64
@@ -166,7 +166,9 @@ export function deviceArmInterrupts(): bool {
   const rx = rxQueue;
   const tx = txQueue;
   const events = eventQueue;
-  if (!deviceInterruptsActive() || rx == null || tx == null || events == null) return false;
+  const t = transport;
+  if (!deviceInterruptsActive() || rx == null || tx == null || events == null || t == null) return false;
+  t.acknowledgeInterrupt(); // before the rings are looked at: a used entry after this raises it again
   let empty = rx.interruptsOn();
   empty = events.interruptsOn() && empty;
   if (txInFlight() > 0) empty = tx.interruptsOn() && empty;
@@ -247,37 +249,34 @@ function fail(t: VirtioTransport, error: VirtioError): bool {
 }
 
 export function vsockDeviceInit(): bool {
-  const f = findVirtioFunction(VIRTIO_VSOCK_PCI_DEVICE_MODERN, VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL);
-  if (f == null) {
+  const t = openVirtioTransport(VIRTIO_ID_VSOCK, VIRTIO_VSOCK_PCI_DEVICE_MODERN, VIRTIO_VSOCK_PCI_DEVICE_TRANSITIONAL, "vsock-dev");
+  if (t == null) {
     if (logBegin(LEVEL_ERROR, "vsock-dev")) {
-      logStr("no virtio-vsock PCI function (1af4:1053 or 1af4:1012)");
+      logStr("no virtio-vsock device (PCI 1af4:1053 or 1af4:1012, or virtio-mmio device type 19)");
       logEnd();
     }
     return false;
   }
-  const t = openPciTransport(f, "vsock-dev");
-  if (t == null) return false;
-  return vsockDeviceStart(t, f);
+  return vsockDeviceStart(t);
 }
 
-// Brings the device up on transport `t`: features, queues, the CID, buffers, DRIVER_OK. `f` is
-// the PCI function for MSI-X (null: a transport without interrupts; the device is polled).
-export function vsockDeviceStart(t: VirtioTransport, f: PciFunction | null): bool {
+// Brings the device up on transport `t`: features, queues, the CID, buffers, DRIVER_OK, and its
+// interrupt when the transport has one (else the device is polled).
+export function vsockDeviceStart(t: VirtioTransport): bool {
   transport = t;
   const negotiation = virtioNegotiate(t, VSOCK_DRIVER_FEATURES);
   if (negotiation != VirtioError.None) return fail(t, negotiation);
   features = negotiatedFeatures;
   if (t.configLength() < VIRTIO_VSOCK_CONFIG_SIZE) return fail(t, VirtioError.MissingCapability);
   if (t.queueCount() < QUEUE_COUNT) return fail(t, VirtioError.QueueUnavailable);
-  if (f != null) routeDeviceInterrupts(f, t);
+  routeDeviceInterrupts(t);
 
   const rx = setUpQueue(t, QUEUE_RX, rxQueue);
   const tx = setUpQueue(t, QUEUE_TX, txQueue);
   const events = setUpQueue(t, QUEUE_EVENT, eventQueue);
   if (rx == null || tx == null || events == null) return fail(t, VirtioError.QueueUnavailable);
   if (!rx.setUp() || !tx.setUp() || !events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
-  if (f != null) confirmDeviceInterrupts(f, t);
-  else deviceInterruptsOff();
+  confirmDeviceInterrupts(t);
   rxQueue = rx;
   txQueue = tx;
   eventQueue = events;

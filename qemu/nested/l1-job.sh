@@ -48,7 +48,7 @@ if [ -n "$PRE" ]; then
 fi
 
 start_qemu() {  # $1 = kvm|tcg
-  IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS MONITOR=$RUNDIR/monitor.sock bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
+  MACHINE=${MACHINE:-q35} IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS MONITOR=$RUNDIR/monitor.sock bash "$REPO/qemu/nested/inner-qemu.sh" "$1" "$GUEST" \
     "$CID" "$TIMEOUT" "$FW_LOG" "$RUNDIR/inner.pid" "$RESULTS/inner-qemu.log" "${FW_OPTIONS[@]}" &
   qemu_pid=$!
 }
@@ -74,7 +74,8 @@ accels=$INNER_ACCEL
 # --guest none: the command starts its guests itself (inner-qemu.sh; e.g. the benchmarks, which
 # boot each guest several times). It learns the accelerators to try, the image and the kernel.
 if [ "$GUEST" = none ]; then
-  export INNER_ACCELS=$accels IMAGE KDIR REPO
+  MACHINE=${MACHINE:-q35}
+  export INNER_ACCELS=$accels IMAGE KDIR REPO MACHINE
   log "no guest started: the command starts its own (accelerators: $accels)"
   t1=$(now)
   timeout -k 5 "$(command_budget)" env VSOCK_CID="$CID" FW_LOG="$FW_LOG" RESULTS="$RESULTS" \
@@ -108,6 +109,11 @@ cmd_pid=$!
 wait "$cmd_pid"; status=$?
 cmd_pid=
 [ "$status" = 124 ] && log "command stopped by its deadline ($left s)"
+# A guest that vanished while the command ran (the clients then see ENODEV): how its QEMU ended.
+# 0 with -no-reboot is a guest reset (a triple fault), 128+n a signal.
+if ! alive "$qemu_pid"; then
+  wait "$qemu_pid" 2>/dev/null; log "the inner QEMU had ended before the command did: exit status $?"
+fi
 log "command exited with status $status after $(since "$t1") s"
 # A failed command with the firmware still up: record what the firmware was doing before cleanup
 # stops it (a silent firmware once ended a run with nothing to go on: docs/reliability.md).

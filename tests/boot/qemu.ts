@@ -16,6 +16,11 @@ export interface BootResult {
 
 export interface BootOptions {
   image: string;
+  // "pvh": `image` is the PVH ELF, loaded with -kernel (machine q35 through SeaBIOS's PVH loader,
+  // or microvm through qboot); "pflash" (default): `image` is the flash image on q35.
+  load?: "pflash" | "pvh";
+  machine?: string; // -machine value (default q35)
+  append?: string; // -append (PVH only)
   accel?: "tcg" | "kvm";
   extraArgs?: string[];
   fwCfg?: Record<string, string>; // opt/vsockfw/<name>=<value>
@@ -26,8 +31,10 @@ export function bootFirmware(options: BootOptions): Promise<BootResult> {
   const dir = mkdtempSync(join(tmpdir(), "vsockfw-boot-"));
   const logPath = join(dir, "debug.log");
   const args = [
-    "-machine", "q35", "-accel", options.accel ?? "tcg", "-m", "256M", "-nodefaults", "-display", "none", "-nic", "none",
-    "-drive", `if=pflash,format=raw,unit=0,file=${options.image},readonly=on`,
+    "-machine", options.machine ?? "q35", "-accel", options.accel ?? "tcg", "-m", "256M", "-nodefaults", "-display", "none", "-nic", "none",
+    ...(options.load === "pvh"
+      ? ["-kernel", options.image, ...(options.append !== undefined ? ["-append", options.append] : [])]
+      : ["-drive", `if=pflash,format=raw,unit=0,file=${options.image},readonly=on`]),
     "-debugcon", `file:${logPath}`, "-global", "isa-debugcon.iobase=0x402",
     "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
     ...Object.entries(options.fwCfg ?? {}).flatMap(([name, value]) => ["-fw_cfg", `name=opt/vsockfw/${name},string=${value}`]),

@@ -74,7 +74,17 @@ export type Action =
   // The guest-to-host direction: the host listens for the firmware's own clients (boot greeting,
   // peer client with `bytes` to send, the API sockets' connects) and the moves above act on what it accepts.
   | { k: "hostListen"; target: HostTarget; bytes?: number }
+  // The machine: the case's first action in one case in four, which boots it on QEMU microvm's shape
+  // (the vsock device on virtio-mmio, tests/sim/virtio-mmio.ts) instead of PCI; then the hostile
+  // device may also lie in the registers the firmware reads while it serves (the next `reads`
+  // reads of one answer `value`), or raise its interrupt line with nothing new on the rings.
+  | { k: "useMmio" }
+  | { k: "mmioLie"; register: MmioRegister; value: number; reads: number }
+  | { k: "mmioSpuriousInterrupt"; status: number }
   | ApiAction;
+
+/** virtio-mmio registers the firmware reads after boot. */
+export type MmioRegister = "interruptStatus" | "configGeneration";
 
 // A packet header as a fuzz case stores it: the simulator's header with plain-number cids (JSON).
 export type GarbageHeader = Omit<VsockHeader, "srcCid" | "dstCid"> & { srcCid: number; dstCid: number };
@@ -147,11 +157,12 @@ const HOSTILE_WEIGHTS: [Action["k"], number][] = [
   ["txHold", 4], ["txRelease", 4], ["txDrop", 1], ["txDuplicate", 2], ["txMutate", 4],
 ];
 const CHAOS_WEIGHTS: [Action["k"], number][] = [["usedLength", 3], ["usedLose", 3], ["usedForge", 3]];
+const MMIO_WEIGHTS: [Action["k"], number][] = [["mmioLie", 6], ["mmioSpuriousInterrupt", 4]];
 const ORDERS = ["fifo", "interleave", "interleave", "reverse"] as const;
 
-function hostileAction(r: SeededRandom, chaos: boolean): Action {
+function hostileAction(r: SeededRandom, chaos: boolean, mmio: boolean): Action {
   const queue = r.pick(["rx", "rx", "rx", "tx", "event"] as const);
-  const table = chaos ? HOSTILE_WEIGHTS.concat(CHAOS_WEIGHTS) : HOSTILE_WEIGHTS;
+  const table = HOSTILE_WEIGHTS.concat(chaos ? CHAOS_WEIGHTS : [], mmio ? MMIO_WEIGHTS : []);
   const kind = table[weighted(r, table.map(([, weight]) => weight))][0];
   switch (kind) {
     case "hold":
@@ -206,6 +217,10 @@ function hostileAction(r: SeededRandom, chaos: boolean): Action {
       return { k: "requestFlood", service: r.pick(["echo", "sink", "source"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
     case "usedLength":
       return { k: "usedLength", queue, len: interesting(r) };
+    case "mmioLie":
+      return { k: "mmioLie", register: r.pick(["interruptStatus", "configGeneration"] as const), value: interesting(r), reads: 1 + r.below(20) };
+    case "mmioSpuriousInterrupt":
+      return { k: "mmioSpuriousInterrupt", status: r.pick([1, 2, 3, 0xffffffff]) };
     default:
       return { k: "usedForge", queue, pick: r.nextU32(), len: interesting(r) };
   }
@@ -280,6 +295,11 @@ function hostListen(r: SeededRandom): Action {
   return target === "peer" ? { k: "hostListen", target, bytes: r.pick([1, 1000, 65536, 300000]) } : { k: "hostListen", target };
 }
 
+/** The machine a case boots: microvm's virtio-mmio shape when its actions say so. */
+export function bootTransport(actions: readonly Action[]): "pci" | "mmio" {
+  return actions.some((a) => a.k === "useMmio") ? "mmio" : "pci";
+}
+
 /** The boot options a case needs: the peer client runs when the case listens for it. */
 export function bootOptions(actions: readonly Action[]): Record<string, string> {
   const peer = actions.find((a) => a.k === "hostListen" && a.target === "peer");
@@ -296,13 +316,15 @@ export function generateCase(seed: number): FuzzCase {
   const chaos = r.below(4) === 0;
   const guestSide = r.below(2) === 0;
   const length = 40 + r.below(121);
-  const actions: Action[] = [{ k: "connect", service: "echo" }];
+  // Not drawn from r, so the PCI cases of every other seed stay what they were.
+  const mmio = (seed >>> 0) % 4 === 3;
+  const actions: Action[] = mmio ? [{ k: "useMmio" }, { k: "connect", service: "echo" }] : [{ k: "connect", service: "echo" }];
   if (guestSide) actions.push({ k: "hostListen", target: "api" });
   for (let i = 0; i < length; i++) {
     const roll = r.below(20);
     if (roll < 8) actions.push(hostAction(r));
     else if (roll < 13) actions.push(timeAction(r));
-    else if (roll < 17 || !guestSide) actions.push(hostileAction(r, chaos));
+    else if (roll < 17 || !guestSide) actions.push(hostileAction(r, chaos, mmio));
     else if (roll < 18) actions.push(hostListen(r));
     else actions.push(...apiBurst(r));
   }

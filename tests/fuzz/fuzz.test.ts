@@ -13,6 +13,7 @@ const CASES = Number(process.env.FUZZ_TEST_CASES ?? 400);
 
 test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, streams intact, counters consistent`, async () => {
   let chaos = 0;
+  let mmio = 0;
   let rejections = 0;
   let delivered = 0;
   let apiCalls = 0;
@@ -25,6 +26,7 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
       assert.fail(`seed ${seed}: ${result.failure.message}\nminimised (${small.actions.length} actions): ${JSON.stringify(small.actions)}`);
     }
     if (c.chaos) chaos++;
+    if (c.actions.some((a) => a.k === "useMmio")) mmio++;
     rejections += result.stats.rejections;
     delivered += result.stats.delivered;
     apiCalls += result.stats.apiCalls;
@@ -32,6 +34,7 @@ test(`fuzz: ${CASES} seeded cases from seed ${FIRST_SEED}: no trap, no hang, str
   }
   // The run must have exercised something: both case kinds, many rejections, many packets.
   assert.ok(chaos > CASES / 10 && chaos < CASES / 2, `chaos cases ${chaos}`);
+  assert.ok(mmio > CASES / 5 && mmio < CASES / 3, `virtio-mmio cases ${mmio}`); // the microvm shape
   assert.ok(rejections > CASES * 5, `rejections ${rejections}`);
   assert.ok(delivered > CASES * 20, `packets delivered ${delivered}`);
   // The guest-to-host direction and the socket API were worked too.

@@ -18,7 +18,8 @@ import { crc32 } from "node:zlib";
 import { Machine, SimHang, SimTrap } from "../sim/machine";
 import type { HostSocket } from "../../tools/vsock-model/host";
 import { VsockHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
-import { Action, API_PORT, bootOptions, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
+import { MMIO_CONFIG_GENERATION, MMIO_INTERRUPT_STATUS } from "../sim/virtio-mmio";
+import { Action, API_PORT, bootOptions, bootTransport, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
 import { ApiMisuse, SentStream } from "./api-misuse";
 import { HostileDevice } from "./hostile-device";
 import { concat } from "../unit/vsock-helpers";
@@ -117,9 +118,9 @@ export class CaseRunner {
   private violationsChecked = 0;
   private sentChecked = 0;
 
-  static async boot(options: Record<string, string> = {}): Promise<CaseRunner> {
+  static async boot(options: Record<string, string> = {}, transport: "pci" | "mmio" = "pci"): Promise<CaseRunner> {
     const r = new CaseRunner();
-    r.m = await Machine.create({ wasmPath: WASM_PATH, guestCid: GUEST_CID, options });
+    r.m = await Machine.create({ wasmPath: WASM_PATH, guestCid: GUEST_CID, options, transport });
     r.installWatchdog();
     r.hostile = new HostileDevice(r.m);
     r.firmware(() => {
@@ -150,6 +151,15 @@ export class CaseRunner {
   }
 
   /** Runs firmware (or sim code that calls into it); traps, aborts and hangs become failures. */
+  // The main loop as it runs on the machine: poll, and halt when idle (the simulated halt lasts
+  // until an interrupt or its timeout).
+  private idleRounds(rounds: number): void {
+    for (let i = 0; i < rounds; i++) {
+      this.m.exports.fw_poll_or_halt();
+      this.m.host.tick();
+    }
+  }
+
   private firmware(work: () => void): void {
     try {
       work();
@@ -371,6 +381,28 @@ export class CaseRunner {
         return;
       case "configBump":
         m.device!.bumpConfigGeneration();
+        return;
+      case "useMmio": // decided at boot (bootTransport)
+        return;
+      case "mmioLie": {
+        // The register says `value` for its next reads. InterruptStatus: the firmware acknowledges
+        // only the two bits virtio-mmio defines, and still finds its work on the rings.
+        // ConfigGeneration: a guest_cid read across it is read again.
+        const device = m.vsockMmio;
+        if (!device) return;
+        const offset = a.register === "interruptStatus" ? MMIO_INTERRUPT_STATUS : MMIO_CONFIG_GENERATION;
+        let left = a.reads;
+        device.lies.set(offset, () => {
+          if (--left <= 0) device.lies.delete(offset);
+          return a.value;
+        });
+        this.idleRounds(3); // the firmware reads InterruptStatus when it arms for an idle halt
+        return;
+      }
+      case "mmioSpuriousInterrupt":
+        // The line rises with nothing new on the rings: a halt ends early, nothing else happens.
+        if (m.vsockMmio) m.vsockMmio.raiseInterrupt(a.status);
+        this.idleRounds(3);
         return;
       case "cidLie":
         // guest_cid changes without a TRANSPORT_RESET: everything for us now carries a cid we do not have.
@@ -608,7 +640,7 @@ export async function runActions(actions: Action[]): Promise<CaseResult> {
   let runner: CaseRunner | null = null;
   let ran = 0;
   try {
-    runner = await CaseRunner.boot(bootOptions(actions));
+    runner = await CaseRunner.boot(bootOptions(actions), bootTransport(actions));
     for (let i = 0; i < actions.length; i++) {
       runner.run(actions[i], i);
       ran++;

@@ -15,6 +15,8 @@ import { PciFunction } from "./pci-function";
 import { addQ35Functions } from "./q35";
 import { QueueInterrupts } from "./queue-interrupts";
 import { VirtioPciFunction } from "./virtio-pci";
+import { MICROVM_MMIO_BASE, MICROVM_MMIO_IRQ, MMIO_WINDOW, VirtioMmioDevice } from "./virtio-mmio";
+import { SimIoapic } from "./ioapic";
 import { SimVsockDevice } from "../../tools/vsock-model/vsock-device";
 import { VSOCK_HOST_CID } from "../../tools/vsock-model/vsock-packet";
 
@@ -103,6 +105,14 @@ export interface MachineOptions {
   interruptVector?: number;
   /** MSI-X table entries of the vsock function (0: no MSI-X capability); default 3 like QEMU. */
   msixVectors?: number;
+  /** The boot loader's command line (env.command_line). Default "" on PCI; on MMIO QEMU microvm's
+   * own `virtio_mmio.device=512@0xfeb00e00:12`. */
+  commandLine?: string;
+  /** "mmio": the vsock device is a virtio-mmio device at 0xfeb00e00, line 12 (QEMU microvm), and no
+   * PCI function; m.vsockMmio is it. Default "pci". */
+  transport?: "pci" | "mmio";
+  /** The virtio-mmio Version register (2 modern; 1 legacy, which the firmware must not drive). */
+  mmioVersion?: number;
   /** Import calls one export call may make before it throws SimHang (default DEFAULT_IMPORT_BUDGET). */
   importBudget?: number;
 }
@@ -125,6 +135,8 @@ export class Machine {
   readonly bus = new PciBus();
   readonly device: SimVsockDevice | null;
   readonly vsockFunction: VirtioPciFunction | null = null;
+  readonly vsockMmio: VirtioMmioDevice | null = null;
+  readonly ioapic = new SimIoapic();
   readonly host: SimHost;
   readonly fwCfg: FwCfg | null;
   readonly memoryBase: number;
@@ -146,7 +158,7 @@ export class Machine {
   duringHalt: (() => void) | null = null;
   /** How halts ended: an interrupt (after 1 us) or their whole timeout. */
   readonly haltWakes = { interrupt: 0, timeout: 0 };
-  private readonly queueInterrupts: QueueInterrupts | null = null;
+  private readonly queueInterrupts: { sample(): boolean; take(): boolean; raised: number } | null = null;
   private partialLine = "";
   private readonly echoLog: boolean;
   private scratchNext = 0;
@@ -187,6 +199,21 @@ export class Machine {
         hostCreditUpdateOnDrain: options.hostCreditUpdateOnDrain,
         now: () => this.clock,
       });
+      if (options.transport === "mmio") {
+        this.vsockMmio = new VirtioMmioDevice({
+          memory,
+          model: this.device,
+          version: options.mmioVersion,
+          refuseFeatures: options.refuseFeatures,
+          onViolation: (message) => this.device!.violation(message),
+        });
+        this.device.transport = this.vsockMmio;
+        this.queueInterrupts = new MmioLineInterrupts(this.vsockMmio, this.ioapic, MICROVM_MMIO_IRQ);
+      }
+    } else {
+      this.device = null;
+    }
+    if (this.device && options.transport !== "mmio") {
       this.vsockFunction = new VirtioPciFunction({
         device: options.vsockSlot ?? 1,
         memory,
@@ -199,9 +226,10 @@ export class Machine {
       this.device.transport = this.vsockFunction;
       this.queueInterrupts = new QueueInterrupts(this.vsockFunction, this.device);
       this.bus.add(this.vsockFunction);
+    }
+    if (this.device) {
       this.host = this.device.host;
     } else {
-      this.device = null;
       this.host = new SimHost({
         guestCid: () => 0n,
         sendToGuest: () => {},
@@ -397,6 +425,12 @@ export class Machine {
         this.waits.push(ns);
         this.clock += this.halt(ns);
       },
+      command_line: (pointer: number, capacity: number) => {
+        const fallback = this.vsockMmio ? `virtio_mmio.device=${MMIO_WINDOW}@0x${MICROVM_MMIO_BASE.toString(16)}:${MICROVM_MMIO_IRQ}` : "";
+        const text = new TextEncoder().encode(this.options.commandLine ?? fallback);
+        this.write(pointer >>> 0, text.subarray(0, capacity >>> 0));
+        return text.length;
+      },
       exit: (code: number) => this.exit(code >>> 0),
       abort: (message: number, file: number, line: number, column: number) => {
         const trap = new SimTrap(this.readString(message), this.readString(file), line, column);
@@ -442,7 +476,7 @@ export class Machine {
   /** The counts so far, with notifies per queue (as the function decoded them) and interrupts. */
   exitCounts(): ExitCounts {
     const counts = this.exits.snapshot();
-    QUEUE_NAMES.forEach((name, i) => (counts[`notify.${name}`] = this.vsockFunction?.notifyCounts[i] ?? 0));
+    QUEUE_NAMES.forEach((name, i) => (counts[`notify.${name}`] = (this.vsockFunction ?? this.vsockMmio)?.notifyCounts[i] ?? 0));
     counts.interrupt = this.queueInterrupts?.raised ?? 0;
     return counts;
   }
@@ -489,6 +523,15 @@ export class Machine {
   }
 
   private mmioRead(address: bigint, width: AccessWidth): bigint {
+    address = BigInt.asUintN(64, address);
+    if (this.vsockMmio?.contains(address, width)) {
+      this.countExit(`mmio.virtio-mmio.read`);
+      return this.vsockMmio.read(Number(address - this.vsockMmio.base), width);
+    }
+    if (this.ioapic.handles(address)) {
+      this.countExit("mmio.other.read");
+      return this.ioapic.read(address, width);
+    }
     const value = this.bus.mmioRead(BigInt.asUintN(64, address), width);
     if (value !== undefined) return value;
     this.countExit("mmio.other.read"); // no BAR: the LAPIC or nothing
@@ -497,9 +540,51 @@ export class Machine {
   }
 
   private mmioWrite(address: bigint, width: AccessWidth, value: bigint): void {
+    address = BigInt.asUintN(64, address);
+    if (this.vsockMmio?.contains(address, width)) {
+      this.countExit(`mmio.virtio-mmio.write`);
+      return this.vsockMmio.write(Number(address - this.vsockMmio.base), width, value);
+    }
+    if (this.ioapic.handles(address)) {
+      this.countExit("mmio.other.write");
+      return this.ioapic.write(address, width, value);
+    }
     if (this.bus.mmioWrite(BigInt.asUintN(64, address), width, value)) return;
     this.countExit("mmio.other.write");
     this.unknownAccesses.push({ kind: "mmio", op: "write", address: BigInt.asUintN(64, address), width, value });
+  }
+}
+
+/**
+ * The virtio-mmio device's interrupt through the I/O APIC: a rising edge of its line (InterruptStatus
+ * leaving 0) while the line's entry is unmasked raises one interrupt, pending until a halt takes it.
+ * No edge while the driver has not acknowledged the last one: the firmware must ack before halting.
+ */
+class MmioLineInterrupts {
+  private seenEdges = 0;
+  private pending = false;
+  raised = 0;
+
+  constructor(
+    private readonly device: VirtioMmioDevice,
+    private readonly ioapic: SimIoapic,
+    private readonly gsi: number,
+  ) {}
+
+  sample(): boolean {
+    if (this.device.edges === this.seenEdges) return false;
+    this.seenEdges = this.device.edges;
+    if (this.ioapic.vector(this.gsi) === null) return false;
+    this.pending = true;
+    this.raised++;
+    return true;
+  }
+
+  take(): boolean {
+    this.sample();
+    const pending = this.pending;
+    this.pending = false;
+    return pending;
   }
 }
 

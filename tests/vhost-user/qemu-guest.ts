@@ -22,9 +22,15 @@ export interface GuestOptions {
   extraArgs?: string[];
   /** true: a reset reboots the guest (default: QEMU exits, -no-reboot). */
   allowReboot?: boolean;
+  /** The firmware's machine shape (qemu/machine.sh): q35 (default; pflash image, vhost-user-vsock-pci)
+   *  or microvm (the PVH ELF, vhost-user-vsock-device on virtio-mmio). */
+  machine?: "q35" | "microvm";
   /** The accelerator (default tcg); the Linux stand-in needs tcg here (see kvmUsable). */
   accel?: "tcg" | "kvm";
 }
+
+/** QEMU microvm as qemu/machine.sh runs it: no ACPI, so QEMU names its MMIO devices on the command line. */
+export const MICROVM_MACHINE = "microvm,acpi=off,pit=on,pic=off,rtc=off,isa-serial=off";
 
 /** Whether /dev/kvm can be opened here. This machine kind's KVM runs the firmware but cannot
  *  boot a stock Linux kernel, so only firmware guests use it. */
@@ -40,11 +46,12 @@ export function kvmUsable(): boolean {
 /** The QEMU command line (also what the README shows). */
 export function qemuArgs(o: GuestOptions): string[] {
   const mem = o.memoryMiB ?? (o.guest === "linux" ? 512 : 256);
+  const microvm = o.machine === "microvm" && o.guest !== "linux";
   const args = [
-    "-machine", "q35,memory-backend=mem", "-accel", o.accel ?? "tcg", "-m", `${mem}M`,
+    "-machine", microvm ? `${MICROVM_MACHINE},memory-backend=mem` : "q35,memory-backend=mem", "-accel", o.accel ?? "tcg", "-m", `${mem}M`,
     "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
     "-nodefaults", "-display", "none", "-nic", "none", ...(o.allowReboot ? [] : ["-no-reboot"]),
-    "-chardev", `socket,id=char0,path=${o.vhostSocket}`, "-device", "vhost-user-vsock-pci,chardev=char0",
+    "-chardev", `socket,id=char0,path=${o.vhostSocket}`, "-device", `vhost-user-vsock-${microvm ? "device" : "pci"},chardev=char0`,
     "-debugcon", `file:${o.debugLog}`, "-global", "isa-debugcon.iobase=0x402",
     "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
   ];
@@ -57,6 +64,9 @@ export function qemuArgs(o: GuestOptions): string[] {
       "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
       "-serial", `file:${o.consoleLog ?? "/dev/null"}`,
     );
+  } else if (microvm) {
+    args.push("-kernel", o.image ?? `${REPO}/build/firmware-pvh.elf`, "-global", "virtio-mmio.force-legacy=false");
+    for (const [name, value] of Object.entries(o.fwCfg ?? {})) args.push("-fw_cfg", `name=opt/vsockfw/${name},string=${value}`);
   } else {
     args.push("-drive", `if=pflash,format=raw,unit=0,file=${o.image ?? `${REPO}/build/firmware.bin`},readonly=on`);
     for (const [name, value] of Object.entries(o.fwCfg ?? {})) args.push("-fw_cfg", `name=opt/vsockfw/${name},string=${value}`);

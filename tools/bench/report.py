@@ -103,6 +103,33 @@ def rows(raw, sizes):
     return out
 
 
+def shape_rows(raw):
+    """(label, q35 firmware, microvm firmware, linux, unit, decimals): the firmware's two machine
+    shapes (issue 18) beside each other and beside Linux, where bench.py measured the microvm one."""
+    fw, mv, lx = (raw["guests"].get(k, {}) for k in ("firmware", "microvm", "linux"))
+    out = [("boot to first echo (QEMU start included)", "boot_to_first_echo_s", "median", "s", 3),
+           ("reset to ready, by its log (first instruction -> ready)", "reset_to_ready_ms", "median", "ms", 1),
+           ("TSC at the PVH entry (QEMU start-up after the vCPU, qboot)", "before_entry_ms", "median", "ms", 1)]
+    rows_ = [(label, get(fw, key, sub), get(mv, key, sub), get(lx, key, sub), unit, d) for label, key, sub, unit, d in out]
+    for mode in ("sink", "source", "echo"):
+        rows_.append(("%s, 64 KiB writes" % mode, get(fw, "throughput_mib_s", mode, "65536", "median"),
+                      get(mv, "throughput_mib_s", mode, "65536", "median"),
+                      get(lx, "throughput_mib_s", mode, "65536", "median"), "MiB/s", 1))
+    rows_.append(("echo round trip 1 B p50", get(fw, "latency", "1", "p50_us"), get(mv, "latency", "1", "p50_us"),
+                  get(lx, "latency", "1", "p50_us"), "us", 0))
+    rows_.append(("connect + 1 B echo + close", get(fw, "connection_rate_per_s", "median"),
+                  get(mv, "connection_rate_per_s", "median"), get(lx, "connection_rate_per_s", "median"), "/s", 1))
+    return rows_
+
+
+def shape_table(raw):
+    lines = ["| figure | firmware, q35 (pflash, virtio-pci) | firmware, microvm (PVH, virtio-mmio) | Linux |", "|---|---:|---:|---:|"]
+    for label, q, m, l, unit, decimals in shape_rows(raw):
+        fmt = lambda v: "-" if v is None else ("%.*f %s" % (decimals, v, unit))  # noqa: E731
+        lines.append("| %s | %s | %s | %s |" % (label, fmt(q), fmt(m), fmt(l)))
+    return "\n".join(lines)
+
+
 def table(raw, sizes):
     lines = ["| figure | firmware | Linux | firmware vs Linux |", "|---|---:|---:|---:|"]
     for label, f, l, unit, higher, decimals in rows(raw, sizes):
@@ -123,7 +150,7 @@ def plots(raw, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"firmware": "tab:blue", "linux": "tab:orange"}
+    colours = {"firmware": "tab:blue", "linux": "tab:orange", "microvm": "tab:green"}
     made = []
 
     def save(fig, title, name):
@@ -213,6 +240,8 @@ def main():
     results["access_costs_ns"] = raw.get("access_costs_ns", {})
     results["table"] = [dict(zip(("figure", "firmware", "linux", "unit", "higher_is_better"), r[:5]))
                         for r in rows(raw, sizes)]
+    results["shapes_table"] = [dict(zip(("figure", "firmware_q35", "firmware_microvm", "linux", "unit"), r[:5]))
+                               for r in shape_rows(raw)]
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
@@ -226,6 +255,9 @@ def main():
     print()
     print(table(raw, sizes))
     print()
+    if "microvm" in raw["guests"]:
+        print(shape_table(raw))
+        print()
     print("firmware flash image %d bytes, payload %d bytes; Linux kernel %d + initramfs %d bytes"
           % (sizes["firmware_flash_bytes"], sizes["firmware_payload_bytes"], sizes["linux_kernel_bytes"],
              sizes["linux_initramfs_bytes"]))
