@@ -2,7 +2,7 @@
 # `make run` builds and boots it; `make test` runs every test. Both install what is missing first.
 #
 # Options (make VAR=value): FLASH_SIZE (2M, 4M), LOG_LEVEL (0 error .. 3 debug), TRACE (1: log every
-# vsock header), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
+# vsock header), TEST_PEER (1: the test-peer service on port 1239, 0: left out), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
 # SELFTEST (1: CPU exception, 2: wasm trap, 3: crash ports 1298/1299 while serving, 4: a trap inside the
 # crash report; for the crash-report tests), BUILD (output directory).
 
@@ -10,6 +10,7 @@ BUILD ?= build
 FLASH_SIZE ?= 2M
 LOG_LEVEL ?= 2
 TRACE ?= 0
+TEST_PEER ?= 1
 SELFTEST ?= 0
 MAX_CONNECTIONS ?= 64
 QUEUE_SIZE_MAX ?= 128
@@ -26,7 +27,7 @@ ASC := node_modules/.bin/asc
 TSX := node_modules/.bin/tsx
 AS_SOURCES := $(shell find assembly -name '*.ts')
 ASC_DEFINES = --use LOG_LEVEL=$(1) --use SELFTEST=$(SELFTEST) --use MAX_CONNECTIONS=$(MAX_CONNECTIONS) \
-	--use QUEUE_SIZE_MAX=$(QUEUE_SIZE_MAX) --use TRACE=$(TRACE) --use BUILD_ID=$(BUILD_ID)
+	--use QUEUE_SIZE_MAX=$(QUEUE_SIZE_MAX) --use TRACE=$(TRACE) --use TEST_PEER=$(TEST_PEER) --use BUILD_ID=$(BUILD_ID)
 
 WASM2C_RUNTIME := /usr/src/wasm2c
 CLANG_RESOURCE := $(shell clang -print-resource-dir 2>/dev/null)
@@ -53,7 +54,7 @@ OBJECTS := $(filter-out $(OBJ)/vsock-api.o,$(OBJECTS))
 endif
 
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
-CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
+CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP) $(TEST_PEER)' | md5sum | cut -c1-10)
 
 .PHONY: all setup image wasm unit-wasm run check-layers test test-images test-unit test-boot test-e2e bench clean fuzz \
 	vhost-user-addon test-vhost-user run-vhost-user

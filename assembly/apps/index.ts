@@ -11,6 +11,7 @@ import { allowSiblingList } from "../socket-api/app-support";
 import { servicesInit, stepSession } from "./services";
 import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";
+import { testPeerPoll, testPeerStart } from "./test-peer/service";
 
 export const ECHO_PORT: u32 = 1234;
 export const SINK_PORT: u32 = 1235;
@@ -68,6 +69,7 @@ export function appsStart(): void {
     logKv("stats", STATS_PORT);
     logEnd();
   }
+  testPeerStart();
   greetingStart();
   allowSiblingList(runtimeOption("siblings"));
   peerClientStart();
@@ -101,6 +103,7 @@ export function appsPoll(): void {
   if (!started) return;
   acceptAll();
   statsPoll(statsFd);
+  testPeerPoll();
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const s = unchecked(sessions[i]);
     if (s.inUse()) stepSession(s);
