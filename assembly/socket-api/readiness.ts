@@ -48,6 +48,14 @@ export function receivable(fd: i32): u32 {
   return s.conn!.rx.count;
 }
 
+// Bytes the application sent that have not left for the device yet (what SIOCOUTQ counts on a
+// Linux vsock socket); 0 for a socket without a connection.
+export function unsentBytes(fd: i32): u32 {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED) return 0;
+  return s.conn!.tx.count;
+}
+
 // True once everything the application sent has left the send buffer.
 export function sendDrained(fd: i32): bool {
   const s = socketForFd(fd);

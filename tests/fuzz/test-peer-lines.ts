@@ -9,9 +9,9 @@ import { Machine, SimHang } from "../sim/machine";
 import type { HostSocket } from "../../tools/vsock-model/host";
 
 const WORDS = ["socket", "bind", "listen", "accept", "connect", "send", "recv", "shutdown", "close",
-  "setsockopt", "getsockopt", "poll", "wait", "sockname", "peername", "info", "frob", ""];
+  "setsockopt", "getsockopt", "poll", "wait", "sockname", "peername", "inq", "outq", "info", "frob", ""];
 const ARGS = ["stream", "seqpacket", "any", "rd", "wr", "rdwr", "peek", "dontwait", "all", "nullbuf", "in", "out",
-  "none", "in,out", "buffer_size", "rcvtimeo", "sndtimeo", "connect_timeout", "rcvlowat", "error",
+  "none", "in,out", "rdhup", "in,rdhup,", "linger", "buffer_size", "rcvtimeo", "sndtimeo", "connect_timeout", "rcvlowat", "error",
   "buffer_max_size", "0", "1", "2", "3", "4", "5", "6", "33", "1234", "1239", "4096", "65536", "262145",
   "-1", "4294967295", "4294967296", "99999999999999999999", "0x10", "1e3", "\u00e9", "\t"];
 const ANSWER = /^-?\d+ (OK|E[A-Z0-9]+) \d+ [0-9a-f]{8}( [a-z_]+=[^ ]*)*$/;

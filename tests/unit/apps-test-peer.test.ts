@@ -42,6 +42,7 @@ test("test-peer: listening line, info, and a firmware server a host client talks
   const data = new TextEncoder().encode("hello test-peer");
   h.send(data);
   assert.equal(c.ok(`wait ${conn} ${data.length} 1000`).ret, data.length);
+  assert.equal(c.ok(`inq ${conn}`).ret, data.length);
   const peek = c.ok(`recv ${conn} 5 peek`);
   assert.equal(peek.bytes, 5);
   assert.equal(peek.crc, crcHex(data.subarray(0, 5)));
@@ -58,6 +59,7 @@ test("test-peer: listening line, info, and a firmware server a host client talks
   assert.ok(m.runUntil(() => h.received.length === 100003, 2000));
   assert.equal(text(h.received.subarray(0, 3)), "AAA");
   assert.deepEqual(h.received.subarray(3), expected);
+  assert.equal(c.ok(`outq ${conn}`).ret, 0); // everything left for the device
   // poll, shutdown, EOF.
   assert.equal(c.ok(`poll ${conn} out 0`).keys.revents, "out");
   assert.equal(c.ok(`poll ${conn} in 0`).keys.revents, "none");
@@ -86,6 +88,7 @@ test("test-peer: firmware as client, socket options, recv all, and the errors th
   c.ok(`setsockopt ${fd} connect_timeout 500`);
   assert.equal(c.ok(`getsockopt ${fd} connect_timeout`).keys.value, "500");
   assert.equal(c.cmd(`setsockopt ${fd} rcvlowat 128`).errno, "EOPNOTSUPP"); // what the API says today
+  assert.equal(c.cmd(`setsockopt ${fd} linger 1`).errno, "EOPNOTSUPP");
   c.ok(`connect ${fd} 2 6000`);
   assert.ok(m.runUntil(() => hl.accepted.length === 1, 100));
   const h = hl.accepted[0];
@@ -103,7 +106,7 @@ test("test-peer: firmware as client, socket options, recv all, and the errors th
   assert.equal(c.ok(`recv ${fd} 512 dontwait`).bytes, 1); // the byte is still there
   // The peer closes: send fails with EPIPE, poll reports the hang-up.
   h.close();
-  assert.ok(m.runUntil(() => (c.ok(`poll ${fd} none 0`).keys.revents ?? "").includes("hup"), 200));
+  assert.ok(m.runUntil(() => (c.ok(`poll ${fd} rdhup,in 0`).keys.revents ?? "").includes("hup"), 200));
   assert.equal(c.cmd(`send ${fd} 1`).errno, "EPIPE");
   // Connecting to a port nobody listens on: ECONNRESET; a timeout on recv: EAGAIN.
   const fd2 = c.ok("socket stream").ret;
@@ -155,6 +158,8 @@ test("test-peer: malformed commands get an error answer and the service keeps se
     [`setsockopt ${fd} rcvtimeo 60001`, "timeout-range"],
     [`setsockopt ${fd} nosuchoption 1`, "bad-word"],
     [`poll ${fd} sideways 0`, "bad-word"],
+    [`poll ${fd} in,,out 0`, "bad-word"],
+    [`inq ${fd} 1`, "extra-argument"],
     [`poll ${fd} in 99999999`, "timeout-range"],
     ["a b c d e f g h i", "extra-argument"],
     ["x".repeat(300), "line-too-long"],

@@ -43,7 +43,7 @@ import {
   vs_shutdown,
   vs_socket,
 } from "../../socket-api/api";
-import { receivable, socketEvents } from "../../socket-api/readiness";
+import { receivable, socketEvents, unsentBytes } from "../../socket-api/readiness";
 import { VMADDR_CID_ANY } from "../../socket-api/app-support";
 import { clockNs } from "../../platform/imports";
 import { crc32Begin, crc32End, crc32Update } from "../crc32";
@@ -56,8 +56,10 @@ const MAX_TRANSFER: i64 = 64 << 20; // bytes one send or recv-all command may mo
 const MAX_TIMEOUT_MS: i64 = 60000;
 const DEFAULT_TIMEOUT_NS: i64 = 10_000_000_000; // vsock_test's TIMEOUT: 10 s
 const MS: i64 = 1_000_000;
-const SO_RCVLOWAT: i32 = 18; // Linux's number; passed to the API, which says whether it has it
+const SO_RCVLOWAT: i32 = 18; // Linux's numbers; passed to the API, which says whether it has them
+const SO_LINGER: i32 = 13;
 const EMFILE_LOCAL: i32 = 24; // the test-peer's own table of sockets is full
+const POLLRDHUP: i32 = 0x2000; // Linux's; passed to vs_poll, which reports the hang-up as POLLHUP
 const ONE_BYTE_PATTERN: u8 = 0x41; // 'A', the byte vsock_test's send_byte sends
 
 let scratch: usize = 0;
@@ -98,8 +100,8 @@ function putEvents(a: Answer, events: i32): void {
     return;
   }
   let first = true;
-  const bits: i32[] = [POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL];
-  const names: string[] = ["in", "out", "err", "hup", "nval"];
+  const bits: i32[] = [POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDHUP];
+  const names: string[] = ["in", "out", "err", "hup", "nval", "rdhup"];
   for (let i = 0; i < bits.length; i++) {
     if ((events & bits[i]) == 0) continue;
     if (!first) a.putByte(0x2c);
@@ -353,6 +355,7 @@ function optionNumber(line: Line, index: i32): i32 {
   if (line.is(index, "rcvtimeo")) return SO_RCVTIMEO;
   if (line.is(index, "sndtimeo")) return SO_SNDTIMEO;
   if (line.is(index, "rcvlowat")) return SO_RCVLOWAT;
+  if (line.is(index, "linger")) return SO_LINGER;
   if (line.is(index, "error")) return SO_ERROR;
   return -1;
 }
@@ -392,11 +395,32 @@ function cmdGetsockopt(line: Line, a: Answer): void {
   else a.putSigned(isTimeout(option) && value > 0 ? value / MS : value);
 }
 
+// A comma list of in, out, rdhup, or none.
 function eventBits(line: Line, index: i32): i32 {
-  if (line.is(index, "none")) return 0;
-  if (line.is(index, "in")) return POLLIN;
-  if (line.is(index, "out")) return POLLOUT;
-  if (line.is(index, "in,out") || line.is(index, "out,in")) return POLLIN | POLLOUT;
+  let bits = 0;
+  let start = unchecked(line.starts[index]);
+  const end = unchecked(line.ends[index]);
+  while (start <= end) {
+    let stop = start;
+    while (stop < end && unchecked(line.bytes[stop]) != 0x2c) stop++;
+    const bit = eventWord(line, start, stop);
+    if (bit < 0) return -1;
+    bits |= bit;
+    start = stop + 1;
+  }
+  return bits;
+}
+
+function eventWord(line: Line, start: i32, stop: i32): i32 {
+  const words: string[] = ["none", "in", "out", "rdhup"];
+  const values: i32[] = [0, POLLIN, POLLOUT, POLLRDHUP];
+  for (let w = 0; w < words.length; w++) {
+    const word = words[w];
+    if (word.length != stop - start) continue;
+    let same = true;
+    for (let k = 0; k < word.length && same; k++) same = <i32>unchecked(line.bytes[start + k]) == word.charCodeAt(k);
+    if (same) return values[w];
+  }
   return -1;
 }
 
@@ -456,6 +480,14 @@ function cmdName(line: Line, a: Answer, peer: bool): void {
   if (r >= 0) putAddress(a, "addr");
 }
 
+// SIOCINQ and SIOCOUTQ as the socket API counts them: bytes ready to read, bytes not yet sent.
+function cmdQueue(line: Line, a: Answer, incoming: bool): void {
+  if (!arity(line, a, 1, 1)) return;
+  const fd = fdArgument(line, 1, a);
+  if (fd < 0) return;
+  result(a, incoming ? <i64>receivable(fd) : <i64>unsentBytes(fd));
+}
+
 function cmdInfo(line: Line, a: Answer): void {
   if (!arity(line, a, 0, 0)) return;
   result(a, 0);
@@ -487,6 +519,8 @@ export function execute(line: Line, a: Answer): void {
   else if (line.is(0, "wait")) cmdWait(line, a);
   else if (line.is(0, "sockname")) cmdName(line, a, false);
   else if (line.is(0, "peername")) cmdName(line, a, true);
+  else if (line.is(0, "inq")) cmdQueue(line, a, true);
+  else if (line.is(0, "outq")) cmdQueue(line, a, false);
   else if (line.is(0, "info")) cmdInfo(line, a);
   else malformed(a, "unknown-command");
 }
