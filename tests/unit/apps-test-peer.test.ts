@@ -70,8 +70,10 @@ test("test-peer: listening line, info, and a firmware server a host client talks
   assert.equal(eof.keys.eof, "1");
   c.ok(`shutdown ${conn} wr`);
   assert.ok(m.runUntil(() => h.eof, 100));
+  assert.equal(c.ok("info").keys.sockets, "2");
   c.ok(`close ${conn}`);
   c.ok(`close ${fd}`);
+  assert.equal(c.ok("info").keys.sockets, "0"); // each socket counted once, and let go on close
   h.close();
   assert.ok(m.runUntil(() => connCount(m) === 1, 1000)); // only the control connection is left
   noViolations(m);

@@ -165,8 +165,8 @@ function boundedTimeoutMs(line: Line, index: i32, a: Answer): i64 {
 
 // ---- commands ----------------------------------------------------------------------------------
 
+// A new socket of the test-peer's (already in owned-sockets): bounded blocking from the start.
 function adopt(fd: i32): void {
-  own(fd);
   vs_setsockopt(fd, SO_RCVTIMEO, DEFAULT_TIMEOUT_NS);
   vs_setsockopt(fd, SO_SNDTIMEO, DEFAULT_TIMEOUT_NS);
 }
