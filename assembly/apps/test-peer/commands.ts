@@ -19,6 +19,7 @@ import {
   SHUT_RDWR,
   SHUT_WR,
   SO_ERROR,
+  SO_RCVLOWAT,
   SO_RCVTIMEO,
   SO_SNDTIMEO,
   SO_VM_SOCKETS_BUFFER_MAX_SIZE,
@@ -56,8 +57,7 @@ const MAX_TRANSFER: i64 = 64 << 20; // bytes one send or recv-all command may mo
 const MAX_TIMEOUT_MS: i64 = 60000;
 const DEFAULT_TIMEOUT_NS: i64 = 10_000_000_000; // vsock_test's TIMEOUT: 10 s
 const MS: i64 = 1_000_000;
-const SO_RCVLOWAT: i32 = 18; // Linux's numbers; passed to the API, which says whether it has them
-const SO_LINGER: i32 = 13;
+const SO_LINGER: i32 = 13; // Linux's number; passed to the API, which has no SO_LINGER (EOPNOTSUPP)
 const EMFILE_LOCAL: i32 = 24; // the test-peer's own table of sockets is full
 const POLLRDHUP: i32 = 0x2000; // Linux's; passed to vs_poll, which reports the hang-up as POLLHUP
 const ONE_BYTE_PATTERN: u8 = 0x41; // 'A', the byte vsock_test's send_byte sends
