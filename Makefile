@@ -183,7 +183,10 @@ test-vhost-user: setup
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
 # the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
-# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py).
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py). run.sh's boot also
+# runs vsock_test's case list through the test-peer (tests/e2e/conformance.py); case 4 (100
+# connections at once) then runs on a MAX_CONNECTIONS=128 image, and the whole list against the
+# Linux stand-in, which calibrates it.
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -195,6 +198,10 @@ test-e2e: setup
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/conformance-128 MAX_CONNECTIONS=128 LINEAR_MEMORY_MIB=64 build/conformance-128/firmware.bin
+	qemu/vsock-host.sh --image build/conformance-128/firmware.bin --out build/e2e-conformance-128 --timeout 300 \
+		-- /usr/bin/python3 tests/e2e/conformance.py --guest-name firmware-128 --only 4
+	tests/e2e/run.sh --guest linux --out build/e2e-linux --conformance only
 
 # Benchmarks (not part of `make test`): one outer-VM boot measures the firmware and the Linux stand-in
 # side by side; the table, build/bench/results.json and the plots come out at the end.

@@ -10,6 +10,7 @@ timeouts 0..60000 ms, 10 s default receive/send timeouts on every socket it open
 import ctypes
 import errno
 import fcntl
+import os
 import select
 import socket
 import struct
@@ -40,6 +41,8 @@ class Malformed(Exception):
 
 
 def errno_name(code):
+    if code == errno.EOPNOTSUPP:
+        return "EOPNOTSUPP"  # Python's table calls it ENOTSUP (the same number on Linux)
     return "OK" if code == 0 else errno.errorcode.get(code, "E%d" % code)
 
 
@@ -59,6 +62,24 @@ def number(word):
 
 def timeval(ms):
     return struct.pack("qq", ms // 1000, (ms % 1000) * 1000)
+
+
+# Through libc: Python's setsockopt/getsockopt on an AF_VSOCK socket take and give only a u64,
+# and SO_RCVTIMEO, SO_LINGER or SO_VM_SOCKETS_CONNECT_TIMEOUT need their own structs.
+def raw_setsockopt(s, level, name, raw):
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    if _libc.setsockopt(s.fileno(), level, name, buf, ctypes.c_uint32(len(raw))) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def raw_getsockopt(s, level, name, size):
+    buf = ctypes.create_string_buffer(size)
+    length = ctypes.c_uint32(size)
+    if _libc.getsockopt(s.fileno(), level, name, buf, ctypes.byref(length)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return buf.raw[:length.value]
 
 
 class Executor:
@@ -114,8 +135,8 @@ class Executor:
         return Executor.answer(-code, code)
 
     def adopt(self, s):
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(DEFAULT_TIMEOUT_S * 1000))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(DEFAULT_TIMEOUT_S * 1000))
+        raw_setsockopt(s, socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(DEFAULT_TIMEOUT_S * 1000))
+        raw_setsockopt(s, socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(DEFAULT_TIMEOUT_S * 1000))
         self.sockets[s.fileno()] = s
         return s.fileno()
 
@@ -318,7 +339,7 @@ class Executor:
         raw = {"u64": lambda v: struct.pack("Q", v & (2**64 - 1)), "ms": timeval, "int": lambda v: struct.pack("i", v),
                "linger": lambda v: struct.pack("ii", 1, v)}[kind](value)
         try:
-            s.setsockopt(level, name, raw)
+            raw_setsockopt(s, level, name, raw)
             return self.answer(0)
         except OSError as e:
             return self.failed(e)
@@ -334,7 +355,7 @@ class Executor:
         level, name, kind = option
         size = {"u64": 8, "ms": 16, "int": 4, "linger": 8}[kind]
         try:
-            raw = s.getsockopt(level, name, size)
+            raw = raw_getsockopt(s, level, name, size)
         except OSError as e:
             return self.failed(e)
         if kind == "u64":
