@@ -4,6 +4,7 @@ each STREAM case's client and server steps written over the test-peer grammar
 The steps follow upstream's; where the firmware's socket API lacks an option upstream sets,
 the case says how it stands in (see `adapted` notes in conformance.py's output).
 """
+import os
 import time
 import zlib
 
@@ -14,7 +15,8 @@ class Skip(Exception):
     """This direction cannot run here (the reason is printed)."""
 
 
-SEQPACKET = "SOCK_SEQPACKET: the firmware has no SEQPACKET sockets yet (socket seqpacket answers ESOCKTNOSUPPORT; issue 15)"
+SEQPACKET = ("SOCK_SEQPACKET: the firmware has no SEQPACKET sockets yet (socket seqpacket answers ESOCKTNOSUPPORT; "
+             "issue 15); the driver adds these cases with it")
 ZEROCOPY = "MSG_ZEROCOPY/MSG_ERRQUEUE: the firmware's send copies into its send buffer; there is no zero-copy send or error queue"
 KMEMLEAK = "a Linux kmemleak regression of zero-copy skbs (needs MSG_ZEROCOPY and kmemleak)"
 TRANSPORTS = "Linux's choice among several vsock transports (vhost, virtio, vmci, loopback); the firmware has one transport"
@@ -289,6 +291,15 @@ def credit_client(c):
     c.ok("close %d" % fd)
 
 
+def linux_too_old(s, low_rx_bytes):
+    """The sender's last byte never got credit. A Linux receiver whose kernel sends no credit
+    update when SO_RCVLOWAT is raised (Linux 6.1 here; virtio_transport_notify_set_rcvlowat is
+    newer) cannot pass the receiving side of case 22: that side is skipped, not failed."""
+    if s.linux and not low_rx_bytes:
+        raise Skip("%s: Linux %s sends no credit update when SO_RCVLOWAT is raised: the receiving side of "
+                   "this case cannot pass on this kernel" % (s.name, os.uname().release))
+
+
 def credit_server(s, low_rx_bytes):
     fd = s.accept()
     s.ok("setsockopt %d buffer_size %d" % (fd, CREDIT_BUF))
@@ -304,8 +315,11 @@ def credit_server(s, low_rx_bytes):
         s.ok("setsockopt %d rcvlowat %d" % (fd, MAX_PKT + 1))  # Linux sends a credit update here
     r = s.ok("poll %d in %d" % (fd, TIMEOUT * 1000))
     if "in" not in r.keys.get("revents", "").split(","):
+        linux_too_old(s, low_rx_bytes)
         s.fail("poll", r, "revents with in")
-    r = s.ok("recv %d %d dontwait all" % (fd, MAX_PKT + 1))
+    r = s.cmd("recv %d %d dontwait all" % (fd, MAX_PKT + 1))
+    if r.bytes == MAX_PKT:
+        linux_too_old(s, low_rx_bytes)
     if r.bytes != MAX_PKT + 1 or r.crc != zlib.crc32(pattern(MAX_PKT + 1, 3, CREDIT_BUF - MAX_PKT)):
         s.fail("recv %d %d dontwait all" % (fd, MAX_PKT + 1), r, "the last %d bytes" % (MAX_PKT + 1))
     s.ok("close %d" % fd)
@@ -450,6 +464,9 @@ def nolinger_client(c):
     start = time.monotonic()
     c.ok("close %d" % fd)
     took = time.monotonic() - start
+    if took >= LINGER_TIMEOUT and c.linux:
+        raise Skip("%s: Linux %s lingers %.1f s on data the peer has not read, the behaviour this case was "
+                   "written to catch (fixed in later kernels)" % (c.name, os.uname().release, took))
     if took >= LINGER_TIMEOUT:
         raise CaseFailure("%s: close() lingered %.1f s on data the peer had not read" % (c.name, took))
     c.ctl.writeln("DONE")
