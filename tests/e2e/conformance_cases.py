@@ -260,8 +260,7 @@ def shutrd_server(s):
 def double_bind_connect_server(s):
     listener = s.listen()
     for _ in range(2):
-        s.ctl.writeln("LISTENING")
-        child = s.ok("accept %d" % listener).ret
+        child = s.accept_signalled(listener)
         s.wait_remote_close(child)
         s.ok("close %d" % child)
     s.ok("close %d" % listener)

@@ -74,7 +74,14 @@ class RemotePeer:
             time.sleep(0.05)
 
     def cmd(self, line):
+        self.start(line)
+        return self.finish(line)
+
+    def start(self, line):
+        """Sends a command without waiting for its answer (finish() reads it)."""
         self.sock.sendall(line.encode() + b"\n")
+
+    def finish(self, line):
         while b"\n" not in self.pending:
             data = self.sock.recv(4096)
             if not data:
@@ -177,11 +184,27 @@ class Side:
             self.fail(line, r, "OK")
         return fd
 
+    def accept_signalled(self, listener):
+        """LISTENING to the other side, then accept(). vsock_test's server calls accept() right
+        after writing the line; a remote peer gets its accept command first (answered once a
+        connection comes), so that the guest waits in accept() by the time the client connects,
+        as the upstream server does, instead of a control round trip later."""
+        line = "accept %d" % listener
+        if hasattr(self.peer, "start"):
+            self.peer.start(line)
+            self.ctl.writeln("LISTENING")
+            r = self.peer.finish(line)
+        else:
+            self.ctl.writeln("LISTENING")
+            r = self.cmd(line)
+        if r.errno != "OK":
+            self.fail(line, r, "OK")
+        return r.ret
+
     def accept(self):
         """vsock_stream_accept: listen (backlog 1), LISTENING, accept, close the listener."""
         listener = self.listen()
-        self.ctl.writeln("LISTENING")
-        child = self.ok("accept %d" % listener).ret
+        child = self.accept_signalled(listener)
         self.ok("close %d" % listener)
         return child
 

@@ -20,7 +20,9 @@ while [ $# -gt 0 ]; do
 done
 case "$conformance" in also|only|none) ;; *) echo "run.sh: --conformance also|only|none" >&2; exit 2 ;; esac
 runs=()
-[ "$conformance" != only ] && runs+=("/usr/bin/python3 tests/e2e/suite.py $(printf '%q ' "${suite_args[@]}")")
+suite="/usr/bin/python3 tests/e2e/suite.py"
+[ ${#suite_args[@]} -gt 0 ] && suite+=" $(printf '%q ' "${suite_args[@]}")"
+[ "$conformance" != only ] && runs+=("$suite")
 [ "$conformance" != none ] && runs+=("/usr/bin/python3 tests/e2e/conformance.py --guest-name ${guest_name:-firmware}${cases:+ --only $cases}")
 script='status=0; for run in "$@"; do eval "$run"; s=$?; [ $status = 0 ] && status=$s; done; exit $status'
 exec qemu/vsock-host.sh --out build/e2e --timeout 720 --fw-option connection-lines=all "${host_args[@]}" \
