@@ -2,7 +2,7 @@
 # `make run` builds and boots it; `make test` runs every test. Both install what is missing first.
 #
 # Options (make VAR=value): FLASH_SIZE (2M, 4M), LOG_LEVEL (0 error .. 3 debug), TRACE (1: log every
-# vsock header), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
+# vsock header), TEST_PEER (1: the test-peer service on port 1239, 0: left out), MAX_CONNECTIONS, QUEUE_SIZE_MAX, LINEAR_MEMORY_MIB, APP (a C app with app_main()),
 # SELFTEST (1: CPU exception, 2: wasm trap, 3: crash ports 1298/1299 while serving, 4: a trap inside the
 # crash report; for the crash-report tests), BUILD (output directory).
 
@@ -10,6 +10,7 @@ BUILD ?= build
 FLASH_SIZE ?= 2M
 LOG_LEVEL ?= 2
 TRACE ?= 0
+TEST_PEER ?= 1
 SELFTEST ?= 0
 MAX_CONNECTIONS ?= 64
 QUEUE_SIZE_MAX ?= 128
@@ -26,7 +27,7 @@ ASC := node_modules/.bin/asc
 TSX := node_modules/.bin/tsx
 AS_SOURCES := $(shell find assembly -name '*.ts')
 ASC_DEFINES = --use LOG_LEVEL=$(1) --use SELFTEST=$(SELFTEST) --use MAX_CONNECTIONS=$(MAX_CONNECTIONS) \
-	--use QUEUE_SIZE_MAX=$(QUEUE_SIZE_MAX) --use TRACE=$(TRACE) --use BUILD_ID=$(BUILD_ID)
+	--use QUEUE_SIZE_MAX=$(QUEUE_SIZE_MAX) --use TRACE=$(TRACE) --use TEST_PEER=$(TEST_PEER) --use BUILD_ID=$(BUILD_ID)
 
 WASM2C_RUNTIME := /usr/src/wasm2c
 CLANG_RESOURCE := $(shell clang -print-resource-dir 2>/dev/null)
@@ -53,7 +54,7 @@ OBJECTS := $(filter-out $(OBJ)/vsock-api.o,$(OBJECTS))
 endif
 
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
-CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP)' | md5sum | cut -c1-10)
+CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP) $(TEST_PEER)' | md5sum | cut -c1-10)
 
 .PHONY: all setup image wasm unit-wasm run check-layers test test-images test-unit test-boot test-e2e bench clean fuzz \
 	vhost-user-addon test-vhost-user run-vhost-user
@@ -192,8 +193,11 @@ test-vhost-user: setup
 # One outer-VM boot runs the whole suite against the kernel's vhost-vsock; a summary table at the end.
 # First the C application example (make image APP=examples/hello-app.c) against the real host, and
 # the crash report of a SELFTEST=3 image crashed while serving (tests/e2e/crash_check.py) and
-# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py); last, the suite
-# again with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio).
+# the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py). run.sh's boot also
+# runs vsock_test's case list through the test-peer (tests/e2e/conformance.py); case 4 (100
+# connections at once) then runs on a MAX_CONNECTIONS=128 image, and the whole list against the
+# Linux stand-in, which calibrates it; last, the suite again with the microvm shape (the PVH ELF,
+# vhost-vsock-device on virtio-mmio).
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -205,6 +209,10 @@ test-e2e: setup
 	qemu/vsock-host.sh --image $(BUILD)/firmware.bin --out build/e2e-vsockmon --timeout 180 --fw-option trace=64 \
 		-- /usr/bin/python3 tests/e2e/vsockmon.py
 	tests/e2e/run.sh --image $(BUILD)/firmware.bin
+	@$(MAKE) --no-print-directory BUILD=build/conformance-128 MAX_CONNECTIONS=128 LINEAR_MEMORY_MIB=64 build/conformance-128/firmware.bin
+	qemu/vsock-host.sh --image build/conformance-128/firmware.bin --out build/e2e-conformance-128 --timeout 300 \
+		-- /usr/bin/python3 tests/e2e/conformance.py --guest-name firmware-128 --only 4
+	tests/e2e/run.sh --guest linux --out build/e2e-linux --conformance only
 	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
 	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm
 

@@ -14,6 +14,7 @@ import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";
 import { iperf3Poll, iperf3Start } from "./iperf3-server";
 import { IPERF3_PORT } from "./iperf3-protocol";
+import { testPeerPoll, testPeerStart } from "./test-peer/service";
 
 export const ECHO_PORT: u32 = 1234;
 export const SINK_PORT: u32 = 1235;
@@ -73,6 +74,7 @@ export function appsStart(): void {
     logKv("iperf3", IPERF3_PORT);
     logEnd();
   }
+  testPeerStart();
   greetingStart();
   allowSiblingList(runtimeOption("siblings"));
   peerClientStart();
@@ -107,6 +109,7 @@ export function appsPoll(): void {
   acceptAll();
   statsPoll(statsFd);
   iperf3Poll();
+  testPeerPoll();
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const s = unchecked(sessions[i]);
     if (s.inUse()) stepSession(s);

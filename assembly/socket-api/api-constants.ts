@@ -23,6 +23,7 @@ export const SO_VM_SOCKETS_BUFFER_SIZE: i32 = 0; // receive buffer (buf_alloc) i
 export const SO_VM_SOCKETS_BUFFER_MIN_SIZE: i32 = 1;
 export const SO_VM_SOCKETS_BUFFER_MAX_SIZE: i32 = 2; // at most the preallocated 256 KiB
 export const SO_ERROR: i32 = 4; // get only: pending error (positive errno), then cleared
+export const SO_RCVLOWAT: i32 = 18; // bytes a read waits for and poll's POLLIN needs, 1..buffer size (Linux's)
 export const SO_VM_SOCKETS_CONNECT_TIMEOUT: i32 = 6; // nanoseconds (Linux takes a timeval)
 export const SO_RCVTIMEO: i32 = 20; // ns for recv/accept: < 0 wait forever, 0 never wait, > 0 timeout
 export const SO_SNDTIMEO: i32 = 21; // ns for send (and the connect wait): same encoding

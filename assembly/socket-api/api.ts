@@ -190,6 +190,7 @@ export function vs_accept(fd: i32, addrOut: usize): i32 {
       child.bufferSize = s.bufferSize;
       child.bufferMin = s.bufferMin;
       child.bufferMax = s.bufferMax;
+      child.rcvLowat = s.rcvLowat;
       child.connectTimeout = s.connectTimeout;
       writeAddress(addrOut, <u32>c.peerCid, c.peerPort);
       return child.fd();
@@ -312,19 +313,29 @@ export function vs_recv(fd: i32, buf: usize, len: u32, flags: i32): i32 {
   const s = socketForFd(fd)!;
   const nonBlocking = s.recvTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
   const deadline = deadlineAfter(s.recvTimeout);
+  // A blocking read waits for min(SO_RCVLOWAT, len) bytes, as Linux's (sock_rcvlowat); a
+  // non-blocking one, an ended stream or the timeout take what there is.
+  const target = min(s.rcvLowat, len);
   while (true) {
     if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0) return 0; // SHUT_RD: EOF at once, like Linux
-    if (c.rx.count > 0) {
+    const ended = c.error != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || c.state != CONN_ESTABLISHED;
+    const enough = c.rx.count >= target;
+    const expired = !enough && !nonBlocking && !ended && clockNs() >= deadline; // the clock only while waiting
+    if (c.rx.count > 0 && (enough || nonBlocking || ended || expired)) {
       if ((flags & MSG_PEEK) != 0) return <i32>c.rx.peek(buf, len);
       const n = c.rx.read(buf, len);
       c.fwdCnt += n;
-      if (c.state == CONN_ESTABLISHED && creditUpdateDue(c)) c.owed |= OWE_CREDIT_UPDATE;
+      // Below a raised SO_RCVLOWAT the reader waits for more: report what was read (Linux's
+      // low_rx_bytes). At the default of 1 that would be an update whenever a read empties the
+      // buffer, which credit.ts's threshold deliberately avoids (one packet per read).
+      const lowRx = s.rcvLowat > 1 && c.rx.count < s.rcvLowat && c.fwdCnt != c.lastFwdCntSent;
+      if (c.state == CONN_ESTABLISHED && (creditUpdateDue(c) || lowRx)) c.owed |= OWE_CREDIT_UPDATE;
       return <i32>n;
     }
     if (c.error != 0) return fail("recv", fd, c.error); // transport reset
     // Only data ends a read: EOF once the peer shut its sending side or the connection ended.
     if ((c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || c.state != CONN_ESTABLISHED) return 0;
-    if (nonBlocking || clockNs() >= deadline) return fail("recv", fd, EAGAIN);
+    if (nonBlocking || expired) return fail("recv", fd, EAGAIN);
     vsockPoll();
   }
 }

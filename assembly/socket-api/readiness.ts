@@ -5,14 +5,15 @@ import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "../wire/vsock-header";
 import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "../vsock-protocol/socket-table";
 
-function connectionEvents(c: Connection): i32 {
+// POLLIN needs `lowat` bytes (SO_RCVLOWAT), or a read side that has ended.
+function connectionEvents(c: Connection, lowat: u32): i32 {
   if (c.state == CONN_CONNECTING) return 0;
   let events: i32 = 0;
   if (c.error != 0) events |= POLLERR;
   if (c.state == CONN_CLOSED && !c.established) return events | POLLHUP; // failed connect
   const readEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0;
-  if (c.rx.count > 0 || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
+  if ((c.rx.count > 0 && c.rx.count >= lowat) || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
   const writeEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0;
   // Writable when send would not block: room in the send buffer, or it would fail at once.
@@ -27,7 +28,7 @@ export function socketEvents(fd: i32): i32 {
   const s = socketForFd(fd);
   if (s == null) return POLLNVAL;
   if (s.state == SOCK_LISTENING) return s.pending > 0 ? POLLIN : 0;
-  if (s.state == SOCK_CONNECTED) return connectionEvents(s.conn!);
+  if (s.state == SOCK_CONNECTED) return connectionEvents(s.conn!, s.rcvLowat);
   return 0;
 }
 
@@ -46,6 +47,14 @@ export function receivable(fd: i32): u32 {
   const s = socketForFd(fd);
   if (s == null || s.state != SOCK_CONNECTED) return 0;
   return s.conn!.rx.count;
+}
+
+// Bytes the application sent that have not left for the device yet (what SIOCOUTQ counts on a
+// Linux vsock socket); 0 for a socket without a connection.
+export function unsentBytes(fd: i32): u32 {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED) return 0;
+  return s.conn!.tx.count;
 }
 
 // True once everything the application sent has left the send buffer.

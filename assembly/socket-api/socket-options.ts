@@ -2,6 +2,7 @@
 // follow Linux's vsock_update_buffer_size; timeouts are nanoseconds (< 0 forever, 0 never wait).
 import {
   SO_ERROR,
+  SO_RCVLOWAT,
   SO_RCVTIMEO,
   SO_SNDTIMEO,
   SO_VM_SOCKETS_BUFFER_MAX_SIZE,
@@ -9,7 +10,13 @@ import {
   SO_VM_SOCKETS_BUFFER_SIZE,
   SO_VM_SOCKETS_CONNECT_TIMEOUT,
 } from "./api-constants";
-import { CONN_CONNECTING, CONN_ESTABLISHED, OWE_CREDIT_REPLY, RECEIVE_BUFFER_CAPACITY } from "../vsock-protocol/connection";
+import {
+  CONN_CONNECTING,
+  CONN_ESTABLISHED,
+  OWE_CREDIT_REPLY,
+  OWE_CREDIT_UPDATE,
+  RECEIVE_BUFFER_CAPACITY,
+} from "../vsock-protocol/connection";
 import { EINVAL, EOPNOTSUPP } from "../vsock-protocol/errors";
 import { Socket } from "../vsock-protocol/socket-table";
 
@@ -42,6 +49,16 @@ export function setOption(s: Socket, option: i32, value: i64): i32 {
   } else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) {
     if (value <= 0) return EINVAL;
     s.connectTimeout = value;
+  } else if (option == SO_RCVLOWAT) {
+    // Linux vsock_set_rcvlowat: no more than the buffer holds, 0 means 1. A reader now waiting
+    // for more than is buffered needs the peer to send: unreported reads go out as credit at once
+    // (virtio_transport_notify_set_rcvlowat), or a sender held by an old window never wakes it.
+    if (value < 0 || value > <i64>s.bufferSize) return EINVAL;
+    s.rcvLowat = value == 0 ? 1 : <u32>value;
+    const c = s.conn;
+    if (c != null && c.state == CONN_ESTABLISHED && c.rx.count < s.rcvLowat && c.fwdCnt != c.lastFwdCntSent) {
+      c.owed |= OWE_CREDIT_UPDATE;
+    }
   } else if (option == SO_RCVTIMEO) {
     s.recvTimeout = value < 0 ? -1 : value;
   } else if (option == SO_SNDTIMEO) {
@@ -61,6 +78,7 @@ export function getOption(s: Socket, option: i32, valueOut: usize): i32 {
   else if (option == SO_VM_SOCKETS_CONNECT_TIMEOUT) value = s.connectTimeout;
   else if (option == SO_RCVTIMEO) value = s.recvTimeout;
   else if (option == SO_SNDTIMEO) value = s.sendTimeout;
+  else if (option == SO_RCVLOWAT) value = s.rcvLowat;
   else if (option == SO_ERROR) {
     const c = s.conn;
     if (c != null) {

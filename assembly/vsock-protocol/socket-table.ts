@@ -34,6 +34,7 @@ export class Socket {
   bufferSize: u32 = RECEIVE_BUFFER_CAPACITY;
   bufferMin: u32 = BUFFER_MIN_DEFAULT;
   bufferMax: u32 = RECEIVE_BUFFER_CAPACITY;
+  rcvLowat: u32 = 1; // SO_RCVLOWAT
 
   constructor(index: i32) {
     this.index = index;
@@ -59,6 +60,7 @@ export class Socket {
     this.bufferSize = RECEIVE_BUFFER_CAPACITY;
     this.bufferMin = BUFFER_MIN_DEFAULT;
     this.bufferMax = RECEIVE_BUFFER_CAPACITY;
+    this.rcvLowat = 1;
   }
 }
 

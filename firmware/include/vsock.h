@@ -63,6 +63,7 @@
 #define VSOCK_SO_BUFFER_MAX_SIZE 2 /* at most 262144 (preallocated) */
 #define VSOCK_SO_ERROR 4           /* get only: pending error (positive errno), cleared */
 #define VSOCK_SO_CONNECT_TIMEOUT 6 /* default 2 s */
+#define VSOCK_SO_RCVLOWAT 18       /* a blocking recv waits for min(this, len) bytes; POLLIN needs this many */
 #define VSOCK_SO_RCVTIMEO 20       /* recv and accept */
 #define VSOCK_SO_SNDTIMEO 21       /* send (and bounds connect) */
 

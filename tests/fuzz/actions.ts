@@ -261,7 +261,7 @@ function apiAction(r: SeededRandom): ApiAction {
       break;
     case "setsockopt":
     case "getsockopt":
-      a = r.pick([-1, 0, 1, 2, 3, 4, 6, 20, 21, 99]);
+      a = r.pick([-1, 0, 1, 2, 3, 4, 6, 18, 20, 21, 99]);
       b = r.pick([-1, 0, 1, 127, 128, 4096, 65536, 262144, 262145, 0x7fffffff]);
       break;
     case "poll":

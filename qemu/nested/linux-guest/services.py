@@ -2,9 +2,10 @@
 
 echo 1234 (echo until EOF, then close), sink 1235 (read to EOF, answer "<bytes> <crc32-hex>\\n"),
 source 1236 (read a decimal count and a newline, send that many bytes of
-byte[i] = (i * 7 + (i >> 8)) & 0xff, close), greeting to CID 2 port 4050 at boot (retried), and
-iperf3 5201: Debian's `iperf3 -s` on the guest's loopback behind a vsock-to-TCP relay (Debian's
-iperf3 has no vsock), when iperf3 is installed; the bench compares it with the firmware's server.
+byte[i] = (i * 7 + (i >> 8)) & 0xff, close), test-peer 1239 (test_peer.py), greeting to CID 2 port
+4050 at boot (retried), and iperf3 5201: Debian's `iperf3 -s` on the guest's loopback behind a
+vsock-to-TCP relay (Debian's iperf3 has no vsock), when iperf3 is installed; the bench compares it
+with the firmware's server.
 Log lines go to the debugcon port 0x402 in the firmware's format, including `vsock: conns=<n>`.
 Runs only inside the stand-in guest (started by its /init-l2).
 """
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 import zlib
+
+import test_peer  # the test-peer grammar on port 1239 (same directory)
 
 DEBUGCON_PORT = 0x402
 GREETING = b"Hello, Host! This is a message from the VM.\n"
@@ -185,6 +188,7 @@ def main():
     listen(1234, echo)
     listen(1235, sink)
     listen(1236, source)
+    threading.Thread(target=test_peer.serve_forever, daemon=True).start()
     if start_iperf3():
         listen(5201, iperf3_relay)
     log("apps", "ready: cid=%d echo=1234 sink=1235 source=1236 (linux stand-in)" % local_cid())
