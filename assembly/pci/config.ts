@@ -1,20 +1,6 @@
-// PCI configuration space: through the legacy 0xCF8/0xCFC mechanism, or memory-mapped (ECAM) once
-// ecam.ts has turned a window on. Under a hypervisor every access is a VM exit: a port access
-// costs a select (0xCF8) and a data exit (0xCFC), an ECAM access one MMIO exit.
-import {
-  mmioRead16,
-  mmioRead32,
-  mmioRead8,
-  mmioWrite16,
-  mmioWrite32,
-  mmioWrite8,
-  portIn16,
-  portIn32,
-  portIn8,
-  portOut16,
-  portOut32,
-  portOut8,
-} from "../platform/imports";
+// PCI configuration space through the legacy 0xCF8/0xCFC mechanism (q35 also offers ECAM, but
+// port access needs no MMCONFIG set-up and reaches the first 256 bytes, which is all we use).
+import { portIn16, portIn32, portIn8, portOut16, portOut32, portOut8 } from "../platform/imports";
 
 const CONFIG_ADDRESS: u32 = 0xcf8;
 const CONFIG_DATA: u32 = 0xcfc;
@@ -45,49 +31,27 @@ function select(address: u32, offset: u32): void {
   selected = value;
 }
 
-// The ECAM window's base (bus 0), 0 while config space goes through the ports.
-let ecamBase: u64 = 0;
-
-export function configUseEcam(base: u64): void {
-  ecamBase = base;
-}
-
-export function configEcamBase(): u64 {
-  return ecamBase;
-}
-
-// A function's 4 KiB of config space lies at base + (BDF << 12) (PCIe 3.0, 7.2.2).
-function ecam(address: u32, offset: u32): u64 {
-  return ecamBase + ((<u64>address) << 12) + <u64>(offset & 0xff);
-}
-
 export function configRead32(address: u32, offset: u32): u32 {
-  if (ecamBase != 0) return mmioRead32(ecam(address, offset & 0xfc));
   select(address, offset);
   return portIn32(CONFIG_DATA);
 }
 export function configRead16(address: u32, offset: u32): u32 {
-  if (ecamBase != 0) return mmioRead16(ecam(address, offset & 0xfe));
   select(address, offset);
   return portIn16(CONFIG_DATA + (offset & 2));
 }
 export function configRead8(address: u32, offset: u32): u32 {
-  if (ecamBase != 0) return mmioRead8(ecam(address, offset));
   select(address, offset);
   return portIn8(CONFIG_DATA + (offset & 3));
 }
 export function configWrite32(address: u32, offset: u32, value: u32): void {
-  if (ecamBase != 0) return mmioWrite32(ecam(address, offset & 0xfc), value);
   select(address, offset);
   portOut32(CONFIG_DATA, value);
 }
 export function configWrite16(address: u32, offset: u32, value: u32): void {
-  if (ecamBase != 0) return mmioWrite16(ecam(address, offset & 0xfe), value);
   select(address, offset);
   portOut16(CONFIG_DATA + (offset & 2), value);
 }
 export function configWrite8(address: u32, offset: u32, value: u32): void {
-  if (ecamBase != 0) return mmioWrite8(ecam(address, offset), value);
   select(address, offset);
   portOut8(CONFIG_DATA + (offset & 3), value);
 }

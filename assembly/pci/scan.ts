@@ -19,7 +19,6 @@ import {
   PCI_SUBORDINATE_BUS,
   PCI_VENDOR_ID,
 } from "./config";
-import { pciEnableEcam } from "./ecam";
 
 export const MAX_PCI_FUNCTIONS: i32 = 128;
 
@@ -101,7 +100,6 @@ function scanBus(bus: u32, depth: i32): void {
 export function pciScan(): i32 {
   pciFunctions.length = 0;
   nextBus = 0;
-  pciEnableEcam(); // one exit per config access from here on, where the machine has ECAM
   scanBus(0, 0);
   for (let i = 0; i < pciFunctions.length; i++) {
     const f = pciFunctions[i];

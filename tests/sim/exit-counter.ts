@@ -11,12 +11,11 @@ export const DEBUGCON_PORT = 0x402;
 export const DEBUG_EXIT_PORT = 0xf4;
 
 export type PortClass = "pci-config" | "debugcon" | "fw-cfg" | "debug-exit" | "other";
-/** Virtio regions of the device's BARs, "pci-config" (the ECAM window), or "other" (another
- * function's BAR, LAPIC, nothing). */
-export type MmioRegion = VirtioMmioRegion | "pci-config";
+/** Virtio regions of the device's BARs, or "other" (another function's BAR, LAPIC, nothing). */
+export type MmioRegion = VirtioMmioRegion;
 
 const PORT_CLASSES: PortClass[] = ["pci-config", "debugcon", "fw-cfg", "debug-exit", "other"];
-const MMIO_REGIONS: MmioRegion[] = ["common-cfg", "isr", "device-cfg", "notify", "msix-table", "msix-pba", "pci-config", "other"];
+const MMIO_REGIONS: MmioRegion[] = ["common-cfg", "isr", "device-cfg", "notify", "msix-table", "msix-pba", "other"];
 
 /**
  * One counter per kind: `port.<class>` (debugcon counts bytes: QEMU takes one per exit),
@@ -76,13 +75,8 @@ export function mmioAccesses(d: ExitCounts, region: MmioRegion): number {
 export function registerExits(d: ExitCounts, options: { pciConfig?: boolean } = {}): number {
   let n = 0;
   for (const c of PORT_CLASSES) if (c !== "debugcon" && (c !== "pci-config" || options.pciConfig !== false)) n += d[`port.${c}`];
-  for (const r of MMIO_REGIONS) if (r !== "pci-config" || options.pciConfig !== false) n += mmioAccesses(d, r);
+  for (const r of MMIO_REGIONS) n += mmioAccesses(d, r);
   return n;
-}
-
-/** PCI config space exits, through the ports (a select or a data access) or the ECAM window. */
-export function pciConfigExits(d: ExitCounts): number {
-  return d["port.pci-config"] + mmioAccesses(d, "pci-config");
 }
 
 /** Every VM exit: register exits, debugcon bytes and halts. */

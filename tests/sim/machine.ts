@@ -238,7 +238,6 @@ export class Machine {
       });
     }
     options.extraFunctions?.(this.bus);
-    this.bus.onEcamAccess = (write) => this.countExit(`mmio.pci-config.${write ? "write" : "read"}`);
     this.bus.onMmioAccess = (fn, bar, offset, write) => {
       const region = fn instanceof VirtioPciFunction ? fn.mmioRegion(bar, offset) : "other";
       this.countExit(`mmio.${region}.${write ? "write" : "read"}`);

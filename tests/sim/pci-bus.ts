@@ -30,10 +30,6 @@ export class PciBus {
   readonly configWrites: { bdf: string; offset: number; width: number; value: number }[] = [];
   /** Called for every MMIO access that reached a BAR, before the BAR handles it. */
   onMmioAccess: BarAccessObserver | null = null;
-  /** The memory-mapped config window (ECAM) the host bridge decodes, null while it is off. */
-  ecam: { base: bigint; size: bigint } | null = null;
-  /** Called for every access through the ECAM window. */
-  onEcamAccess: ((write: boolean) => void) | null = null;
 
   static key(bus: number, device: number, fn: number): number {
     return (bus << 8) | (device << 3) | fn;
@@ -141,25 +137,7 @@ export class PciBus {
     return undefined;
   }
 
-  // ---- ECAM: a function's 4 KiB of config space at base + (bus << 20 | device << 15 | fn << 12) ----
-  private ecamTarget(address: bigint, width: number): { fn: PciFunction | undefined; offset: number } | undefined {
-    const window = this.ecam;
-    if (!window || address < window.base || address + BigInt(width) > window.base + window.size) return undefined;
-    const at = Number(address - window.base);
-    const bus = (at >>> 20) & 0xff;
-    const offset = at & 0xfff;
-    if (offset % width !== 0 || offset >= 256) return { fn: undefined, offset }; // no extended space here
-    const fn = this.pathTo(bus) === null ? undefined : this.find(bus, (at >>> 15) & 0x1f, (at >>> 12) & 7);
-    return { fn, offset };
-  }
-
   mmioRead(address: bigint, width: AccessWidth): bigint | undefined {
-    const config = this.ecamTarget(address, width);
-    if (config) {
-      this.onEcamAccess?.(false);
-      if (!config.fn || width === 8) return allOnes(width);
-      return BigInt(config.fn.readConfig(config.offset, width as 1 | 2 | 4));
-    }
     const hit = this.findBar(address, width, false);
     if (!hit) return undefined;
     this.onMmioAccess?.(hit.fn, hit.bar, hit.offset, false);
@@ -167,15 +145,6 @@ export class PciBus {
   }
 
   mmioWrite(address: bigint, width: AccessWidth, value: bigint): boolean {
-    const config = this.ecamTarget(address, width);
-    if (config) {
-      this.onEcamAccess?.(true);
-      if (config.fn && width !== 8) {
-        this.configWrites.push({ bdf: config.fn.name, offset: config.offset, width, value: Number(value) >>> 0 });
-        config.fn.writeConfig(config.offset, width as 1 | 2 | 4, Number(value) >>> 0);
-      }
-      return true; // absorbed, as on hardware
-    }
     const hit = this.findBar(address, width, false);
     if (!hit) return false;
     this.onMmioAccess?.(hit.fn, hit.bar, hit.offset, true);
