@@ -2,7 +2,7 @@
 BITS 32
 %include "layout.inc"
 
-extern rom64_entry
+extern rom64_entry, __xip_phys_base, __xip_2m_pages
 global rom32_entry
 
 section .rom32 progbits alloc exec nowrite align=16
@@ -49,6 +49,21 @@ rom32_entry:
     inc     ebx
     cmp     ebx, 2048
     jb      .pd
+
+    ; The flash image's payload runs in place: its 2 MiB pages appear again at XIP_BASE (below the
+    ; wasm memory, within the small code model's 2 GiB), read-only, cached. None in the PVH image.
+    mov     edi, PAGE_DIRECTORIES + (XIP_BASE >> 21) * 8
+    mov     eax, __xip_phys_base
+    or      eax, PAGE_PRESENT | PAGE_LARGE
+    mov     ecx, __xip_2m_pages
+.xip:
+    jecxz   .xip_done
+    mov     [edi], eax
+    add     eax, 0x200000
+    add     edi, 8
+    dec     ecx
+    jmp     .xip
+.xip_done:
 
     ; Long mode needs PAE paging: CR4.PAE, CR3, then EFER.LME, then CR0.PG (SDM 10.8.5). The jump
     ; through a 64-bit code descriptor leaves compatibility mode.

@@ -1,4 +1,4 @@
-; 64-bit long mode, still in flash: stack, copy the RAM image out of flash, zero .bss, install the
+; 64-bit long mode, still in flash: stack, copy .data's initial values out of flash, zero .bss, install the
 ; IDT, call the C entry. Absolute addresses are loaded with 64-bit immediates: the flash sits at
 ; 0xFFFFxxxx, which 32-bit sign-extended (small code model) addressing cannot express.
 BITS 64
@@ -23,7 +23,8 @@ rom64_entry:
     or      r12, rbp
     mov     rsp, __stack_top
 
-    ; Code and data run from RAM: the linker gave them RAM addresses and flash load addresses.
+    ; Code and read-only data run in place from flash (rom32's alias at XIP_BASE); .data, written at
+    ; run time, has a RAM address and a flash load address: its initial values are copied here.
     ; (The PVH image is loaded at its RAM addresses: its linker script makes the copy 0 bytes.)
     ; Eight bytes per iteration, then the tail (an emulator runs string instructions an iteration
     ; at a time: this copy and clear take an eighth of the iterations of a byte loop).
