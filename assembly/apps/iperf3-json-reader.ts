@@ -8,6 +8,8 @@
 const MAX_DEPTH: i32 = 16;
 const QUOTE: u32 = 0x22;
 const BACKSLASH: u32 = 0x5c;
+const LIST_CLOSED: i32 = -2;
+const LIST_MALFORMED: i32 = -3;
 
 export class JsonReader {
   at: usize = 0;
@@ -56,16 +58,8 @@ export class JsonReader {
   // Inside an object: reads the `index`-th member's key and its ':' (true), or the closing '}'
   // (false). The cursor is then on the member's value, which the caller reads or skips.
   nextKey(index: i32): bool {
-    let c = this.peek();
-    if (c == 0x7d) {
-      this.at++;
-      return false;
-    }
-    if (index > 0) {
-      if (c != 0x2c) return this.fail();
-      this.at++;
-      c = this.peek();
-    }
+    const c = this.afterSeparator(index, 0x7d);
+    if (c == LIST_CLOSED || c == LIST_MALFORMED) return false;
     if (c != <i32>QUOTE) return this.fail();
     const start = this.at + 1;
     if (!this.skipString()) return false;
@@ -76,17 +70,25 @@ export class JsonReader {
 
   // Inside an array: true when an `index`-th element follows (the cursor is on it), false at ']'.
   nextElement(index: i32): bool {
-    let c = this.peek();
-    if (c == 0x5d) {
+    return this.afterSeparator(index, 0x5d) >= 0;
+  }
+
+  // The character that starts the `index`-th member or element (-1 at the end of the input), past
+  // the ',' that must precede every one but the first; LIST_CLOSED at the closing `close` (then
+  // consumed), LIST_MALFORMED (after fail()) when the ',' is missing.
+  private afterSeparator(index: i32, close: i32): i32 {
+    const c = this.peek();
+    if (c == close) {
       this.at++;
-      return false;
+      return LIST_CLOSED;
     }
-    if (index > 0) {
-      if (c != 0x2c) return this.fail();
-      this.at++;
-      c = this.peek();
+    if (index == 0) return c;
+    if (c != 0x2c) {
+      this.fail();
+      return LIST_MALFORMED;
     }
-    return c >= 0;
+    this.at++;
+    return this.peek();
   }
 
   // The last key read equals `name` (keys are compared as written: an escaped key never matches).

@@ -4,8 +4,9 @@
 // vsock model the PCI function and the vhost-user backend run). `lies` lets a test make any
 // register read say something else: the hostile device.
 import { GuestMemory } from "../../tools/vsock-model/guest-memory";
-import { AccessWidth, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
-import { QueueSetup, VIRTIO_MSI_NO_VECTOR, VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FAILED, VIRTIO_STATUS_FEATURES_OK } from "./virtio-pci";
+import { AccessWidth, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
+import { QueueSetup, VIRTIO_MSI_NO_VECTOR } from "./virtio-pci";
+import { featuresAcceptable, nextDeviceStatus, VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FAILED, VIRTIO_STATUS_FEATURES_OK } from "./device-status";
 
 export const MMIO_MAGIC_VALUE = 0x000;
 export const MMIO_VERSION = 0x004;
@@ -217,27 +218,15 @@ export class VirtioMmioDevice implements VirtioTransport {
   private writeStatus(value: number): void {
     this.statusWrites.push(value);
     if (value === 0) return this.reset();
-    if (this.status & ~value) this.violation(`status bits cleared without reset (0x${this.status.toString(16)} -> 0x${value.toString(16)})`);
     const added = value & ~this.status;
-    let next = value;
-    if (added & VIRTIO_STATUS_FEATURES_OK && !this.acceptFeatures()) next &= ~VIRTIO_STATUS_FEATURES_OK;
-    if (added & VIRTIO_STATUS_DRIVER_OK && (next & 0xb) !== 0xb) {
-      this.violation(`DRIVER_OK without ACKNOWLEDGE|DRIVER|FEATURES_OK (status 0x${next.toString(16)})`);
-      next &= ~VIRTIO_STATUS_DRIVER_OK;
-    }
+    const next = nextDeviceStatus(this.status, value, () => this.acceptFeatures(), (m) => this.violation(m));
     this.status = next;
     if (added & VIRTIO_STATUS_FAILED) this.model.reset();
     else if (next & VIRTIO_STATUS_DRIVER_OK && added & VIRTIO_STATUS_DRIVER_OK) this.model.start(this);
   }
 
   private acceptFeatures(): boolean {
-    if (this.refuseFeatures) return false;
-    const offered = this.model.deviceFeatures();
-    if (this.driverFeatures & ~offered) {
-      this.violation(`driver accepted features not offered: 0x${(this.driverFeatures & ~offered).toString(16)}`);
-      return false;
-    }
-    return (this.driverFeatures & VIRTIO_F_VERSION_1) !== 0n;
+    return featuresAcceptable(this.model.deviceFeatures(), this.driverFeatures, this.refuseFeatures, (m) => this.violation(m));
   }
 
   reset(): void {

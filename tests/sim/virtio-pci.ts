@@ -6,6 +6,16 @@ import { GuestMemory } from "../../tools/vsock-model/guest-memory";
 import { AccessWidth, PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from "./pci-config";
 import { BarHandler, MemoryBackedBar, PciFunction } from "./pci-function";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
+import {
+  featuresAcceptable,
+  nextDeviceStatus,
+  VIRTIO_STATUS_ACKNOWLEDGE,
+  VIRTIO_STATUS_DRIVER,
+  VIRTIO_STATUS_DRIVER_OK,
+  VIRTIO_STATUS_FAILED,
+  VIRTIO_STATUS_FEATURES_OK,
+  VIRTIO_STATUS_NEEDS_RESET,
+} from "./device-status";
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 export const VIRTIO_PCI_MODERN_DEVICE_BASE = 0x1040;
@@ -18,12 +28,14 @@ export const VIRTIO_PCI_CAP_DEVICE_CFG = 4;
 export const VIRTIO_PCI_CAP_PCI_CFG = 5;
 
 // Device status bits.
-export const VIRTIO_STATUS_ACKNOWLEDGE = 1;
-export const VIRTIO_STATUS_DRIVER = 2;
-export const VIRTIO_STATUS_DRIVER_OK = 4;
-export const VIRTIO_STATUS_FEATURES_OK = 8;
-export const VIRTIO_STATUS_NEEDS_RESET = 64;
-export const VIRTIO_STATUS_FAILED = 128;
+export {
+  VIRTIO_STATUS_ACKNOWLEDGE,
+  VIRTIO_STATUS_DRIVER,
+  VIRTIO_STATUS_DRIVER_OK,
+  VIRTIO_STATUS_FAILED,
+  VIRTIO_STATUS_FEATURES_OK,
+  VIRTIO_STATUS_NEEDS_RESET,
+};
 
 export { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 };
 export type { VirtioDeviceModel };
@@ -351,16 +363,8 @@ export class VirtioPciFunction extends PciFunction implements VirtioTransport {
       this.reset();
       return;
     }
-    if (this.status & ~value) this.violation(`status bits cleared without reset (0x${this.status.toString(16)} -> 0x${value.toString(16)})`);
     const added = value & ~this.status;
-    let next = value;
-    if (added & VIRTIO_STATUS_FEATURES_OK && !this.acceptFeatures()) next &= ~VIRTIO_STATUS_FEATURES_OK;
-    if (added & VIRTIO_STATUS_DRIVER_OK) {
-      if ((next & (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)) !== 0xb) {
-        this.violation(`DRIVER_OK without ACKNOWLEDGE|DRIVER|FEATURES_OK (status 0x${next.toString(16)})`);
-        next &= ~VIRTIO_STATUS_DRIVER_OK;
-      }
-    }
+    const next = nextDeviceStatus(this.status, value, () => this.acceptFeatures(), (m) => this.violation(m));
     this.status = next;
     if (added & VIRTIO_STATUS_FAILED) this.model.reset();
     else if (next & VIRTIO_STATUS_DRIVER_OK && added & VIRTIO_STATUS_DRIVER_OK) this.model.start(this);
@@ -368,13 +372,7 @@ export class VirtioPciFunction extends PciFunction implements VirtioTransport {
 
   /** FEATURES_OK is granted only for a subset of the device's features that includes VERSION_1. */
   private acceptFeatures(): boolean {
-    if (this.refuseFeatures) return false;
-    const offered = this.model.deviceFeatures();
-    if (this.driverFeatures & ~offered) {
-      this.violation(`driver accepted features not offered: 0x${(this.driverFeatures & ~offered).toString(16)}`);
-      return false;
-    }
-    return (this.driverFeatures & VIRTIO_F_VERSION_1) !== 0n;
+    return featuresAcceptable(this.model.deviceFeatures(), this.driverFeatures, this.refuseFeatures, (m) => this.violation(m));
   }
 
   /** Device reset: everything the driver set goes back to its initial value. */
