@@ -210,7 +210,7 @@ def stats():
     s = connect(STATS_PORT)
     text = recv_exact(s, 1 << 16).decode(errors="replace")
     s.close()
-    m = re.search(r"info vsock: counters why=request rx_packets=(\d+) tx_packets=(\d+)", text)
+    m = re.search(r"info vsock: counters why=request (?:conns=\d+ )?rx_packets=(\d+) tx_packets=(\d+)", text)
     if not m or "packets dir=rx" not in text or "packets dir=tx" not in text:
         raise CaseFailure("stats service: no counters in %r" % text[:300])
     return "counters rx_packets=%s tx_packets=%s" % m.groups()
