@@ -5,6 +5,9 @@ or Unix sockets of the vhost-user backend (tools/vhost-user-vsock), chosen by VS
   uds:<path>        vhost-device-vsock's hybrid protocol: connect to <path>, "CONNECT <port>\\n",
                     then "OK <hostport>\\n" (the socket just closes when the guest refuses);
                     the guest's connects to host port P arrive on <path>_<P>.
+                    SEQPACKET: an AF_UNIX SOCK_SEQPACKET socket to <path>.seqpacket, the message
+                    "CONNECT <port>\n", the message "OK <hostport>\n", then one Unix message per
+                    vsock message (docs/seqpacket.md).
 """
 import ctypes
 import errno
@@ -62,6 +65,36 @@ def connect_stream(cid, port, timeout, vsock_connect_timeout=None):
     s.settimeout(timeout)
     if vsock_connect_timeout is not None:
         set_vsock_connect_timeout(s, vsock_connect_timeout)
+    try:
+        s.connect((cid, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def connect_seqpacket(cid, port, timeout):
+    """A connected SOCK_SEQPACKET socket to the guest's port (raises OSError like AF_VSOCK's connect)."""
+    if UDS_PATH:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A Unix message must fit the sender's buffer whole (default ~208 KiB): room for 256 KiB.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.settimeout(timeout)
+        try:
+            s.connect(UDS_PATH + ".seqpacket")
+            s.send(b"CONNECT %d\n" % port)
+            line = s.recv(64)
+            if not line:
+                raise ConnectionResetError(errno.ECONNRESET, "guest refused seqpacket port %d (socket closed before OK)" % port)
+            if not line.startswith(b"OK ") or not line.endswith(b"\n"):
+                raise OSError(errno.EPROTO, "backend answered %r" % line)
+            return s
+        except BaseException:
+            s.close()
+            raise
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET)
+    s.settimeout(timeout)
     try:
         s.connect((cid, port))
     except BaseException:
