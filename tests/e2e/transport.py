@@ -97,10 +97,22 @@ def connect_seqpacket(cid, port, timeout):
     s.settimeout(timeout)
     try:
         s.connect((cid, port))
+        blocking_with_kernel_timeouts(s, timeout)
     except BaseException:
         s.close()
         raise
     return s
+
+
+def blocking_with_kernel_timeouts(s, seconds):
+    """A SEQPACKET socket for whole messages: blocking, with SO_SNDTIMEO/SO_RCVTIMEO as the bound.
+    Python's settimeout() makes the fd non-blocking, and Linux's non-blocking send of a message
+    larger than the peer's free credit sends part of it and returns EAGAIN (af_vsock.c); Python then
+    retries the whole message, so the peer sees its first part twice and no boundary where it was."""
+    s.settimeout(None)
+    timeval = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1e6))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
 
 def listen_host_port(port, backlog=4):

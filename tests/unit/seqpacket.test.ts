@@ -340,3 +340,24 @@ test("more complete messages than the connection tracks: that connection is rese
   assert.ok(m.runUntil(() => other.messages.length === 1, 1000));
   void ECONNRESET;
 });
+
+test("guest to host: a SEQPACKET connect to a SEQPACKET host listener carries messages; to a STREAM one it is reset", async () => {
+  const { m, g } = await guest();
+  const seqListener = m.host.listen(6100, 4, SEQ);
+  m.host.listen(6101, 4);
+  const fd = g.x.vs_socket(SOCK_SEQPACKET);
+  assert.equal(g.connect(fd, 6100), 0);
+  const h = seqListener.accepted[0];
+  assert.ok(h && h.seqpacket, "the host accepted a SEQPACKET connection");
+  assert.equal(g.send(fd, pattern(70000, 5)), 70000);
+  h.sendMessage(pattern(3000, 6), true);
+  assert.ok(m.runUntil(() => h.messages.length === 1 && h.pendingSendBytes === 0, 2000));
+  assert.deepEqual(h.messages[0].bytes, pattern(70000, 5));
+  const back = recvmsg(g, fd, 100000);
+  assert.deepEqual(back.bytes, pattern(3000, 6));
+  assert.equal(back.msgFlags, MSG_EOR);
+  const stream = g.x.vs_socket(SOCK_SEQPACKET);
+  assert.equal(g.connect(stream, 6101), -ECONNRESET, "the host's STREAM listener refuses a SEQPACKET REQUEST");
+  assert.equal(m.host.typeMismatches, 1);
+  noViolations(m);
+});

@@ -19,6 +19,7 @@ import re
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -309,6 +310,13 @@ def seqpacket_run(size, count):
     s.settimeout(OP_TIMEOUT)
     with s:
         s.connect((CID, SEQPACKET_ECHO))
+        # Blocking, bounded by the kernel's timeouts: a non-blocking send of a message larger than
+        # the guest's free credit sends part of it and fails with EAGAIN (Linux af_vsock.c), and a
+        # retry would send the whole message again.
+        s.settimeout(None)
+        timeval = struct.pack("ll", int(OP_TIMEOUT), 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
         errors = []
 
         def writer():
