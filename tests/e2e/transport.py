@@ -110,9 +110,12 @@ def blocking_with_kernel_timeouts(s, seconds):
     larger than the peer's free credit sends part of it and returns EAGAIN (af_vsock.c); Python then
     retries the whole message, so the peer sees its first part twice and no boundary where it was."""
     s.settimeout(None)
-    timeval = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1e6))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    timeval = struct.pack("qq", int(seconds), int((seconds - int(seconds)) * 1e6))
+    libc = ctypes.CDLL(None, use_errno=True)
+    for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+        # Through libc: Python's setsockopt on an AF_VSOCK socket takes only integers.
+        if libc.setsockopt(s.fileno(), socket.SOL_SOCKET, option, timeval, len(timeval)) != 0:
+            raise OSError(ctypes.get_errno(), "setsockopt(SO_SNDTIMEO/SO_RCVTIMEO)")
 
 
 def listen_host_port(port, backlog=4):

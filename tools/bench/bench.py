@@ -12,6 +12,7 @@ Env (from l1-job.sh): RESULTS, RUNDIR, REPO, IMAGE, KDIR, INNER_ACCELS, VSOCK_CI
 Usage: bench.py [--quick] [--guests firmware,linux] [--throughput-only] [--write-sizes 4,64,1024]
 """
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -314,9 +315,12 @@ def seqpacket_run(size, count):
         # the guest's free credit sends part of it and fails with EAGAIN (Linux af_vsock.c), and a
         # retry would send the whole message again.
         s.settimeout(None)
-        timeval = struct.pack("ll", int(OP_TIMEOUT), 0)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        timeval = struct.pack("qq", int(OP_TIMEOUT), 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+            # Through libc: Python's setsockopt on an AF_VSOCK socket takes only integers.
+            if libc.setsockopt(s.fileno(), socket.SOL_SOCKET, option, timeval, len(timeval)) != 0:
+                raise OSError(ctypes.get_errno(), "setsockopt(SO_SNDTIMEO/SO_RCVTIMEO)")
         errors = []
 
         def writer():
