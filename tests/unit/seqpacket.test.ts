@@ -39,6 +39,12 @@ const EMSGSIZE = 90, ESOCKTNOSUPPORT = 94;
 const SEQPACKET_ECHO_PORT = 1238;
 const SIZES = [1, 4095, 4096, 65536, 65537, 262144];
 
+/** assert.ok with a message always: without one, node's assert re-reads the source to describe the
+ *  failed expression, which under tsx can take minutes (a failing test then looks hung). */
+function ok(value: unknown, message = "expected a truthy value"): void {
+  assert.ok(value, message);
+}
+
 /** recvmsg through the wasm: the bytes (or -errno), the returned length, and the msg flags. */
 function recvmsg(g: Guest, fd: number, max: number, flags = 0): { r: number; bytes: Uint8Array; msgFlags: number } {
   const buffer = g.m.scratch(Math.max(max, 1));
@@ -52,14 +58,14 @@ function recvmsg(g: Guest, fd: number, max: number, flags = 0): { r: number; byt
 async function seqAccepted(port = 7000, options = {}) {
   const { m, g } = await guest(options);
   const lfd = g.x.vs_socket(SOCK_SEQPACKET);
-  assert.ok(lfd >= 0, `socket: ${lfd}`);
+  ok(lfd >= 0, `socket: ${lfd}`);
   assert.equal(g.bind(lfd, port), 0);
   assert.equal(g.listen(lfd, 16), 0);
   g.settimeout(lfd, 0n);
   const h = m.host.connect(port, 9000, SEQ);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  ok(m.runUntil(() => h.state === "connected", 100));
   const fd = g.accept(lfd).fd;
-  assert.ok(fd >= 0, `accept: ${fd}`);
+  ok(fd >= 0, `accept: ${fd}`);
   return { m, g, h, fd, lfd };
 }
 
@@ -69,7 +75,7 @@ function guestMessages(m: Machine, hostPort: number, from = 0): number[][] {
   let current: number[] = [];
   for (const p of sent(m, OP_RW, from).filter((p) => p.header.dstPort === hostPort)) {
     assert.equal(p.header.type, SEQ, "every packet of the connection is SEQPACKET");
-    assert.ok(p.header.len <= 65536, "no packet over 64 KiB");
+    ok(p.header.len <= 65536, "no packet over 64 KiB");
     current.push(p.header.len);
     if (p.header.flags & VIRTIO_VSOCK_SEQ_EOM) {
       out.push(current);
@@ -82,7 +88,7 @@ function guestMessages(m: Machine, hostPort: number, from = 0): number[][] {
 
 test("F_SEQPACKET is negotiated when offered, and the ready line names the SEQPACKET echo", async () => {
   const { m } = await guest();
-  assert.ok(m.device!.features & VIRTIO_VSOCK_F_SEQPACKET);
+  ok(m.device!.features & VIRTIO_VSOCK_F_SEQPACKET);
   assert.equal(m.logLines(/info vsock-dev: ready .* seqpacket=1/).length, 1);
   assert.equal(m.logLines(/info app: ready: .* seqpacket_echo=1238/).length, 1);
 });
@@ -103,17 +109,17 @@ test("a device without F_SEQPACKET: SEQPACKET sockets are ESOCKTNOSUPPORT, a SEQ
   assert.equal(m.logLines(/warn vsock: rejected: SEQPACKET packet from a device without VIRTIO_VSOCK_F_SEQPACKET/).length, 1);
   // STREAM echo as ever.
   const h = m.host.connect(ECHO_PORT, 9101);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  ok(m.runUntil(() => h.state === "connected", 100));
   h.send("still a stream\n");
-  assert.ok(m.runUntil(() => text(h.received) === "still a stream\n", 1000));
-  assert.ok(g.x.vs_socket(SOCK_STREAM) >= 0 && g.x.vs_socket(0) >= 0);
+  ok(m.runUntil(() => text(h.received) === "still a stream\n", 1000));
+  ok(g.x.vs_socket(SOCK_STREAM) >= 0 && g.x.vs_socket(0) >= 0);
   noViolations(m);
 });
 
 test("socket types: 0 and 1 are STREAM, 5 SEQPACKET, anything else ESOCKTNOSUPPORT with a log line; SO_TYPE says which", async () => {
   const { m, g } = await guest();
   for (const bad of [2, 3, 4, 6, -1]) assert.equal(g.x.vs_socket(bad), -ESOCKTNOSUPPORT, `type ${bad}`);
-  assert.ok(m.logLines(/debug sock: socket type not supported \(1 stream, 5 seqpacket\) type=2/).length >= 1);
+  ok(m.logLines(/debug sock: socket type not supported \(1 stream, 5 seqpacket\) type=2/).length >= 1);
   assert.equal(g.getsockopt(g.x.vs_socket(SOCK_SEQPACKET), 3), 5n);
   assert.equal(g.getsockopt(g.x.vs_socket(0), 3), 1n);
 });
@@ -123,7 +129,7 @@ test("host to guest: messages of 1, 4095, 4096, 65536, 65537 and 256 KiB arrive 
   for (const [i, size] of SIZES.entries()) {
     const message = pattern(size, i + 1);
     assert.equal(h.sendMessage(message), size);
-    assert.ok(m.runUntil(() => h.pendingSendBytes === 0, 5000));
+    ok(m.runUntil(() => h.pendingSendBytes === 0, 5000));
     const got = recvmsg(g, fd, 300000);
     assert.equal(got.r, size, `size ${size}`);
     assert.deepEqual(got.bytes, message);
@@ -138,28 +144,28 @@ test("guest to host: each send is one message, split into packets of at most 64 
   for (const [i, size] of SIZES.entries()) {
     assert.equal(g.send(fd, pattern(size, i + 10)), size, `send ${size}`);
   }
-  assert.ok(m.runUntil(() => h.messages.length === SIZES.length, 20000));
+  ok(m.runUntil(() => h.messages.length === SIZES.length, 20000));
   assert.deepEqual(h.messages.map((x) => x.bytes.length), SIZES);
   h.messages.forEach((x, i) => assert.deepEqual(x.bytes, pattern(SIZES[i], i + 10)));
   const packets = guestMessages(m, 9000, from);
   assert.deepEqual(packets.map((p) => p.reduce((a, b) => a + b, 0)), SIZES);
-  assert.ok(packets[5].length >= 4, "256 KiB goes as at least four packets");
+  ok(packets[5].length >= 4, "256 KiB goes as at least four packets");
   noViolations(m);
 });
 
 test("the SEQPACKET echo (1238) returns every size as one message, unchanged, EOR kept", async () => {
   const { m } = await guest();
   const h = m.host.connect(SEQPACKET_ECHO_PORT, 9200, SEQ);
-  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  ok(m.runUntil(() => h.state === "connected", 100));
   for (const [i, size] of SIZES.entries()) h.sendMessage(pattern(size, i + 20), i === 2);
-  assert.ok(m.runUntil(() => h.messages.length === SIZES.length, 50000), `${h.messages.length} messages back`);
+  ok(m.runUntil(() => h.messages.length === SIZES.length, 50000), `${h.messages.length} messages back`);
   assert.deepEqual(h.messages.map((x) => x.bytes.length), SIZES);
   h.messages.forEach((x, i) => {
     assert.deepEqual(x.bytes, pattern(SIZES[i], i + 20), `message ${i}`);
     assert.equal(x.eor, i === 2, `EOR of message ${i}`);
   });
   h.close();
-  assert.ok(m.runUntil(() => connCount(m) === 0, 1000));
+  ok(m.runUntil(() => connCount(m) === 0, 1000));
   noViolations(m);
 });
 
@@ -167,7 +173,7 @@ test("truncation: a short buffer gets the start, MSG_TRUNC says so, the rest is 
   const { m, g, h, fd } = await seqAccepted();
   h.sendMessage(pattern(100, 1));
   h.sendMessage("next", true);
-  assert.ok(m.runUntil(() => h.pendingSendBytes === 0, 100));
+  ok(m.runUntil(() => h.pendingSendBytes === 0, 100));
   m.poll(2);
   assert.equal(g.x.vs_recv(fd, g.m.scratch(1), 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT), 100, "length of the next message");
   const peeked = recvmsg(g, fd, 10, MSG_PEEK);
@@ -183,7 +189,7 @@ test("truncation: a short buffer gets the start, MSG_TRUNC says so, the rest is 
   assert.equal(next.msgFlags, MSG_EOR, "EOR reported, no truncation");
   // recv with MSG_TRUNC returns the real length (Linux recv(2)).
   h.sendMessage(pattern(5000, 2));
-  assert.ok(m.runUntil(() => h.pendingSendBytes === 0, 100));
+  ok(m.runUntil(() => h.pendingSendBytes === 0, 100));
   m.poll(2);
   assert.equal(g.x.vs_recv(fd, g.m.scratch(16), 16, MSG_TRUNC), 5000);
   // The whole 5000 bytes count as consumed: the credit the host sees is back in full.
@@ -219,7 +225,7 @@ test("many messages in flight under credit pressure keep their boundaries both w
     queued++;
     m.poll();
   }
-  assert.ok(queued < sizes.length, "the guest ran out of room while the host did not read");
+  ok(queued < sizes.length, "the guest ran out of room while the host did not read");
   h.pauseReading(false);
   while (queued < sizes.length) {
     const r = g.send(fd, pattern(sizes[queued], queued + 1000), MSG_DONTWAIT);
@@ -229,7 +235,7 @@ test("many messages in flight under credit pressure keep their boundaries both w
       queued++;
     }
   }
-  assert.ok(m.runUntil(() => h.messages.length === sizes.length, 100000));
+  ok(m.runUntil(() => h.messages.length === sizes.length, 100000));
   h.messages.forEach((x, i) => assert.deepEqual(x.bytes, pattern(sizes[i], i + 1000), `message ${i}`));
   noViolations(m);
 });
@@ -240,7 +246,7 @@ test("a message larger than the send buffer: a non-blocking send takes part, the
   h.pauseReading(true);
   const message = pattern(200000, 3);
   const first = g.send(fd, message);
-  assert.ok(first > 0 && first < message.length, `partial: ${first}`);
+  ok(first > 0 && first < message.length, `partial: ${first}`);
   assert.equal(g.send(fd, message.subarray(first, first + 10)), -EINVAL, "only the exact rest continues it");
   h.pauseReading(false);
   let at = first;
@@ -248,12 +254,12 @@ test("a message larger than the send buffer: a non-blocking send takes part, the
     const r = g.send(fd, message.subarray(at));
     if (r === -EAGAIN) m.poll();
     else {
-      assert.ok(r > 0, `send: ${r}`);
+      ok(r > 0, `send: ${r}`);
       at += r;
     }
   }
   assert.equal(at, message.length);
-  assert.ok(m.runUntil(() => h.messages.length === 1, 10000));
+  ok(m.runUntil(() => h.messages.length === 1, 10000));
   assert.deepEqual(h.messages[0].bytes, message);
   assert.equal(g.send(fd, pattern(262145, 1)), -EMSGSIZE, "larger than the peer's buffer");
   assert.equal(g.send(fd, new Uint8Array(0)), 0, "an empty message sends nothing");
@@ -264,7 +270,7 @@ test("send with MSG_EOR marks the message's EOM packet with EOR", async () => {
   const { m, g, h, fd } = await seqAccepted();
   const from = m.device!.sentByGuest.length;
   assert.equal(g.send(fd, pattern(70000, 1), MSG_EOR), 70000);
-  assert.ok(m.runUntil(() => h.messages.length === 1, 1000));
+  ok(m.runUntil(() => h.messages.length === 1, 1000));
   assert.equal(h.messages[0].eor, true);
   const flags = sent(m, OP_RW, from).map((p) => p.header.flags);
   assert.deepEqual(flags, [0, VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR]);
@@ -277,7 +283,7 @@ test("type mismatch: a STREAM peer on a SEQPACKET listener (and the reverse) is 
   assert.equal(g.listen(lfd, 4), 0);
   const stream = m.host.connect(7100, 9300);
   const seq = m.host.connect(ECHO_PORT, 9301, SEQ);
-  assert.ok(m.runUntil(() => stream.state !== "connecting" && seq.state !== "connecting", 100));
+  ok(m.runUntil(() => stream.state !== "connecting" && seq.state !== "connecting", 100));
   assert.equal(stream.error, "ECONNRESET");
   assert.equal(seq.error, "ECONNRESET");
   assert.equal(rejections(m, "type_mismatch"), 2);
@@ -288,14 +294,14 @@ test("type mismatch: a STREAM peer on a SEQPACKET listener (and the reverse) is 
 test("a STREAM packet on an established SEQPACKET connection: RST, that connection ends, the others go on", async () => {
   const { m, g, h, fd } = await seqAccepted();
   const other = m.host.connect(SEQPACKET_ECHO_PORT, 9400, SEQ);
-  assert.ok(m.runUntil(() => other.state === "connected", 100));
+  ok(m.runUntil(() => other.state === "connected", 100));
   m.device!.inject({ type: 1, srcPort: 9000, dstPort: 7000, op: OP_RW }, pattern(10, 1));
   m.poll(3);
   assert.equal(rejections(m, "type_mismatch"), 1);
   assert.equal(h.state, "reset", "the host got the connection's RST");
   assert.equal(recvmsg(g, fd, 10).r, -EPROTO);
   other.sendMessage("unharmed");
-  assert.ok(m.runUntil(() => other.messages.length === 1, 1000));
+  ok(m.runUntil(() => other.messages.length === 1, 1000));
   assert.equal(text(other.messages[0].bytes), "unharmed");
 });
 
@@ -322,9 +328,9 @@ test("a message that never ends within the buffer is discarded up to its EOM (EM
 test("more complete messages than the connection tracks: that connection is reset with ENOBUFS, another is unharmed", async () => {
   const { m, g, h, fd } = await seqAccepted();
   const other = m.host.connect(SEQPACKET_ECHO_PORT, 9500, SEQ);
-  assert.ok(m.runUntil(() => other.state === "connected", 100));
+  ok(m.runUntil(() => other.state === "connected", 100));
   for (let i = 0; i < 1025; i++) h.sendMessage(pattern(1, i));
-  assert.ok(m.runUntil(() => h.state === "reset", 5000));
+  ok(m.runUntil(() => h.state === "reset", 5000));
   assert.equal(rejections(m, "message_queue_full"), 1);
   let messages = 0;
   for (;;) {
@@ -337,7 +343,7 @@ test("more complete messages than the connection tracks: that connection is rese
   }
   assert.equal(messages, 1024, "the messages taken before the overflow are still readable");
   other.sendMessage("unharmed");
-  assert.ok(m.runUntil(() => other.messages.length === 1, 1000));
+  ok(m.runUntil(() => other.messages.length === 1, 1000));
   void ECONNRESET;
 });
 
@@ -348,10 +354,10 @@ test("guest to host: a SEQPACKET connect to a SEQPACKET host listener carries me
   const fd = g.x.vs_socket(SOCK_SEQPACKET);
   assert.equal(g.connect(fd, 6100), 0);
   const h = seqListener.accepted[0];
-  assert.ok(h && h.seqpacket, "the host accepted a SEQPACKET connection");
+  ok(h && h.seqpacket, "the host accepted a SEQPACKET connection");
   assert.equal(g.send(fd, pattern(70000, 5)), 70000);
   h.sendMessage(pattern(3000, 6), true);
-  assert.ok(m.runUntil(() => h.messages.length === 1 && h.pendingSendBytes === 0, 2000));
+  ok(m.runUntil(() => h.messages.length === 1 && h.pendingSendBytes === 0, 2000));
   assert.deepEqual(h.messages[0].bytes, pattern(70000, 5));
   const back = recvmsg(g, fd, 100000);
   assert.deepEqual(back.bytes, pattern(3000, 6));
