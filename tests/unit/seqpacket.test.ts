@@ -107,6 +107,12 @@ test("a device without F_SEQPACKET: SEQPACKET sockets are ESOCKTNOSUPPORT, a SEQ
   assert.deepEqual(sent(m, OP_RST, from), []);
   assert.equal(rejections(m, "seqpacket_not_negotiated"), 1);
   assert.equal(m.logLines(/warn vsock: rejected: SEQPACKET packet from a device without VIRTIO_VSOCK_F_SEQPACKET/).length, 1);
+  // The host side will not even try (vhost's seqpacket_allow): refused, nothing sent.
+  const sentBefore = m.device!.deliveredToGuest.length;
+  const refused = m.host.connect(SEQPACKET_ECHO_PORT, 9103, SEQ);
+  assert.equal(refused.error, "ESOCKTNOSUPPORT");
+  m.poll(2);
+  assert.equal(m.device!.deliveredToGuest.length, sentBefore);
   // STREAM echo as ever.
   const h = m.host.connect(ECHO_PORT, 9101);
   ok(m.runUntil(() => h.state === "connected", 100));

@@ -21,6 +21,7 @@ import {
 import { addon, EAGAIN, UNIX_SOCK_SEQPACKET } from "../../tools/vhost-user-vsock/addon";
 import { VsockBackend } from "../../tools/vhost-user-vsock/backend";
 import { setLogSink } from "../../tools/vhost-user-vsock/log";
+import { parseArguments } from "../../tools/vhost-user-vsock/options";
 import { FakeFrontEnd, waitFor } from "../vhost-user/fake-front-end";
 import { addonTest } from "../vhost-user/needs-addon";
 
@@ -168,6 +169,18 @@ addonTest("guest-initiated SEQPACKET goes to <uds-path>.seqpacket_<port>; STREAM
   server.close();
   addon().close(accepted);
   addon().close(listenFd);
+  q.close();
+  b.stop();
+});
+
+addonTest("--no-seqpacket: the backend offers no VIRTIO_VSOCK_F_SEQPACKET (a STREAM-only device)", async () => {
+  const options = parseArguments(["--guest-cid", "35", "--socket", join(dir, "ns.sock"), "--uds-path", join(dir, "ns.vsock"), "--no-seqpacket"]);
+  assert.equal(options.vms[0].seqpacket, false);
+  const b = new VsockBackend(options.vms);
+  await b.start();
+  const q = new FakeFrontEnd(options.vms[0].socket);
+  const answers = await q.handshake();
+  assert.equal(answers.features, 0x160000000n, "VERSION_1 | EVENT_IDX | PROTOCOL_FEATURES, no bit 1");
   q.close();
   b.stop();
 });

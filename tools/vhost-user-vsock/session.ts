@@ -95,6 +95,11 @@ export class VhostUserSession {
   private watchHandle: object | null = null;
   private readonly header = new Uint8Array(HEADER_SIZE);
 
+  /** OFFERED_FEATURES, without SEQPACKET when this VM's device model does not offer it (--no-seqpacket). */
+  offeredFeatures(): bigint {
+    return this.device.deviceFeatures() & VIRTIO_VSOCK_F_SEQPACKET ? OFFERED_FEATURES : OFFERED_FEATURES & ~VIRTIO_VSOCK_F_SEQPACKET;
+  }
+
   constructor(
     readonly fd: number,
     readonly device: SimVsockDevice,
@@ -173,12 +178,12 @@ export class VhostUserSession {
     const unusedFds = (fds: number[]) => fds.forEach((fd) => addon().close(fd));
     switch (message.request) {
       case Request.GET_FEATURES:
-        this.reply(message, u64Payload(OFFERED_FEATURES));
+        this.reply(message, u64Payload(this.offeredFeatures()));
         unusedFds(message.fds);
         return;
       case Request.SET_FEATURES:
         this.features = decodeU64(message.payload, name);
-        if (this.features & ~OFFERED_FEATURES) log("warn", "vhost-user", "front-end set features we did not offer", { features: `0x${this.features.toString(16)}` });
+        if (this.features & ~this.offeredFeatures()) log("warn", "vhost-user", "front-end set features we did not offer", { features: `0x${this.features.toString(16)}` });
         this.device.negotiatedFeatures = this.features; // e.g. whether the guest may send SEQPACKET
         break;
       case Request.GET_PROTOCOL_FEATURES:

@@ -44,6 +44,8 @@ export interface GuestLink {
   sendToGuest(header: VsockHeader, payload: Uint8Array, reply: boolean): void;
   violation(message: string): void;
   now(): bigint;
+  /** Whether the driver negotiated VIRTIO_VSOCK_F_SEQPACKET (absent: yes). */
+  seqpacketAllowed?(): boolean;
 }
 
 export type HostSocketState = "connecting" | "connected" | "closed" | "reset";
@@ -522,6 +524,11 @@ export class SimHost {
     const key = SimHost.key(local, port);
     if (this.connections.has(key)) throw new Error(`host tuple ${key} in use`);
     const socket = new HostSocket(this, local, port, "connecting", type);
+    if (type === VIRTIO_VSOCK_TYPE_SEQPACKET && this.link.seqpacketAllowed && !this.link.seqpacketAllowed()) {
+      // vhost's seqpacket_allow: no SEQPACKET toward a guest that did not negotiate it, nothing sent.
+      socket.finish("closed", "ESOCKTNOSUPPORT");
+      return socket;
+    }
     this.connections.set(key, socket);
     socket.deadline = this.link.now() + CONNECT_TIMEOUT_NS;
     this.sendPacket(socket, VIRTIO_VSOCK_OP_REQUEST, 0, false);

@@ -121,6 +121,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
         sendToGuest: (header, payload, reply) => this.queueForGuest({ header, payload, sent: 0, reply }),
         violation: (message) => this.violation(message),
         now: () => this.now(),
+        seqpacketAllowed: () => (this.features & VIRTIO_VSOCK_F_SEQPACKET) !== 0n,
       },
       { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain, keepReceived: this.recordPackets },
     );
