@@ -30,7 +30,7 @@ static uint32_t load_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int vsock_socket(void) { return (int32_t)Z_fwZ_vs_socket(&fw_instance); }
+int vsock_socket_of_type(int type) { return (int32_t)Z_fwZ_vs_socket(&fw_instance, (u32)type); }
 
 int vsock_bind(int fd, uint32_t cid, uint32_t port) {
   return (int32_t)Z_fwZ_vs_bind(&fw_instance, (u32)fd, cid, port);
@@ -60,6 +60,11 @@ int vsock_send(int fd, const void *buf, size_t len, int flags) {
   const uint8_t *from = buf;
   size_t total = 0;
   if (len > 0x7fffffff) len = 0x7fffffff;
+  if (len > staging_size) {
+    /* A SEQPACKET message must reach the wasm in one call; staging holds the largest one. */
+    int64_t type = 0;
+    if (vsock_getsockopt(fd, VSOCK_SO_TYPE, &type) == 0 && type == VSOCK_SOCK_SEQPACKET) return -VSOCK_EMSGSIZE;
+  }
   while (total < len) {
     uint32_t chunk = len - total < staging_size ? (uint32_t)(len - total) : staging_size;
     copy_bytes(s, from + total, chunk);
@@ -71,13 +76,21 @@ int vsock_send(int fd, const void *buf, size_t len, int flags) {
   return (int)total;
 }
 
-int vsock_recv(int fd, void *buf, size_t len, int flags) {
+int vsock_recvmsg(int fd, void *buf, size_t len, int flags, int *msg_flags) {
   uint8_t *s = staging();
   uint32_t chunk = len < staging_size ? (uint32_t)len : staging_size;
-  int r = (int32_t)Z_fwZ_vs_recv(&fw_instance, (u32)fd, staging_address, chunk, (u32)flags);
-  if (r > 0) copy_bytes(buf, s, (size_t)r);
+  /* the flags word goes right after the data in staging (staging_size is a multiple of 4) */
+  uint32_t flags_address = msg_flags ? staging_address + staging_size - 4 : 0;
+  if (msg_flags && chunk > staging_size - 4) chunk = staging_size - 4;
+  int r = msg_flags ? (int32_t)Z_fwZ_vs_recvmsg(&fw_instance, (u32)fd, staging_address, chunk, (u32)flags, flags_address)
+                    : (int32_t)Z_fwZ_vs_recv(&fw_instance, (u32)fd, staging_address, chunk, (u32)flags);
+  /* with MSG_TRUNC, r is the message's real length: only chunk bytes were copied */
+  if (r > 0) copy_bytes(buf, s, (uint32_t)r < chunk ? (size_t)r : chunk);
+  if (msg_flags) *msg_flags = r >= 0 ? (int)load_u32(s + staging_size - 4) : 0;
   return r;
 }
+
+int vsock_recv(int fd, void *buf, size_t len, int flags) { return vsock_recvmsg(fd, buf, len, flags, NULL); }
 
 int vsock_shutdown(int fd, int how) { return (int32_t)Z_fwZ_vs_shutdown(&fw_instance, (u32)fd, (u32)how); }
 

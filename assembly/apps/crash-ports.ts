@@ -5,6 +5,7 @@
 import { mmioRead32 } from "../platform/imports";
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
 import { vs_accept, vs_bind, vs_listen, vs_settimeout, vs_socket } from "../socket-api/api";
+import { SOCK_STREAM } from "../socket-api/api-constants";
 import { VMADDR_CID_ANY } from "../socket-api/app-support";
 
 export const SELFTEST_CRASH_WHILE_SERVING: i32 = 3;
@@ -15,7 +16,7 @@ let cpuExceptionFd: i32 = -1;
 let wasmTrapFd: i32 = -1;
 
 function listenOn(port: u32): i32 {
-  const fd = vs_socket();
+  const fd = vs_socket(SOCK_STREAM);
   if (fd < 0) return fd;
   vs_settimeout(fd, 0);
   if (vs_bind(fd, VMADDR_CID_ANY, port) < 0 || vs_listen(fd, 1) < 0) return -1;

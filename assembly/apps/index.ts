@@ -4,13 +4,15 @@
 // machine stepped by appsPoll(), so one slow peer never holds up the loop.
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../platform/log";
 import { vs_accept, vs_bind, vs_listen, vs_local_cid, vs_settimeout, vs_socket } from "../socket-api/api";
+import { SOCK_SEQPACKET, SOCK_STREAM } from "../socket-api/api-constants";
+import { SEQPACKET_ECHO_PORT } from "./seqpacket-echo";
 import { VMADDR_CID_ANY } from "../socket-api/app-support";
 import { greetingPoll, greetingStart } from "./greeting";
 import { peerClientPoll, peerClientStart } from "./peer-client";
 import { runtimeOption } from "../platform/options";
 import { allowSiblingList } from "../socket-api/app-support";
 import { servicesInit, stepSession } from "./services";
-import { Session, SERVICE_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
+import { Session, SERVICE_ECHO, SERVICE_SEQPACKET_ECHO, SERVICE_SINK, SERVICE_SOURCE } from "./session";
 import { STATS_PORT, statsInit, statsPoll } from "./stats";
 import { iperf3Poll, iperf3Start } from "./iperf3-server";
 import { IPERF3_PORT } from "./iperf3-protocol";
@@ -21,8 +23,9 @@ export const SINK_PORT: u32 = 1235;
 export const SOURCE_PORT: u32 = 1236;
 
 const sessions = new StaticArray<Session>(MAX_CONNECTIONS);
-const listenFds = new StaticArray<i32>(3);
-const listenServices = new StaticArray<i32>(3);
+const LISTENERS: i32 = 4;
+const listenFds = new StaticArray<i32>(LISTENERS);
+const listenServices = new StaticArray<i32>(LISTENERS);
 let statsFd: i32 = -1;
 let started = false;
 let enabled = true;
@@ -33,8 +36,10 @@ export function apps_set_enabled(on: bool): void {
   enabled = on;
 }
 
-function listenOn(port: u32): i32 {
-  const fd = vs_socket();
+// The SEQPACKET listener is left out, quietly, on a device without VIRTIO_VSOCK_F_SEQPACKET (the
+// socket API logs why at info).
+function listenOn(port: u32, type: i32 = SOCK_STREAM): i32 {
+  const fd = vs_socket(type);
   if (fd < 0) return fd;
   vs_settimeout(fd, 0);
   let r = vs_bind(fd, VMADDR_CID_ANY, port);
@@ -61,6 +66,8 @@ export function appsStart(): void {
   unchecked((listenFds[0] = listenOn(ECHO_PORT)));
   unchecked((listenFds[1] = listenOn(SINK_PORT)));
   unchecked((listenFds[2] = listenOn(SOURCE_PORT)));
+  unchecked((listenServices[3] = SERVICE_SEQPACKET_ECHO));
+  unchecked((listenFds[3] = listenOn(SEQPACKET_ECHO_PORT, SOCK_SEQPACKET)));
   statsInit();
   statsFd = listenOn(STATS_PORT);
   iperf3Start(listenOn(IPERF3_PORT));
@@ -72,6 +79,7 @@ export function appsStart(): void {
     logKv("source", SOURCE_PORT);
     logKv("stats", STATS_PORT);
     logKv("iperf3", IPERF3_PORT);
+    if (unchecked(listenFds[3]) >= 0) logKv("seqpacket_echo", SEQPACKET_ECHO_PORT);
     logEnd();
   }
   testPeerStart();
@@ -90,7 +98,7 @@ function freeSession(): Session | null {
 
 // Takes every waiting connection while there is a session for it; the rest wait in the backlog.
 function acceptAll(): void {
-  for (let k = 0; k < 3; k++) {
+  for (let k = 0; k < LISTENERS; k++) {
     const listener = unchecked(listenFds[k]);
     if (listener < 0) continue;
     while (true) {

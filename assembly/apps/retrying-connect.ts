@@ -2,7 +2,7 @@
 // listening yet. Each attempt opens a socket and connects without waiting; poll() reports the
 // outcome. A failed attempt closes its socket; after `maxAttempts` the connect gives up.
 import { clockNs } from "../platform/imports";
-import { POLLERR, POLLHUP, POLLOUT, SO_ERROR } from "../socket-api/api-constants";
+import { POLLERR, POLLHUP, POLLOUT, SO_ERROR, SOCK_STREAM } from "../socket-api/api-constants";
 import { vs_close, vs_connect, vs_getsockopt, vs_settimeout, vs_socket } from "../socket-api/api";
 import { EINPROGRESS } from "../socket-api/app-support";
 import { socketEvents } from "../socket-api/readiness";
@@ -42,7 +42,7 @@ export class RetryingConnect {
 
   private attempt(): i32 {
     this.attempts++;
-    this.fd = vs_socket();
+    this.fd = vs_socket(SOCK_STREAM);
     if (this.fd < 0) return this.failed(-this.fd);
     vs_settimeout(this.fd, 0);
     const r = vs_connect(this.fd, <u32>this.cid, this.port);

@@ -10,7 +10,8 @@ import { EAGAIN, errnoName } from "../socket-api/app-support";
 import { receivable, sendSpace, socketEvents } from "../socket-api/readiness";
 import { crc32Begin, crc32End, crc32Update } from "./crc32";
 import { fillSourcePattern } from "./source-pattern";
-import { PHASE_DONE, PHASE_READING, PHASE_WRITING, Session, SERVICE_ECHO, SERVICE_SINK } from "./session";
+import { PHASE_DONE, PHASE_READING, PHASE_WRITING, Session, SERVICE_ECHO, SERVICE_SEQPACKET_ECHO, SERVICE_SINK } from "./session";
+import { stepSeqpacketEcho } from "./seqpacket-echo";
 
 export const SCRATCH_SIZE: u32 = 65536;
 let scratch: usize = 0;
@@ -141,5 +142,6 @@ function stepSource(s: Session): bool {
 export function stepSession(s: Session): bool {
   if (s.service == SERVICE_ECHO) return stepEcho(s);
   if (s.service == SERVICE_SINK) return stepSink(s);
+  if (s.service == SERVICE_SEQPACKET_ECHO) return stepSeqpacketEcho(s, scratch, SCRATCH_SIZE);
   return stepSource(s);
 }

@@ -5,6 +5,7 @@ import { crc32Begin } from "./crc32";
 export const SERVICE_ECHO: i32 = 1;
 export const SERVICE_SINK: i32 = 2;
 export const SERVICE_SOURCE: i32 = 3;
+export const SERVICE_SEQPACKET_ECHO: i32 = 4;
 
 export const PHASE_READING: i32 = 0; // echo: copying; sink: counting; source: reading the byte count
 export const PHASE_WRITING: i32 = 1; // sink: sending the summary; source: sending the pattern
@@ -23,6 +24,11 @@ export class Session {
   reply: StaticArray<u8> = new StaticArray<u8>(REPLY_CAPACITY); // sink: "<bytes> <crc>\n"
   replyLength: i32 = 0;
   replySent: i32 = 0;
+  // SEQPACKET echo: a message larger than the send buffer, held in a pool buffer while it goes out.
+  messageSlot: i32 = -1;
+  messageLength: u32 = 0;
+  messageSent: u32 = 0;
+  messageFlags: i32 = 0;
 
   start(fd: i32, service: i32): void {
     this.fd = fd;
@@ -34,6 +40,10 @@ export class Session {
     this.digits = 0;
     this.replyLength = 0;
     this.replySent = 0;
+    this.messageSlot = -1;
+    this.messageLength = 0;
+    this.messageSent = 0;
+    this.messageFlags = 0;
   }
 
   inUse(): bool {

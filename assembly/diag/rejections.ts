@@ -24,7 +24,7 @@ export const REJECT_TX_INVALID: i32 = 13; // our own bug: a submit of a foreign 
 // Protocol layer: packets that parse but that nobody may send us.
 export const REJECT_SRC_CID: i32 = 14; // not from the host (CID 2): dropped without a reply
 export const REJECT_DST_CID: i32 = 15; // not addressed to our CID: dropped without a reply
-export const REJECT_UNKNOWN_TYPE: i32 = 16; // not STREAM: RST
+export const REJECT_UNKNOWN_TYPE: i32 = 16; // neither STREAM nor SEQPACKET: RST
 export const REJECT_UNKNOWN_OP: i32 = 17; // op 0 or > 7: RST without a connection, ignored on one
 export const REJECT_NO_SOCKET: i32 = 18; // no connection and no listener for the tuple: RST
 export const REJECT_NOT_REQUEST_TO_LISTENER: i32 = 19; // RST
@@ -41,7 +41,15 @@ export const REJECT_GUEST_CID_INVALID: i32 = 26; // guest_cid 0, 1, 2, 0xfffffff
 export const REJECT_LISTENER_OVER_SHARE: i32 = 27;
 // virtio-mmio registers that say what the spec forbids (a queue live before set-up).
 export const REJECT_MMIO_REGISTER_INVALID: i32 = 28;
-export const REJECTION_REASONS: i32 = 29;
+// SEQPACKET (messages.ts). A packet whose type is not its connection's or listener's: RST, as
+// Linux's virtio_transport_recv_pkt; a SEQPACKET packet from a device that never negotiated
+// VIRTIO_VSOCK_F_SEQPACKET: dropped without a reply; a message over the receive buffer: discarded up to its EOM;
+// more complete messages queued than the connection tracks: the connection reset (ENOBUFS).
+export const REJECT_TYPE_MISMATCH: i32 = 29;
+export const REJECT_SEQPACKET_NOT_NEGOTIATED: i32 = 30;
+export const REJECT_MESSAGE_TOO_LONG: i32 = 31;
+export const REJECT_MESSAGE_QUEUE_FULL: i32 = 32;
+export const REJECTION_REASONS: i32 = 33;
 
 const counts = new StaticArray<u64>(REJECTION_REASONS);
 
@@ -77,6 +85,10 @@ export function rejectionKey(reason: i32): string {
     case REJECT_GUEST_CID_INVALID: return "guest_cid_invalid";
     case REJECT_LISTENER_OVER_SHARE: return "listener_over_share";
     case REJECT_MMIO_REGISTER_INVALID: return "mmio_register_invalid";
+    case REJECT_TYPE_MISMATCH: return "type_mismatch";
+    case REJECT_SEQPACKET_NOT_NEGOTIATED: return "seqpacket_not_negotiated";
+    case REJECT_MESSAGE_TOO_LONG: return "message_too_long";
+    case REJECT_MESSAGE_QUEUE_FULL: return "message_queue_full";
   }
   return "";
 }

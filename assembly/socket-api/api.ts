@@ -1,9 +1,12 @@
 // The socket API, exported from the wasm (main.ts re-exports this file: keep only exported
 // functions here). File descriptors, Linux errno values negated on failure (errors.ts), and
 // Python-socket semantics:
-//   vs_socket() -> fd                     vs_bind(fd, cid, port)   VMADDR_CID_ANY / VMADDR_PORT_ANY (0xffffffff)
+//   vs_socket(type) -> fd                 type SOCK_STREAM (1; 0 too) or SOCK_SEQPACKET (5), else -ESOCKTNOSUPPORT
+//   vs_bind(fd, cid, port)                VMADDR_CID_ANY / VMADDR_PORT_ANY (0xffffffff)
 //   vs_listen(fd, backlog)                vs_accept(fd, addrOut) -> fd, *addrOut = { u32 cid; u32 port }
 //   vs_connect(fd, cid, port)             vs_send / vs_recv(fd, buf, len, flags) -> bytes (recv: 0 = EOF)
+//   vs_recvmsg(fd, buf, len, flags, flagsOut): recv, and *flagsOut (u32) = MSG_TRUNC | MSG_EOR
+//   SEQPACKET: one send is one message, one recv one message (message-calls.ts)
 //   vs_shutdown(fd, how)                  vs_close(fd)
 //   vs_settimeout(fd, ns)                 -1 blocks forever (default), 0 never blocks (EAGAIN/EINPROGRESS), > 0 timeout
 //   vs_setsockopt(fd, option, value) / vs_getsockopt(fd, option, valueOut): options in api-constants.ts
@@ -15,11 +18,13 @@
 // connect waits at most min(connect timeout (2 s), send timeout) and then gives -ETIMEDOUT.
 // Blocking calls loop on vsockPoll() until progress or their deadline (clock_ns).
 import { clockNs } from "../platform/imports";
-import { LEVEL_DEBUG, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
+import { LEVEL_DEBUG, LEVEL_INFO, logBegin, logEnd, logKv, logKvSigned, logKvStr, logStr } from "../platform/log";
 import {
   ADDR_SIZE,
   MSG_DONTWAIT,
   MSG_PEEK,
+  SOCK_SEQPACKET,
+  SOCK_STREAM,
   POLLERR,
   POLLFD_SIZE,
   POLLHUP,
@@ -55,8 +60,11 @@ import {
   ENOBUFS,
   ENOTCONN,
   EPIPE,
+  ESOCKTNOSUPPORT,
   errnoName,
 } from "../vsock-protocol/errors";
+import { lastMessageFlags, recvMessage, sendMessage } from "./message-calls";
+import { deviceSeqpacket } from "../vsock-device/device";
 import { allocateOrReclaim, closeByApplication, resetPending } from "../vsock-protocol/lifecycle";
 import { oldestPending, removeFromAcceptQueue } from "../vsock-protocol/listener";
 import {
@@ -65,6 +73,7 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_SEND,
   VMADDR_CID_ANY,
   VMADDR_PORT_ANY,
+  VIRTIO_VSOCK_TYPE_SEQPACKET,
 } from "../wire/vsock-header";
 import { allocateEphemeralPort, portInUse } from "./ports";
 import { socketEvents } from "./readiness";
@@ -83,7 +92,8 @@ import { vsockPoll, vsockStarted } from "../vsock-protocol/stack";
 import { localCid } from "../vsock-protocol/transmit";
 import { peerCidAllowed } from "../vsock-protocol/siblings";
 
-const STAGING_SIZE: u32 = 65536;
+// One SEQPACKET message passes through it whole (C callers): the largest message, 256 KiB.
+const STAGING_SIZE: u32 = 262144;
 const EFAULT: i32 = 14; // Linux's value; errors.ts has no name for it yet
 let staging: usize = 0;
 
@@ -127,10 +137,31 @@ function failedConnect(c: Connection): bool {
   return c.state == CONN_CLOSED && !c.established;
 }
 
-export function vs_socket(): i32 {
+let seqpacketRefusalLogged = false;
+
+// A type other than STREAM or SEQPACKET, or SEQPACKET on a device that did not negotiate
+// VIRTIO_VSOCK_F_SEQPACKET: ESOCKTNOSUPPORT, as Linux's vsock_create and vsock_assign_transport.
+function typeRefused(type: i32): i32 {
+  if (logBegin(type == SOCK_SEQPACKET && !seqpacketRefusalLogged ? LEVEL_INFO : LEVEL_DEBUG, "sock")) {
+    if (type == SOCK_SEQPACKET) {
+      seqpacketRefusalLogged = true;
+      logStr("SEQPACKET socket refused: the device did not offer VIRTIO_VSOCK_F_SEQPACKET");
+    } else {
+      logStr("socket type not supported (1 stream, 5 seqpacket)");
+    }
+    logKvSigned("type", type);
+    logEnd();
+  }
+  return fail("socket", -1, ESOCKTNOSUPPORT);
+}
+
+export function vs_socket(type: i32): i32 {
   if (!vsockStarted()) return fail("socket", -1, ENETDOWN);
+  if (type != 0 && type != SOCK_STREAM && type != SOCK_SEQPACKET) return typeRefused(type);
+  if (type == SOCK_SEQPACKET && !deviceSeqpacket()) return typeRefused(type);
   const s = allocateSocket();
   if (s == null) return fail("socket", -1, EMFILE);
+  if (type == SOCK_SEQPACKET) s.type = VIRTIO_VSOCK_TYPE_SEQPACKET;
   return s.fd();
 }
 
@@ -237,6 +268,7 @@ export function vs_connect(fd: i32, cid: u32, port: u32): i32 {
   if (findConnection(s.localPort, <u64>cid, port) != null) return fail("connect", fd, EADDRINUSE);
   const c = allocateOrReclaim(s.localPort, <u64>cid, port, true, null);
   if (c == null) return fail("connect", fd, ENOBUFS);
+  if (s.type == VIRTIO_VSOCK_TYPE_SEQPACKET) c.makeSeqpacket();
   c.bufAlloc = s.bufferSize;
   c.state = CONN_CONNECTING;
   c.owed = OWE_REQUEST;
@@ -287,6 +319,10 @@ export function vs_send(fd: i32, buf: usize, len: u32, flags: i32): i32 {
   const s = socketForFd(fd)!;
   const nonBlocking = s.sendTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
   const deadline = deadlineAfter(s.sendTimeout);
+  if (c.seqpacket()) {
+    const r = sendMessage(c, buf, len, flags, nonBlocking, deadline);
+    return r >= 0 ? r : fail("send", fd, -r);
+  }
   let total: u32 = 0;
   while (true) {
     if (c.error != 0) return total > 0 ? <i32>total : fail("send", fd, c.error);
@@ -309,10 +345,15 @@ export function vs_recv(fd: i32, buf: usize, len: u32, flags: i32): i32 {
   const c = connectedConnection(fd);
   if (c == null) return fail("recv", fd, lookupError);
   if (!inMemory(buf, <u64>len)) return fail("recv", fd, EFAULT);
-  if (len == 0) return 0;
   const s = socketForFd(fd)!;
   const nonBlocking = s.recvTimeout == 0 || (flags & MSG_DONTWAIT) != 0;
   const deadline = deadlineAfter(s.recvTimeout);
+  if (c.seqpacket()) {
+    // len 0 still takes (or, with MSG_PEEK | MSG_TRUNC, measures) a message, as in Linux.
+    const r = recvMessage(c, buf, len, flags, nonBlocking, deadline);
+    return r >= 0 ? r : fail("recv", fd, -r);
+  }
+  if (len == 0) return 0;
   // A blocking read waits for min(SO_RCVLOWAT, len) bytes, as Linux's (sock_rcvlowat); a
   // non-blocking one, an ended stream or the timeout take what there is.
   const target = min(s.rcvLowat, len);
@@ -338,6 +379,15 @@ export function vs_recv(fd: i32, buf: usize, len: u32, flags: i32): i32 {
     if (nonBlocking || expired) return fail("recv", fd, EAGAIN);
     vsockPoll();
   }
+}
+
+// recv, and the received message's MSG_TRUNC | MSG_EOR in *flagsOut (a u32; 0 on STREAM, 0: none wanted).
+export function vs_recvmsg(fd: i32, buf: usize, len: u32, flags: i32, flagsOut: usize): i32 {
+  if (!outputOk(flagsOut, 4)) return fail("recvmsg", fd, EFAULT);
+  const r = vs_recv(fd, buf, len, flags);
+  const c = connectedConnection(fd);
+  if (flagsOut != 0) store<u32>(flagsOut, r >= 0 && c != null && c.seqpacket() ? <u32>lastMessageFlags : 0);
+  return r;
 }
 
 export function vs_shutdown(fd: i32, how: i32): i32 {

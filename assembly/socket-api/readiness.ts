@@ -4,6 +4,19 @@ import { Connection, CONN_CLOSED, CONN_CONNECTING, CONN_ESTABLISHED } from "../v
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "../wire/vsock-header";
 import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "../vsock-protocol/socket-table";
+import { messageReady, nextMessageLength } from "../vsock-protocol/messages";
+
+// Something for recv: `lowat` bytes (STREAM, SO_RCVLOWAT), a complete message (SEQPACKET; a
+// partial one is not).
+function readable(c: Connection, lowat: u32): bool {
+  return c.seqpacket() ? messageReady(c) : c.rx.count > 0 && c.rx.count >= lowat;
+}
+
+// Room for send: bytes (STREAM); for SEQPACKET also a free message slot, or an open message to continue.
+function sendRoom(c: Connection): u32 {
+  if (c.seqpacket() && c.txOpenLeft == 0 && c.txMessages.full()) return 0;
+  return c.tx.free();
+}
 
 // POLLIN needs `lowat` bytes (SO_RCVLOWAT), or a read side that has ended.
 function connectionEvents(c: Connection, lowat: u32): i32 {
@@ -13,11 +26,11 @@ function connectionEvents(c: Connection, lowat: u32): i32 {
   if (c.state == CONN_CLOSED && !c.established) return events | POLLHUP; // failed connect
   const readEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0;
-  if ((c.rx.count > 0 && c.rx.count >= lowat) || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
+  if (readable(c, lowat) || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
   const writeEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0;
   // Writable when send would not block: room in the send buffer, or it would fail at once.
-  if (c.state != CONN_ESTABLISHED || writeEnded || c.tx.free() > 0) events |= POLLOUT;
+  if (c.state != CONN_ESTABLISHED || writeEnded || sendRoom(c) > 0) events |= POLLOUT;
   if (c.state == CONN_CLOSED || c.localShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) events |= POLLHUP;
   else if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 && (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0)
     events |= POLLHUP;
@@ -39,10 +52,18 @@ export function sendSpace(fd: i32): u32 {
   const c = s.conn!;
   if (c.state != CONN_ESTABLISHED) return 0;
   if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0) return 0;
-  return c.tx.free();
+  return sendRoom(c);
 }
 
-// Bytes vs_recv would return right now.
+// The next complete SEQPACKET message's length: -1 none yet (or not a SEQPACKET socket), -2 one
+// dropped as too long (recv reports EMSGSIZE for it).
+export function messageLength(fd: i32): i32 {
+  const s = socketForFd(fd);
+  if (s == null || s.state != SOCK_CONNECTED || !s.conn!.seqpacket()) return -1;
+  return nextMessageLength(s.conn!);
+}
+
+// Bytes vs_recv would return right now (STREAM; on SEQPACKET, bytes buffered, messages or not).
 export function receivable(fd: i32): u32 {
   const s = socketForFd(fd);
   if (s == null || s.state != SOCK_CONNECTED) return 0;

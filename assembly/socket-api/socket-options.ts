@@ -5,6 +5,9 @@ import {
   SO_RCVLOWAT,
   SO_RCVTIMEO,
   SO_SNDTIMEO,
+  SO_TYPE,
+  SOCK_SEQPACKET,
+  SOCK_STREAM,
   SO_VM_SOCKETS_BUFFER_MAX_SIZE,
   SO_VM_SOCKETS_BUFFER_MIN_SIZE,
   SO_VM_SOCKETS_BUFFER_SIZE,
@@ -19,6 +22,7 @@ import {
 } from "../vsock-protocol/connection";
 import { EINVAL, EOPNOTSUPP } from "../vsock-protocol/errors";
 import { Socket } from "../vsock-protocol/socket-table";
+import { VIRTIO_VSOCK_TYPE_SEQPACKET } from "../wire/vsock-header";
 
 // Linux vsock_update_buffer_size: clamp to [min, max]; a live connection tells the peer. A lower
 // size never revokes credit already granted: the advertised window shrinks as it drains (credit.ts).
@@ -79,6 +83,7 @@ export function getOption(s: Socket, option: i32, valueOut: usize): i32 {
   else if (option == SO_RCVTIMEO) value = s.recvTimeout;
   else if (option == SO_SNDTIMEO) value = s.sendTimeout;
   else if (option == SO_RCVLOWAT) value = s.rcvLowat;
+  else if (option == SO_TYPE) value = s.type == VIRTIO_VSOCK_TYPE_SEQPACKET ? SOCK_SEQPACKET : SOCK_STREAM;
   else if (option == SO_ERROR) {
     const c = s.conn;
     if (c != null) {

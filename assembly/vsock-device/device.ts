@@ -38,9 +38,10 @@ const VIRTIO_VSOCK_CONFIG_GUEST_CID: u32 = 0; // le64
 const VIRTIO_VSOCK_CONFIG_SIZE: u32 = 8;
 const CONFIG_READ_ATTEMPTS: i32 = 16;
 
-// No vsock feature bits yet: without any, the device and we speak STREAM (5.10.3).
-// SEQPACKET (bit 1) gets accepted once the protocol layer implements it.
-const VSOCK_DRIVER_FEATURES: u64 = 0;
+// VIRTIO_VSOCK_F_SEQPACKET (5.10.3): taken whenever offered. Without it the device and we speak
+// STREAM only, and SEQPACKET sockets are refused (ESOCKTNOSUPPORT, socket-api/api.ts).
+export const VIRTIO_VSOCK_F_SEQPACKET: u64 = 1 << 1;
+const VSOCK_DRIVER_FEATURES: u64 = VIRTIO_VSOCK_F_SEQPACKET;
 
 export const QUEUE_RX: u32 = 0;
 export const QUEUE_TX: u32 = 1;
@@ -61,6 +62,10 @@ export function deviceGuestCid(): u64 {
 
 export function deviceNegotiatedFeatures(): u64 {
   return features;
+}
+
+export function deviceSeqpacket(): bool {
+  return (features & VIRTIO_VSOCK_F_SEQPACKET) != 0;
 }
 
 // The access-cost probe (virtio/cost-probe.ts) on this device's registers; the event queue takes
@@ -319,6 +324,7 @@ export function vsockDeviceStart(t: VirtioTransport): bool {
     logStr("ready");
     logKv("guest_cid", guestCid);
     logKvHex("features", features);
+    logKv("seqpacket", deviceSeqpacket() ? 1 : 0);
     logEnd();
   }
   return true;

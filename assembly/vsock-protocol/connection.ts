@@ -1,13 +1,24 @@
-// One stream connection: its tuple, state, receive and send buffers, and both credit windows.
-// A fixed pool of these is created at boot (connection-table.ts); a slot's buffers are allocated
-// the first time it is used and kept for every later connection in it.
+// One connection (STREAM or SEQPACKET): its tuple, state, receive and send buffers, message
+// boundaries, and both credit windows. A fixed pool of these is created at boot
+// (connection-table.ts); a slot's buffers are allocated the first time it is used and kept for
+// every later connection in it.
 import { ByteRing } from "./ring";
+import { MessageQueue } from "./message-queue";
+import { VIRTIO_VSOCK_TYPE_SEQPACKET, VIRTIO_VSOCK_TYPE_STREAM } from "../wire/vsock-header";
 
 // Receive buffer: Linux's default buf_alloc (256 KiB), and the most SO_VM_SOCKETS_BUFFER_SIZE may ask.
 export const RECEIVE_BUFFER_CAPACITY: u32 = 262144;
 // Send buffer: bytes the application wrote that credit or the tx queue has not let out yet.
 // One maximum-size packet's worth: small writes coalesce here until the next poll.
 export const SEND_BUFFER_CAPACITY: u32 = 65536;
+// SEQPACKET: messages complete in the receive buffer and not read yet (a peer that queues more,
+// e.g. 1025 one-byte messages nobody reads, gets its connection reset: ENOBUFS, logged), and
+// messages in the send buffer (a send waits for a slot as it waits for room).
+export const RX_MESSAGE_SLOTS: u32 = 1024;
+export const TX_MESSAGE_SLOTS: u32 = 256;
+// The largest SEQPACKET message either way: the receive buffer's capacity (Linux refuses a message
+// over the peer's buf_alloc with EMSGSIZE, and ours is at most this).
+export const MAX_MESSAGE_SIZE: u32 = RECEIVE_BUFFER_CAPACITY;
 
 export const CONN_FREE: i32 = 0;
 export const CONN_CONNECTING: i32 = 1; // our REQUEST is out, waiting for RESPONSE (Linux TCP_SYN_SENT)
@@ -27,6 +38,7 @@ export const OWE_SHUTDOWN: u32 = 8;
 export class Connection {
   index: i32;
   state: i32 = CONN_FREE;
+  type: u32 = VIRTIO_VSOCK_TYPE_STREAM; // the wire type, the same on every packet of the connection
   outbound: bool = false; // we connected (the connection owns its local port) or it was accepted
   localPort: u32 = 0;
   peerCid: u64 = 0;
@@ -51,6 +63,17 @@ export class Connection {
   peerBufAlloc: u32 = 0;
   peerFwdCnt: u32 = 0;
 
+  // SEQPACKET only (message-queue.ts, messages.ts). rxMessages: messages complete in rx; rxPartial:
+  // bytes of the message still arriving, at rx's tail; rxDiscarding: dropping an oversized
+  // message's bytes until its EOM. txMessages: for each message in tx, its bytes not sent yet
+  // (the open one included); txOpenLeft: bytes of the last message the application still owes.
+  rxMessages: MessageQueue;
+  rxPartial: u32 = 0;
+  rxDiscarding: bool = false;
+  txMessages: MessageQueue;
+  txOpenLeft: u32 = 0;
+  messagesDropped: u32 = 0;
+
   peerShutdown: u32 = 0; // VIRTIO_VSOCK_SHUTDOWN_* bits the peer sent
   localShutdown: u32 = 0; // bits the application asked for (same encoding)
   shutdownSent: u32 = 0; // bits already on the wire
@@ -70,11 +93,38 @@ export class Connection {
     this.index = index;
     this.rx = new ByteRing(RECEIVE_BUFFER_CAPACITY);
     this.tx = new ByteRing(SEND_BUFFER_CAPACITY);
+    this.rxMessages = new MessageQueue(RX_MESSAGE_SLOTS);
+    this.txMessages = new MessageQueue(TX_MESSAGE_SLOTS);
+  }
+
+  // Drops everything waiting to be sent (the connection ended, or the peer reads no more).
+  clearSend(): void {
+    this.tx.reset();
+    this.txMessages.reset();
+    this.txOpenLeft = 0;
+  }
+
+  seqpacket(): bool {
+    return this.type == VIRTIO_VSOCK_TYPE_SEQPACKET;
+  }
+
+  // Makes this a SEQPACKET connection (before any packet of it is sent or taken).
+  makeSeqpacket(): void {
+    this.type = VIRTIO_VSOCK_TYPE_SEQPACKET;
+    this.rxMessages.allocate();
+    this.txMessages.allocate();
   }
 
   // Back to a blank slate for reuse (buffers stay allocated).
   clear(): void {
     this.state = CONN_FREE;
+    this.type = VIRTIO_VSOCK_TYPE_STREAM;
+    this.rxMessages.reset();
+    this.rxPartial = 0;
+    this.rxDiscarding = false;
+    this.txMessages.reset();
+    this.txOpenLeft = 0;
+    this.messagesDropped = 0;
     this.outbound = false;
     this.localPort = 0;
     this.peerCid = 0;

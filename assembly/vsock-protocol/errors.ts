@@ -9,6 +9,8 @@ export const EMFILE: i32 = 24;
 export const EPIPE: i32 = 32;
 export const EPROTO: i32 = 71; // a peer answered our REQUEST with something other than RESPONSE/RST
 export const ENOTSOCK: i32 = 88;
+export const EMSGSIZE: i32 = 90; // SEQPACKET: a message over the peer's buffer, or one dropped as too long
+export const ESOCKTNOSUPPORT: i32 = 94; // socket type neither STREAM nor SEQPACKET (or no SEQPACKET device)
 export const EOPNOTSUPP: i32 = 95;
 export const EADDRINUSE: i32 = 98;
 export const EADDRNOTAVAIL: i32 = 99;
@@ -36,6 +38,8 @@ export function errnoName(errno: i32): string {
     case EPIPE: return "EPIPE";
     case EPROTO: return "EPROTO";
     case ENOTSOCK: return "ENOTSOCK";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ESOCKTNOSUPPORT: return "ESOCKTNOSUPPORT";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EADDRINUSE: return "EADDRINUSE";
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";

@@ -30,7 +30,7 @@ export function endConnection(c: Connection, reason: string, error: i32 = 0, kee
   if (error != 0) c.error = error;
   c.state = CONN_CLOSED;
   c.owed = 0;
-  c.tx.reset();
+  c.clearSend();
   if (c.listenerFd >= 0) {
     // Ended before anyone accepted it. With data (a client that wrote and closed at once) it
     // stays queued, like Linux: accept hands it out, reads drain the data, then EOF.
@@ -70,14 +70,14 @@ export function discardPending(c: Connection): void {
 
 // Refuses a not-yet-accepted connection: RST (if the peer still has the tuple), then discarded.
 export function resetPending(c: Connection, reason: string): void {
-  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
+  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort, c.type);
   if (c.endReason.length == 0) c.endReason = reason;
   discardPending(c);
 }
 
 // Sends RST (queued: never blocks) and releases the tuple.
 export function resetConnection(c: Connection, reason: string, error: i32 = 0): void {
-  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort);
+  if (c.inTable()) queueReset(c.localPort, c.peerCid, c.peerPort, c.type);
   endConnection(c, reason, error);
 }
 

@@ -53,6 +53,12 @@ export class ByteRing {
     if (this.count == 0) this.head = 0; // keeps later copies contiguous
   }
 
+  // Forgets the newest n bytes (a SEQPACKET message that turned out too large to keep).
+  dropTail(n: u32): void {
+    this.count -= min(n, this.count);
+    if (this.count == 0) this.head = 0;
+  }
+
   read(dst: usize, len: u32): u32 {
     const n = this.peek(dst, len);
     this.consume(n);

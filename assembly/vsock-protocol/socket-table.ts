@@ -3,6 +3,7 @@
 // (after close it still owes the peer a SHUTDOWN/RST handshake) and exists before one (while it
 // waits in a listener's accept queue).
 import { Connection, RECEIVE_BUFFER_CAPACITY } from "./connection";
+import { VIRTIO_VSOCK_TYPE_STREAM } from "../wire/vsock-header";
 
 export const MAX_SOCKETS: i32 = MAX_CONNECTIONS + 16; // every connection plus listeners and spare
 export const FD_BASE: i32 = 3; // fds start at 3, like a process's first socket after stdio
@@ -20,6 +21,7 @@ export const TIMEOUT_NONE: i64 = 0; // never wait (EAGAIN)
 export class Socket {
   index: i32;
   state: i32 = SOCK_FREE;
+  type: u32 = VIRTIO_VSOCK_TYPE_STREAM; // the wire type of its connections (STREAM or SEQPACKET)
   bound: bool = false;
   ownsPort: bool = false; // bound by this socket (not inherited from a listener on accept)
   autoBound: bool = false; // the port is an ephemeral one connect() picked, not one bind() asked for
@@ -46,6 +48,7 @@ export class Socket {
 
   open(): void {
     this.state = SOCK_OPEN;
+    this.type = VIRTIO_VSOCK_TYPE_STREAM;
     this.bound = false;
     this.ownsPort = false;
     this.autoBound = false;

@@ -4,6 +4,7 @@
 import { clockNs, platformIdle } from "../platform/imports";
 import { LEVEL_DEBUG, LEVEL_INFO, logBegin, logEnd, logKv, logKvStr, logStr } from "../platform/log";
 import {
+  deviceSeqpacket,
   eventPoll,
   rxNext,
   rxRelease,
@@ -17,13 +18,15 @@ import {
   CONN_ESTABLISHED,
   CONN_FREE,
   OWE_CREDIT_REPLY,
+  OWE_CREDIT_UPDATE,
   OWE_RESPONSE,
   RECEIVE_BUFFER_CAPACITY,
   SEND_BUFFER_CAPACITY,
 } from "./connection";
 import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, logConnectionOpened } from "./connection-table";
-import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, popReset, queueReset, resetsQueued } from "./control-queue";
-import { receiveAllowed, updatePeerCredit } from "./credit";
+import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, nextResetType, popReset, queueReset, resetsQueued } from "./control-queue";
+import { creditUpdateDue, receiveAllowed, updatePeerCredit } from "./credit";
+import { MESSAGE_BYTES_TAKEN, MESSAGE_QUEUE_FULL, MESSAGE_TOO_LONG, receiveMessageBytes } from "./messages";
 import { allocateOrReclaim, endConnection, resetByTransport, resetConnection } from "./lifecycle";
 import { backlogFull, enqueueAccept, overShare } from "./listener";
 import {
@@ -44,11 +47,12 @@ import {
   VIRTIO_VSOCK_OP_RW,
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_MASK,
+  VIRTIO_VSOCK_TYPE_SEQPACKET,
   VIRTIO_VSOCK_TYPE_STREAM,
   opName,
 } from "../wire/vsock-header";
 import { findListener, MAX_SOCKETS, socketForFd, Socket, socketTableInit } from "./socket-table";
-import { ECONNRESET, EPROTO, ETIMEDOUT } from "./errors";
+import { ECONNRESET, ENOBUFS, EPROTO, ETIMEDOUT } from "./errors";
 import { hasWork, localCid, packetsSentCount, sendReset, serviceConnection } from "./transmit";
 import { traceHeader } from "../diag/trace";
 import { peerCidAllowed } from "./siblings";
@@ -61,10 +65,14 @@ import {
   REJECT_CONNECTION_TABLE_FULL,
   REJECT_DST_CID,
   REJECT_LISTENER_OVER_SHARE,
+  REJECT_MESSAGE_QUEUE_FULL,
+  REJECT_MESSAGE_TOO_LONG,
   REJECT_NO_SOCKET,
   REJECT_NOT_REQUEST_TO_LISTENER,
   REJECT_RW_BEYOND_CREDIT,
+  REJECT_SEQPACKET_NOT_NEGOTIATED,
   REJECT_SRC_CID,
+  REJECT_TYPE_MISMATCH,
   REJECT_UNEXPECTED_OP,
   REJECT_UNKNOWN_OP,
   REJECT_UNKNOWN_TYPE,
@@ -165,7 +173,10 @@ function rejectPacket(reason: i32, what: string, h: usize): void {
 function rejectWithReset(reason: i32, what: string, h: usize): void {
   rejectPacket(reason, what, h);
   if (headerOp(h) == VIRTIO_VSOCK_OP_RST) return;
-  queueReset(headerDstPort(h), headerSrcCid(h), headerSrcPort(h));
+  // The RST has the packet's type (Linux's peer drops one of another type); a type neither STREAM
+  // nor SEQPACKET is answered as STREAM, so that nothing unknown goes on the wire.
+  const type = headerType(h) == VIRTIO_VSOCK_TYPE_SEQPACKET ? VIRTIO_VSOCK_TYPE_SEQPACKET : VIRTIO_VSOCK_TYPE_STREAM;
+  queueReset(headerDstPort(h), headerSrcCid(h), headerSrcPort(h), type);
 }
 
 function knownOp(op: u32): bool {
@@ -189,8 +200,14 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
     rejectPacket(REJECT_DST_CID, "packet for another cid", h);
     return;
   }
-  if (headerType(h) != VIRTIO_VSOCK_TYPE_STREAM) {
+  const type = headerType(h);
+  if (type != VIRTIO_VSOCK_TYPE_STREAM && type != VIRTIO_VSOCK_TYPE_SEQPACKET) {
     rejectWithReset(REJECT_UNKNOWN_TYPE, "unsupported socket type: RST", h);
+    return;
+  }
+  if (type == VIRTIO_VSOCK_TYPE_SEQPACKET && !deviceSeqpacket()) {
+    // No RST: it would itself be a SEQPACKET packet, which this device never agreed to carry.
+    rejectPacket(REJECT_SEQPACKET_NOT_NEGOTIATED, "SEQPACKET packet from a device without VIRTIO_VSOCK_F_SEQPACKET", h);
     return;
   }
   const c = findConnection(headerDstPort(h), headerSrcCid(h), headerSrcPort(h));
@@ -198,6 +215,13 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
     // Linux ignores an unknown op on a connection and resets it without one.
     if (c != null) rejectPacket(REJECT_UNKNOWN_OP, "unknown op on a connection: ignored", h);
     else rejectWithReset(REJECT_UNKNOWN_OP, "unknown op: RST", h);
+    return;
+  }
+  if (c != null && type != c.type) {
+    // Linux answers with an RST and drops the packet (virtio_transport_recv_pkt). The peer has
+    // then forgotten the tuple, so ours ends too, rather than wait on a peer that will not answer.
+    rejectWithReset(REJECT_TYPE_MISMATCH, "packet type is not the connection's: RST", h);
+    if (headerOp(h) != VIRTIO_VSOCK_OP_RST) resetConnection(c, "protocol-error", EPROTO);
     return;
   }
   if (c != null) {
@@ -221,6 +245,10 @@ function receivePacket(h: usize, payload: usize, payloadLength: u32): void {
 }
 
 function receiveListening(listener: Socket, h: usize): void {
+  if (headerType(h) != listener.type) {
+    rejectWithReset(REJECT_TYPE_MISMATCH, "packet type is not the listener's: RST", h);
+    return;
+  }
   if (headerOp(h) != VIRTIO_VSOCK_OP_REQUEST) {
     if (headerOp(h) == VIRTIO_VSOCK_OP_RST) logDropped("RST to a listener ignored", h);
     else rejectWithReset(REJECT_NOT_REQUEST_TO_LISTENER, "non-REQUEST to a listener: RST", h);
@@ -236,6 +264,7 @@ function receiveListening(listener: Socket, h: usize): void {
     else rejectWithReset(REJECT_CONNECTION_TABLE_FULL, "connection table full: RST", h);
     return;
   }
+  if (listener.type == VIRTIO_VSOCK_TYPE_SEQPACKET) c.makeSeqpacket();
   c.bufAlloc = listener.bufferSize;
   updatePeerCredit(c, h);
   c.state = CONN_ESTABLISHED;
@@ -264,11 +293,16 @@ function receiveConnecting(c: Connection, h: usize): void {
 function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32): void {
   const op = headerOp(h);
   if (op == VIRTIO_VSOCK_OP_RW) {
-    if (length == 0) return;
-    if (!receiveAllowed(c, length)) {
+    // A SEQPACKET packet may be empty and still end a message (EOM).
+    if (length == 0 && !c.seqpacket()) return;
+    if (length > 0 && !receiveAllowed(c, length)) {
       // The peer overran the credit we gave it; Linux drops such a packet too.
       c.dropped += length;
       rejectPacket(REJECT_RW_BEYOND_CREDIT, "RW beyond our credit dropped", h);
+      return;
+    }
+    if (c.seqpacket()) {
+      receiveMessage(c, h, payload, length);
       return;
     }
     c.rx.write(payload, length);
@@ -288,6 +322,24 @@ function receiveEstablished(c: Connection, h: usize, payload: usize, length: u32
     endConnection(c, "reset-by-peer");
   } else {
     rejectPacket(REJECT_UNEXPECTED_OP, "REQUEST or RESPONSE on an established connection ignored", h);
+  }
+}
+
+// SEQPACKET payload: cut into messages at EOM (messages.ts); only its refusals are decided here.
+function receiveMessage(c: Connection, h: usize, payload: usize, length: u32): void {
+  const outcome = receiveMessageBytes(c, headerFlags(h), payload, length);
+  // A message that is still arriving cannot be read, so no read would report the consumption
+  // the peer has not heard of yet; without it a peer short of credit for the message's rest
+  // would wait forever. Linux sends an update after every message read; this sends one only
+  // when the peer's view of our free space is low (the same rule as for reads).
+  if (outcome == MESSAGE_BYTES_TAKEN && c.rxPartial > 0 && creditUpdateDue(c)) c.owed |= OWE_CREDIT_UPDATE;
+  if (outcome == MESSAGE_TOO_LONG) {
+    // Its bytes were counted consumed: tell the peer, whose credit had run out on it.
+    rejectPacket(REJECT_MESSAGE_TOO_LONG, "message larger than the receive buffer: discarded up to its EOM", h);
+    if (creditUpdateDue(c)) c.owed |= OWE_CREDIT_UPDATE;
+  } else if (outcome == MESSAGE_QUEUE_FULL) {
+    rejectPacket(REJECT_MESSAGE_QUEUE_FULL, "more messages queued than the connection tracks: RST", h);
+    resetConnection(c, "protocol-error", ENOBUFS);
   }
 }
 
@@ -343,7 +395,7 @@ function transportReset(oldCid: u64): void {
 
 function transmitPass(): bool {
   while (resetsQueued() > 0) {
-    if (!sendReset(nextResetLocalPort(), nextResetPeerCid(), nextResetPeerPort())) return false;
+    if (!sendReset(nextResetLocalPort(), nextResetPeerCid(), nextResetPeerPort(), nextResetType())) return false;
     popReset();
   }
   for (let k = 0; k < MAX_CONNECTIONS; k++) {

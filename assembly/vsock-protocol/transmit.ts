@@ -13,6 +13,7 @@ import {
   OWE_SHUTDOWN,
 } from "./connection";
 import { advertiseCredit, peerFreeSpace } from "./credit";
+import { messageBytesSent, messagePacketLength } from "./messages";
 import {
   VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE,
@@ -58,21 +59,22 @@ function stalled(): bool {
 function sendConnectionControl(c: Connection, op: u32, flags: u32): bool {
   const buffer = txAcquire();
   if (buffer == 0) return stalled();
-  writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, op, flags, 0, advertiseCredit(c), c.fwdCnt);
+  writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, op, flags, 0, advertiseCredit(c), c.fwdCnt, c.type);
   submit(buffer, 0);
   return true;
 }
 
 // An RST for a tuple (the connection may already be gone). Never sent in answer to an RST.
-export function sendReset(localPort: u32, peerCid: u64, peerPort: u32): bool {
+export function sendReset(localPort: u32, peerCid: u64, peerPort: u32, type: u32): bool {
   const buffer = txAcquire();
   if (buffer == 0) return stalled();
-  writeHeader(buffer, localCid(), localPort, peerCid, peerPort, VIRTIO_VSOCK_OP_RST, 0, 0, 0, 0);
+  writeHeader(buffer, localCid(), localPort, peerCid, peerPort, VIRTIO_VSOCK_OP_RST, 0, 0, 0, 0, type);
   submit(buffer, 0);
   return true;
 }
 
-// Moves send-buffer bytes out as RW packets, each <= 64 KiB and within the peer's credit.
+// Moves send-buffer bytes out as RW packets, each <= 64 KiB and within the peer's credit; on a
+// SEQPACKET connection no packet spans two messages and each message's last one carries EOM.
 // False when the tx queue ran out of buffers (more is left to send).
 function sendData(c: Connection): bool {
   while (c.tx.count > 0) {
@@ -81,11 +83,14 @@ function sendData(c: Connection): bool {
       countStall(STALL_CREDIT);
       return true; // the peer's CREDIT_UPDATE (or any header) reopens the window
     }
-    const n = min(min(c.tx.count, credit), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
+    let n = min(min(c.tx.count, credit), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
+    const seqpacket = c.seqpacket();
+    if (seqpacket) n = messagePacketLength(c, n);
     const buffer = txAcquire();
     if (buffer == 0) return stalled();
+    const flags = seqpacket ? messageBytesSent(c, n) : 0;
     c.tx.read(buffer + VSOCK_HEADER_SIZE, n);
-    writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, 0, n, advertiseCredit(c), c.fwdCnt);
+    writeHeader(buffer, localCid(), c.localPort, c.peerCid, c.peerPort, VIRTIO_VSOCK_OP_RW, flags, n, advertiseCredit(c), c.fwdCnt, c.type);
     c.txCnt += n;
     c.bytesSent += n;
     submit(buffer, n);
@@ -103,7 +108,7 @@ export function serviceConnection(c: Connection): bool {
   if (c.state == CONN_CONNECTING) return true;
   if (c.state != CONN_ESTABLISHED && c.state != CONN_CLOSING) {
     c.owed = 0;
-    c.tx.reset();
+    c.clearSend();
     return true;
   }
   if (c.owed & OWE_RESPONSE) {
@@ -111,7 +116,7 @@ export function serviceConnection(c: Connection): bool {
     c.owed &= ~OWE_RESPONSE;
   }
   if (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) {
-    c.tx.reset(); // the peer will read no more
+    c.clearSend(); // the peer will read no more
   } else if (!sendData(c)) {
     return false;
   }

@@ -33,6 +33,10 @@ export const VIRTIO_VSOCK_SHUTDOWN_RCV: u32 = 1;
 export const VIRTIO_VSOCK_SHUTDOWN_SEND: u32 = 2;
 export const VIRTIO_VSOCK_SHUTDOWN_MASK: u32 = 3;
 
+// SEQPACKET RW flags: the packet ends a message (EOM), and that message ends a record (EOR, MSG_EOR).
+export const VIRTIO_VSOCK_SEQ_EOM: u32 = 1;
+export const VIRTIO_VSOCK_SEQ_EOR: u32 = 2;
+
 export const VMADDR_CID_HOST: u64 = 2;
 export const VMADDR_CID_ANY: u32 = 0xffffffff;
 export const VMADDR_PORT_ANY: u32 = 0xffffffff;
@@ -58,7 +62,7 @@ export const VMADDR_PORT_ANY: u32 = 0xffffffff;
 // @ts-ignore: decorator
 @inline export function headerFwdCnt(h: usize): u32 { return load<u32>(h + HDR_FWD_CNT); }
 
-// Writes a complete STREAM header.
+// Writes a complete header (a STREAM one unless `type` says otherwise).
 export function writeHeader(
   h: usize,
   srcCid: u64,
@@ -70,13 +74,14 @@ export function writeHeader(
   len: u32,
   bufAlloc: u32,
   fwdCnt: u32,
+  type: u32 = VIRTIO_VSOCK_TYPE_STREAM,
 ): void {
   store<u64>(h + HDR_SRC_CID, srcCid);
   store<u64>(h + HDR_DST_CID, dstCid);
   store<u32>(h + HDR_SRC_PORT, srcPort);
   store<u32>(h + HDR_DST_PORT, dstPort);
   store<u32>(h + HDR_LEN, len);
-  store<u16>(h + HDR_TYPE, <u16>VIRTIO_VSOCK_TYPE_STREAM);
+  store<u16>(h + HDR_TYPE, <u16>type);
   store<u16>(h + HDR_OP, <u16>op);
   store<u32>(h + HDR_FLAGS, flags);
   store<u32>(h + HDR_BUF_ALLOC, bufAlloc);

@@ -26,6 +26,8 @@
 #define VSOCK_EPIPE 32
 #define VSOCK_EPROTO 71
 #define VSOCK_ENOTSOCK 88
+#define VSOCK_EMSGSIZE 90
+#define VSOCK_ESOCKTNOSUPPORT 94
 #define VSOCK_EOPNOTSUPP 95
 #define VSOCK_EADDRINUSE 98
 #define VSOCK_EADDRNOTAVAIL 99
@@ -40,6 +42,10 @@
 #define VSOCK_EALREADY 114
 #define VSOCK_EINPROGRESS 115
 
+/* vsock_socket type (Linux values; no argument or 0 means STREAM) */
+#define VSOCK_SOCK_STREAM 1
+#define VSOCK_SOCK_SEQPACKET 5
+
 /* vsock_shutdown how */
 #define VSOCK_SHUT_RD 0
 #define VSOCK_SHUT_WR 1
@@ -48,6 +54,8 @@
 /* vsock_send / vsock_recv flags */
 #define VSOCK_MSG_PEEK 0x2
 #define VSOCK_MSG_DONTWAIT 0x40
+#define VSOCK_MSG_TRUNC 0x20 /* SEQPACKET recv: return the message's real length; recvmsg: it was cut */
+#define VSOCK_MSG_EOR 0x80   /* SEQPACKET send: the message ends a record; recvmsg: it did */
 
 /* vsock_poll events */
 #define VSOCK_POLLIN 0x1
@@ -61,6 +69,7 @@
 #define VSOCK_SO_BUFFER_SIZE 0     /* receive buffer advertised to the peer, [MIN, MAX] */
 #define VSOCK_SO_BUFFER_MIN_SIZE 1
 #define VSOCK_SO_BUFFER_MAX_SIZE 2 /* at most 262144 (preallocated) */
+#define VSOCK_SO_TYPE 3            /* get only: VSOCK_SOCK_STREAM or VSOCK_SOCK_SEQPACKET */
 #define VSOCK_SO_ERROR 4           /* get only: pending error (positive errno), cleared */
 #define VSOCK_SO_CONNECT_TIMEOUT 6 /* default 2 s */
 #define VSOCK_SO_RCVLOWAT 18       /* a blocking recv waits for min(this, len) bytes; POLLIN needs this many */
@@ -73,7 +82,13 @@ struct vsock_pollfd {
   int16_t revents;
 };
 
-int vsock_socket(void);
+/* vsock_socket() or vsock_socket(VSOCK_SOCK_STREAM): a stream socket; vsock_socket(VSOCK_SOCK_SEQPACKET):
+ * a message socket (-VSOCK_ESOCKTNOSUPPORT when the device did not offer VIRTIO_VSOCK_F_SEQPACKET).
+ * SEQPACKET: each send is one message (at most 256 KiB; a larger-than-64 KiB one may be taken in
+ * part by a non-blocking send: the next send must pass exactly the rest), each recv one message
+ * (cut to len, the rest discarded: see vsock_recvmsg). README "Socket API" has the details. */
+int vsock_socket_of_type(int type);
+#define vsock_socket(...) vsock_socket_of_type(__VA_ARGS__ + 0)
 int vsock_bind(int fd, uint32_t cid, uint32_t port);
 int vsock_listen(int fd, int backlog);
 /* cid/port may be NULL */
@@ -82,6 +97,8 @@ int vsock_connect(int fd, uint32_t cid, uint32_t port);
 /* bytes sent / received; recv returns 0 at end of stream */
 int vsock_send(int fd, const void *buf, size_t len, int flags);
 int vsock_recv(int fd, void *buf, size_t len, int flags);
+/* recv, and *msg_flags = VSOCK_MSG_TRUNC (the message was longer than len) | VSOCK_MSG_EOR */
+int vsock_recvmsg(int fd, void *buf, size_t len, int flags, int *msg_flags);
 int vsock_shutdown(int fd, int how);
 int vsock_close(int fd);
 /* timeout_ns: -1 blocking (default), 0 non-blocking, > 0 timeout for recv/accept/send */

@@ -22,6 +22,7 @@ import transport  # noqa: E402
 from vsockclient import (CaseFailure, connect_retries, Background, connect, crc_to_eof, recv_exact, recv_to_eof, send_all,  # noqa: E402
                          payload, pattern_bytes, scaled, GUEST_CID, ECHO_PORT, SINK_PORT, SOURCE_PORT, OP_TIMEOUT)
 from faults import fault_cases  # noqa: E402  (the misbehaving-host cases, same boot)
+from seqpacket_cases import seqpacket_cases  # noqa: E402  (SOCK_SEQPACKET on port 1238)
 
 MIB = 1 << 20
 GREETING = b"Hello, Host! This is a message from the VM.\n"
@@ -280,7 +281,7 @@ def cases(cycles):
         ("ncat", case_ncat),
         ("socat", case_socat),
         ("cycles-%d" % cycles, case_cycles(cycles)),
-    ] + fault_cases()
+    ] + seqpacket_cases() + fault_cases()
 
 
 def main():

@@ -5,6 +5,9 @@ or Unix sockets of the vhost-user backend (tools/vhost-user-vsock), chosen by VS
   uds:<path>        vhost-device-vsock's hybrid protocol: connect to <path>, "CONNECT <port>\\n",
                     then "OK <hostport>\\n" (the socket just closes when the guest refuses);
                     the guest's connects to host port P arrive on <path>_<P>.
+                    SEQPACKET: an AF_UNIX SOCK_SEQPACKET socket to <path>.seqpacket, the message
+                    "CONNECT <port>\n", the message "OK <hostport>\n", then one Unix message per
+                    vsock message (docs/seqpacket.md).
 """
 import ctypes
 import errno
@@ -68,6 +71,51 @@ def connect_stream(cid, port, timeout, vsock_connect_timeout=None):
         s.close()
         raise
     return s
+
+
+def connect_seqpacket(cid, port, timeout):
+    """A connected SOCK_SEQPACKET socket to the guest's port (raises OSError like AF_VSOCK's connect)."""
+    if UDS_PATH:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A Unix message must fit the sender's buffer whole (default ~208 KiB): room for 256 KiB.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.settimeout(timeout)
+        try:
+            s.connect(UDS_PATH + ".seqpacket")
+            s.send(b"CONNECT %d\n" % port)
+            line = s.recv(64)
+            if not line:
+                raise ConnectionResetError(errno.ECONNRESET, "guest refused seqpacket port %d (socket closed before OK)" % port)
+            if not line.startswith(b"OK ") or not line.endswith(b"\n"):
+                raise OSError(errno.EPROTO, "backend answered %r" % line)
+            return s
+        except BaseException:
+            s.close()
+            raise
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET)
+    s.settimeout(timeout)
+    try:
+        s.connect((cid, port))
+        blocking_with_kernel_timeouts(s, timeout)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def blocking_with_kernel_timeouts(s, seconds):
+    """A SEQPACKET socket for whole messages: blocking, with SO_SNDTIMEO/SO_RCVTIMEO as the bound.
+    Python's settimeout() makes the fd non-blocking, and Linux's non-blocking send of a message
+    larger than the peer's free credit sends part of it and returns EAGAIN (af_vsock.c); Python then
+    retries the whole message, so the peer sees its first part twice and no boundary where it was."""
+    s.settimeout(None)
+    timeval = struct.pack("qq", int(seconds), int((seconds - int(seconds)) * 1e6))
+    libc = ctypes.CDLL(None, use_errno=True)
+    for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+        # Through libc: Python's setsockopt on an AF_VSOCK socket takes only integers.
+        if libc.setsockopt(s.fileno(), socket.SOL_SOCKET, option, timeval, len(timeval)) != 0:
+            raise OSError(ctypes.get_errno(), "setsockopt(SO_SNDTIMEO/SO_RCVTIMEO)")
 
 
 def listen_host_port(port, backlog=4):

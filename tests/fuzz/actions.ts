@@ -5,7 +5,7 @@
 import { SeededRandom } from "../sim/seeded-random";
 import type { VsockHeader } from "../../tools/vsock-model/vsock-packet";
 
-export type Service = "echo" | "sink" | "source";
+export type Service = "echo" | "sink" | "source" | "seqecho"; // seqecho: the SEQPACKET echo (1238)
 export type Queue = "rx" | "tx" | "event";
 /** Host listeners for the firmware's own clients: the boot greeting, the peer client, the fuzzer's API sockets. */
 export type HostTarget = "greeting" | "peer" | "api";
@@ -33,7 +33,8 @@ export type Action =
   // The honest host (Linux-like sockets of tools/vsock-model/host.ts). `conn` picks a fuzz connection
   // slot (modulo the live ones at run time).
   | { k: "connect"; service: Service }
-  | { k: "send"; conn: number; bytes: number }
+  | { k: "send"; conn: number; bytes: number } // on a seqecho connection: one message of that size
+  | { k: "messageBurst"; conn: number; count: number; bytes: number } // seqecho: many messages at once (credit pressure)
   | { k: "sourceRequest"; conn: number; count: number }
   | { k: "shutdownWrite"; conn: number }
   | { k: "close"; conn: number }
@@ -121,15 +122,20 @@ function weighted(r: SeededRandom, weights: readonly number[]): number {
 }
 
 // Mostly data, so streams get long; ending moves are rarer.
-const HOST_WEIGHTS = [10, 45, 8, 8, 5, 3, 8];
+const HOST_WEIGHTS = [10, 45, 8, 8, 5, 3, 8, 6];
+// SEQPACKET message sizes: around a page, a packet, the 64 KiB send buffer, and the largest (256 KiB).
+const MESSAGE_SIZES = [1, 17, 4095, 4096, 65536, 65537, 200000, 262144];
 
 function hostAction(r: SeededRandom): Action {
   const conn = r.nextU32();
   switch (weighted(r, HOST_WEIGHTS)) {
     case 0:
-      return { k: "connect", service: r.pick(["echo", "echo", "sink", "source"] as const) };
+      return { k: "connect", service: r.pick(["echo", "echo", "sink", "source", "seqecho", "seqecho"] as const) };
     case 1:
+      if (r.below(4) === 0) return { k: "send", conn, bytes: r.pick(MESSAGE_SIZES) };
       return { k: "send", conn, bytes: r.pick([1, 17, 100, 1000, 4096, 16384, 16385, 65536, 70000, 200000]) };
+    case 7:
+      return { k: "messageBurst", conn, count: r.pick([2, 10, 100, 500]), bytes: r.pick([0, 1, 100, 3000, 70000]) };
     case 2:
       return { k: "sourceRequest", conn, count: r.pick([0, 1, 1000, 65536, 100000, 300000]) };
     case 3:
@@ -214,7 +220,7 @@ function hostileAction(r: SeededRandom, chaos: boolean, mmio: boolean): Action {
     case "cidLie":
       return { k: "cidLie", cid: 3 + r.below(100) };
     case "requestFlood":
-      return { k: "requestFlood", service: r.pick(["echo", "sink", "source"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
+      return { k: "requestFlood", service: r.pick(["echo", "sink", "source", "seqecho"] as const), count: r.pick([10, 65, 100, 200]), firstPort: 50000 + r.below(10000) };
     case "usedLength":
       return { k: "usedLength", queue, len: interesting(r) };
     case "mmioLie":

@@ -17,7 +17,7 @@
 import { crc32 } from "node:zlib";
 import { Machine, SimHang, SimTrap } from "../sim/machine";
 import type { HostSocket } from "../../tools/vsock-model/host";
-import { VsockHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
+import { VIRTIO_VSOCK_TYPE_SEQPACKET, VIRTIO_VSOCK_TYPE_STREAM, VsockHeader, VSOCK_HEADER_SIZE } from "../../tools/vsock-model/vsock-packet";
 import { MMIO_CONFIG_GENERATION, MMIO_INTERRUPT_STATUS } from "../sim/virtio-mmio";
 import { Action, API_PORT, bootOptions, bootTransport, CHAOS_KINDS, FuzzCase, HostTarget, MutableField, PEER_PORT, Service } from "./actions";
 import { ApiMisuse, SentStream } from "./api-misuse";
@@ -27,7 +27,7 @@ import { counter, COUNTER_RX_PACKETS, COUNTER_TX_PACKETS } from "../unit/device-
 
 export const WASM_PATH = process.env.VSOCKFW_UNIT_WASM ?? "build/unit/firmware.wasm";
 const GUEST_CID = 33;
-const SERVICE_PORT: Record<Service, number> = { echo: 1234, sink: 1235, source: 1236 };
+const SERVICE_PORT: Record<Service, number> = { echo: 1234, sink: 1235, source: 1236, seqecho: 1238 };
 const LISTEN_PORT: Record<HostTarget, number> = { greeting: 4050, peer: PEER_PORT, api: API_PORT };
 const GREETING = new TextEncoder().encode("Hello, Host! This is a message from the VM.\n"); // assembly/apps/greeting.ts
 const MAX_CONNECTIONS = 64;
@@ -220,7 +220,8 @@ export class CaseRunner {
     switch (a.k) {
       case "connect": {
         if (this.liveConns().length >= MAX_LIVE_FUZZ_CONNECTIONS) return;
-        const socket = m.host.connect(SERVICE_PORT[a.service], this.nextHostPort++);
+        const type = a.service === "seqecho" ? VIRTIO_VSOCK_TYPE_SEQPACKET : VIRTIO_VSOCK_TYPE_STREAM;
+        const socket = m.host.connect(SERVICE_PORT[a.service], this.nextHostPort++, type);
         this.addConn(a.service, socket);
         return;
       }
@@ -241,11 +242,13 @@ export class CaseRunner {
         // The peer client's host side echoes, slowly: the next bytes it has not sent back yet.
         const data = c.service === "peer" ? c.socket.received.slice(c.sentLength, c.sentLength + a.bytes) : hostBytes(c.id, c.sentLength, a.bytes);
         if (data.length === 0) return;
-        if (c.socket.send(data) === data.length) {
-          c.sent.push(data);
-          c.sentLength += data.length;
-          c.sentCache = null;
-        }
+        this.sendToService(c, data);
+        return;
+      }
+      case "messageBurst": {
+        const c = this.connFor(a.conn);
+        if (!c || c.service !== "seqecho") return;
+        for (let i = 0; i < a.count; i++) this.sendToService(c, hostBytes(c.id, c.sentLength, a.bytes));
         return;
       }
       case "sourceRequest": {
@@ -336,7 +339,8 @@ export class CaseRunner {
       case "requestFlood": {
         const guestCid = m.device!.guestCid;
         for (let i = 0; i < a.count; i++) {
-          const header = { srcPort: (a.firstPort + i) >>> 0, dstPort: SERVICE_PORT[a.service], op: 1, dstCid: guestCid, len: 0 };
+          const type = a.service === "seqecho" ? VIRTIO_VSOCK_TYPE_SEQPACKET : VIRTIO_VSOCK_TYPE_STREAM;
+          const header = { srcPort: (a.firstPort + i) >>> 0, dstPort: SERVICE_PORT[a.service], op: 1, dstCid: guestCid, len: 0, type };
           h.inject(header, new Uint8Array(0));
         }
         m.poll(3);
@@ -414,6 +418,14 @@ export class CaseRunner {
     }
   }
 
+  /** Bytes for a service (on seqecho: one message; an empty one sends nothing, as in Linux). */
+  private sendToService(c: Conn, data: Uint8Array): void {
+    if (data.length === 0 || c.socket.send(data) !== data.length) return;
+    c.sent.push(data);
+    c.sentLength += data.length;
+    c.sentCache = null;
+  }
+
   private addConn(service: Conn["service"], socket: HostSocket): void {
     // After ring damage or during a cid lie nothing is trusted.
     this.conns.push({ id: this.nextConnId++, service, socket, sent: [], sentLength: 0, sentCache: null, sourceCount: null, tainted: this.chaos || this.cidLied });
@@ -438,17 +450,19 @@ export class CaseRunner {
 
   // Would the firmware be right to accept this forged packet as genuine? Then it may corrupt the
   // tuple's stream (data it cannot tell from real data, or credit it cannot tell from real credit).
-  private noteCopy(header: { srcCid: bigint; dstCid: bigint; srcPort: number; dstPort: number; len: number; type: number; op: number }, payloadLength: number, usedLength: number | undefined, creditChanged: boolean): void {
+  private noteCopy(header: { srcCid: bigint; dstCid: bigint; srcPort: number; dstPort: number; len: number; type: number; op: number; flags: number }, payloadLength: number, usedLength: number | undefined, creditChanged: boolean): void {
     this.touchedHostPorts.add(header.srcPort >>> 0);
     const used = usedLength ?? VSOCK_HEADER_SIZE + payloadLength;
     // A header len below the used length is taken as Linux takes it (the extra bytes are ignored).
     const consistent = used >= VSOCK_HEADER_SIZE && (header.len >>> 0) <= used - VSOCK_HEADER_SIZE && used <= VSOCK_HEADER_SIZE + 16384;
     // Against the cid the firmware believes it has (a device lying about the cid may differ).
     const firmwareCid = BigInt.asUintN(64, BigInt(this.m.exports.vs_local_cid()));
-    const valid = header.srcCid === 2n && header.dstCid === firmwareCid && header.type === 1 && header.op >= 1 && header.op <= 7 && consistent;
+    const valid = header.srcCid === 2n && header.dstCid === firmwareCid && (header.type === 1 || header.type === 2) && header.op >= 1 && header.op <= 7 && consistent;
     if (!valid) return;
-    // Data it cannot tell from real data, or credit (every header carries it) that can overrun the host.
-    if ((header.op === OP_RW && header.len > 0) || creditChanged || header.op === OP_CREDIT_UPDATE) this.taint(header.srcPort >>> 0);
+    // Data it cannot tell from real data (on SEQPACKET an empty RW with EOM is a message too), or
+    // credit (every header carries it) that can overrun the host.
+    const data = header.op === OP_RW && (header.len > 0 || (header.type === 2 && (header.flags & 1) !== 0));
+    if (data || creditChanged || header.op === OP_CREDIT_UPDATE) this.taint(header.srcPort >>> 0);
   }
 
   // ---- invariants ----
@@ -492,7 +506,7 @@ export class CaseRunner {
     for (; this.sentChecked < sent.length; this.sentChecked++) {
       const h = sent[this.sentChecked].header;
       const what = `tx packet ${this.sentChecked}: op=${h.op} ${h.srcCid}:${h.srcPort} -> ${h.dstCid}:${h.dstPort} len=${h.len} type=${h.type}`;
-      if (h.dstCid !== 2n || h.len > 65536 || h.type !== 1 || h.op < 1 || h.op > 7) throw new FuzzFailure("bad-tx", what, this.actionIndex);
+      if (h.dstCid !== 2n || h.len > 65536 || (h.type !== 1 && h.type !== 2) || h.op < 1 || h.op > 7) throw new FuzzFailure("bad-tx", what, this.actionIndex);
     }
   }
 
@@ -534,6 +548,16 @@ export class CaseRunner {
       const want = this.sentData(c);
       const at = firstDifference(got, want);
       if (at >= 0) throw new FuzzFailure("stream", `echo conn ${c.id} (host port ${c.socket.localPort}): byte ${at} of ${got.length} received differs from the ${want.length} sent`, this.actionIndex);
+    } else if (c.service === "seqecho") {
+      // Every message back whole, in order: the messages received are the first ones sent.
+      const got = c.socket.messages;
+      if (got.length > c.sent.length) throw new FuzzFailure("stream", `seqecho conn ${c.id}: ${got.length} messages back, ${c.sent.length} sent`, this.actionIndex);
+      got.forEach((message, i) => {
+        const at = firstDifference(message.bytes, c.sent[i]);
+        if (at >= 0) {
+          throw new FuzzFailure("stream", `seqecho conn ${c.id}: message ${i} (${message.bytes.length} bytes back, ${c.sent[i].length} sent) differs at byte ${at}`, this.actionIndex);
+        }
+      });
     } else if (c.service === "sink") {
       if (got.length === 0) return;
       const text = new TextDecoder().decode(got);

@@ -194,7 +194,9 @@ export class Machine {
       this.device = new SimVsockDevice({
         guestCid: options.guestCid ?? 33,
         queueSizeMax: options.queueSizeMax,
-        features: options.deviceFeatures,
+        // VSOCKFW_SIM_DEVICE_FEATURES (hex) replaces the default offer for a whole run, e.g.
+        // 0x120000000 (no SEQPACKET): every STREAM test must pass against such a device too.
+        features: options.deviceFeatures ?? (process.env.VSOCKFW_SIM_DEVICE_FEATURES ? BigInt(process.env.VSOCKFW_SIM_DEVICE_FEATURES) : undefined),
         hostBufAlloc: options.hostBufAlloc,
         hostCreditUpdateOnDrain: options.hostCreditUpdateOnDrain,
         now: () => this.clock,

@@ -58,7 +58,7 @@ function listenerCount(m: Machine): number {
 
 test("ready line names the iperf3 port", async () => {
   const { m } = await guest();
-  assert.match(m.logLines(/info app: ready:/)[0], / stats=1237 iperf3=5201$/);
+  assert.match(m.logLines(/info app: ready:/)[0], / stats=1237 iperf3=5201 seqpacket_echo=1238$/);
 });
 
 test("forward, one stream: every state in order, and the server counts exactly what was sent", async () => {

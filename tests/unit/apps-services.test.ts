@@ -28,7 +28,7 @@ test("ready line once listening", async () => {
   const { m } = await guest();
   const ready = m.logLines(/info app: ready:/);
   assert.equal(ready.length, 1);
-  assert.match(ready[0], /\] info app: ready: cid=33 echo=1234 sink=1235 source=1236 stats=1237 iperf3=5201$/);
+  assert.match(ready[0], /\] info app: ready: cid=33 echo=1234 sink=1235 source=1236 stats=1237 iperf3=5201 seqpacket_echo=1238$/);
 });
 
 test("echo returns every byte (2 MiB, more than every window) and closes after EOF", async () => {

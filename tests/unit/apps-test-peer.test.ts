@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { connCount, guest, noViolations, SHUT_WR, text } from "./vsock-helpers";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../../tools/vsock-model/virtio-device";
 import { Control, TEST_PEER_PORT } from "./test-peer-helpers";
 
 function crcHex(bytes: Uint8Array): string {
@@ -127,13 +128,18 @@ test("test-peer: firmware as client, socket options, recv all, and the errors th
   noViolations(m);
 });
 
-test("test-peer: socket seqpacket answers the socket API's errno (no SEQPACKET sockets yet)", async () => {
+test("test-peer: socket seqpacket makes a SEQPACKET socket, or answers ESOCKTNOSUPPORT on a device without the feature", async () => {
   const { m } = await guest();
   const c = new Control(m);
-  const a = c.cmd("socket seqpacket");
+  const fd = c.ok("socket seqpacket").ret;
+  assert.ok(fd >= 0, `socket seqpacket answered ${fd}`);
+  assert.equal(c.ok(`getsockopt ${fd} type`).keys.value, "5", "SO_TYPE is SOCK_SEQPACKET");
+  noViolations(m);
+  const without = await guest({ deviceFeatures: VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX });
+  const a = new Control(without.m).cmd("socket seqpacket");
   assert.equal(a.ret, -94);
   assert.equal(a.errno, "ESOCKTNOSUPPORT");
-  noViolations(m);
+  noViolations(without.m);
 });
 
 test("test-peer: malformed commands get an error answer and the service keeps serving", async () => {

@@ -11,19 +11,22 @@ const DRIVER_OK = 4;
 const FEATURES_OK = 8;
 const FAILED = 128;
 
-test("bring-up follows reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and takes only VERSION_1 (and EVENT_IDX)", async () => {
+test("bring-up follows reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK and takes VERSION_1, SEQPACKET (and EVENT_IDX)", async () => {
   const m = await deviceUp({ deviceFeatures: VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET });
   const fn = m.vsockFunction!;
   assert.deepEqual(fn.statusWrites, [0, ACK, ACK | DRIVER, ACK | DRIVER | FEATURES_OK, ACK | DRIVER | FEATURES_OK | DRIVER_OK]);
   assert.equal(fn.status, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
-  // QEMU offers SEQPACKET; the device layer does not take it until the protocol implements it.
-  assert.equal(fn.driverFeatures, VIRTIO_F_VERSION_1);
-  assert.equal(BigInt(m.exports.fw_device_features()), VIRTIO_F_VERSION_1);
-  assert.equal(m.logLines(/virtio: features offered=0x100000002 negotiated=0x100000000/).length, 1);
+  // QEMU offers SEQPACKET: taken (issue 15).
+  assert.equal(fn.driverFeatures, VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET);
+  assert.equal(BigInt(m.exports.fw_device_features()), VIRTIO_F_VERSION_1 | VIRTIO_VSOCK_F_SEQPACKET);
+  assert.equal(m.logLines(/virtio: features offered=0x100000002 negotiated=0x100000002/).length, 1);
   // Kernel vhost-vsock also offers EVENT_IDX (the simulated device's default): taken.
   const withEventIdx = await deviceUp();
-  assert.equal(withEventIdx.vsockFunction!.driverFeatures, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
-  assert.equal(withEventIdx.logLines(/virtio: features offered=0x120000002 negotiated=0x120000000/).length, 1);
+  assert.equal(withEventIdx.vsockFunction!.driverFeatures, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_VSOCK_F_SEQPACKET);
+  assert.equal(withEventIdx.logLines(/virtio: features offered=0x120000002 negotiated=0x120000002/).length, 1);
+  // Without SEQPACKET offered, none is taken.
+  const streamOnly = await deviceUp({ deviceFeatures: VIRTIO_F_VERSION_1 });
+  assert.equal(streamOnly.vsockFunction!.driverFeatures, VIRTIO_F_VERSION_1);
   assert.equal(m.logLines(/vsock-dev: device found 00:01\.0 1af4:1053/).length, 1);
   assert.deepEqual(m.device!.violations, []);
   assert.deepEqual(m.unknownAccesses, []);

@@ -204,3 +204,41 @@ test("summary: `connections folded` lines add up, with their end reasons, and ar
   const out = tool(scratch("folded.log", log)).stdout;
   assert.match(out, /Folded \(too many to log one by one, 2 lines\): opened 42, closed 42 \(peer-shutdown=34 reset-by-peer=8\)/);
 });
+
+// SEQPACKET (issue 15): the type and the EOM/EOR flags, by name in --packets and the summary, and
+// as the raw header fields tshark decodes from --pcap.
+const SEQPACKET_TRACE = [
+  ".[0.000000] info boot: reset",
+  "[1.000100] debug trace: rx REQUEST src=2:5000 dst=33:1238 len=0 type=2 flags=0 buf_alloc=262144 fwd_cnt=0",
+  "[1.000200] debug trace: rx RW src=2:5000 dst=33:1238 len=3 type=2 flags=3 buf_alloc=262144 fwd_cnt=0 data=616263",
+  "[1.000300] debug trace: tx RW src=33:1238 dst=2:5000 len=65536 type=2 flags=0 buf_alloc=262144 fwd_cnt=3",
+  "[1.000400] debug trace: tx RW src=33:1238 dst=2:5000 len=10 type=2 flags=1 buf_alloc=262144 fwd_cnt=3",
+  "[1.000500] debug trace: tx SHUTDOWN src=33:1234 dst=2:5001 len=0 type=1 flags=3 buf_alloc=262144 fwd_cnt=3",
+].join("\n") + "\n";
+
+test("SEQPACKET in the trace: --packets names the type and EOM/EOR, the summary counts message ends", () => {
+  const log = scratch("seq.log", SEQPACKET_TRACE);
+  const listed = tool(log, "--packets");
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.deepEqual(listed.stdout.trim().split("\n"), [
+    "[1.000100] rx REQUEST SEQPACKET 2:5000 -> 33:1238 len=0 flags=0 buf_alloc=262144 fwd_cnt=0",
+    "[1.000200] rx RW SEQPACKET 2:5000 -> 33:1238 len=3 flags=EOM|EOR buf_alloc=262144 fwd_cnt=0",
+    "[1.000300] tx RW SEQPACKET 33:1238 -> 2:5000 len=65536 flags=0 buf_alloc=262144 fwd_cnt=3",
+    "[1.000400] tx RW SEQPACKET 33:1238 -> 2:5000 len=10 flags=EOM buf_alloc=262144 fwd_cnt=3",
+    "[1.000500] tx SHUTDOWN STREAM 33:1234 -> 2:5001 len=0 flags=RCV|SEND buf_alloc=262144 fwd_cnt=3",
+  ]);
+  assert.match(tool(log).stdout, /by type: STREAM 1, SEQPACKET 4 \(messages ended: EOM 2, EOR 1\)/);
+});
+
+test("SEQPACKET in --pcap: tshark reads type 2 and the EOM/EOR flags from the virtio header", { skip: !existsSync("/usr/bin/tshark") && "tshark not installed" }, () => {
+  const out = scratch("seq.pcap", "");
+  assert.equal(tool(scratch("seq.log", SEQPACKET_TRACE), "--pcap", out).status, 0);
+  const shark = spawnSync("tshark", ["-r", out, "-T", "fields", "-e", "vsock.virtio.type", "-e", "vsock.virtio.flags", "-e", "vsock.virtio.len"], { encoding: "utf8" });
+  assert.deepEqual(shark.stdout.trim().split("\n").map((l) => l.split("\t")), [
+    ["2", "0x00000000", "0"],
+    ["2", "0x00000003", "3"],
+    ["2", "0x00000000", "65536"],
+    ["2", "0x00000001", "10"],
+    ["1", "0x00000003", "0"],
+  ]);
+});

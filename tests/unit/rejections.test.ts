@@ -85,15 +85,24 @@ test("dst_cid other than ours: dropped without a reply, no connection made", asy
   noViolations(m);
 });
 
-test("a type other than STREAM: RST (never to an RST)", async () => {
+test("a type other than STREAM or SEQPACKET: RST (never to an RST); SEQPACKET to a STREAM listener: RST", async () => {
   const { m } = await guest();
   const from = m.device!.sentByGuest.length;
   m.device!.inject({ type: 2, srcPort: 9200, dstPort: ECHO_PORT, op: OP_REQUEST });
   m.device!.inject({ type: 7, srcPort: 9201, dstPort: ECHO_PORT, op: OP_RST });
+  m.device!.inject({ type: 7, srcPort: 9202, dstPort: ECHO_PORT, op: OP_REQUEST });
   m.poll(3);
   assert.equal(resetsTo(m, 9200, from), 1);
   assert.equal(resetsTo(m, 9201, from), 0);
+  assert.equal(resetsTo(m, 9202, from), 1);
   assert.equal(rejections(m, "unknown_type"), 2);
+  assert.equal(rejections(m, "type_mismatch"), 1);
+  // Each RST carries the type of the packet it answers (Linux drops one of another type); an
+  // unknown type is answered as STREAM.
+  assert.deepEqual(
+    sent(m, OP_RST, from).map((p) => p.header.type),
+    [2, 1],
+  );
   assert.equal(connCount(m), 0);
   noViolations(m);
 });

@@ -62,11 +62,11 @@ function collect(s: Socket): { text: () => string; ended: () => boolean; closed:
   return { text: () => Buffer.concat(chunks).toString("latin1"), ended: () => ended, closed: () => closed };
 }
 
-addonTest("handshake: features VERSION_1|EVENT_IDX|PROTOCOL_FEATURES, protocol MQ|REPLY_ACK|CONFIG, 2 queues, guest_cid in config", async () => {
+addonTest("handshake: features VERSION_1|EVENT_IDX|PROTOCOL_FEATURES|SEQPACKET, protocol MQ|REPLY_ACK|CONFIG, 2 queues, guest_cid in config", async () => {
   const { b, vm, config } = await backend(41);
   const q = new FakeFrontEnd(config.socket);
   const answers = await q.handshake();
-  assert.equal(answers.features, 0x160000000n);
+  assert.equal(answers.features, 0x160000002n);
   assert.equal(answers.protocolFeatures, 0x209n);
   assert.equal(answers.queues, 2n);
   assert.equal(answers.cid, 41n);

@@ -56,6 +56,9 @@ export class FakeFrontEnd {
   private readonly watchHandle: object;
   guestCid = 33n;
 
+  /** What the driver accepts: VERSION_1 | PROTOCOL_FEATURES | VIRTIO_VSOCK_F_SEQPACKET (a firmware that takes SEQPACKET). */
+  driverFeatures = (1n << 32n) | (1n << 30n) | (1n << 1n);
+
   constructor(socketPath: string) {
     this.fd = check("connect", addon().connectUnix(socketPath));
     this.memfd = check("memfd", addon().memfd("fake-guest-ram", RAM_BYTES));
@@ -130,7 +133,7 @@ export class FakeFrontEnd {
 
   /** The driver's start: features, memory table (acked), rings, enable; rx buffers posted first. */
   async startRings(size = 16, rxCount = 8, base = 0): Promise<bigint> {
-    this.send(Request.SET_FEATURES, u64Payload((1n << 32n) | (1n << 30n)));
+    this.send(Request.SET_FEATURES, u64Payload(this.driverFeatures));
     const ack = await this.call(Request.SET_MEM_TABLE, encodeMemoryTable(this.regions), [this.memfd, this.memfd], VERSION | FLAG_NEED_REPLY);
     const status = new DataView(ack.payload.buffer).getBigUint64(0, true);
     this.queues = [];

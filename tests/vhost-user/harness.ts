@@ -29,7 +29,9 @@ export async function createRig(name: string, vms: { cid: number; groups?: strin
   mkdirSync(results, { recursive: true });
   const backendLog: string[] = [];
   setLogSink((line) => backendLog.push(line));
-  const configs = vms.map((v) => ({ guestCid: v.cid, socket: join(sockets, `vhost-${v.cid}.sock`), udsPath: join(sockets, `vm${v.cid}.vsock`), groups: v.groups ?? ["default"] }));
+  // VHOST_USER_NO_SEQPACKET=1: devices that do not offer SEQPACKET (every STREAM case must still pass).
+  const seqpacket = process.env.VHOST_USER_NO_SEQPACKET !== "1";
+  const configs = vms.map((v) => ({ guestCid: v.cid, socket: join(sockets, `vhost-${v.cid}.sock`), udsPath: join(sockets, `vm${v.cid}.vsock`), groups: v.groups ?? ["default"], seqpacket }));
   const backend = new VsockBackend(configs, [], forwards);
   await backend.start();
   return {

@@ -8,6 +8,7 @@ import { createRig, runSuite, startGreetingListener } from "./harness";
 import { QemuGuest } from "./qemu-guest";
 
 const CID = 33;
+const SUITE_ARGS = (process.env.VHOST_USER_SUITE_ARGS ?? "").split(" ").filter((a) => a.length > 0);
 
 test("Linux guest + vhost-user backend: the e2e suite over Unix sockets passes", { timeout: 900_000 }, async () => {
   const rig = await createRig("linux", [{ cid: CID }]);
@@ -22,7 +23,7 @@ test("Linux guest + vhost-user backend: the e2e suite over Unix sockets passes",
   });
   try {
     await guest.waitForLog(/info apps: ready: cid=33 .*linux stand-in/, 300_000);
-    const suite = await runSuite(rig, CID, log, [], 600_000);
+    const suite = await runSuite(rig, CID, log, SUITE_ARGS, 600_000);
     assert.equal(suite.timedOut, false, "suite.py ran out of time");
     assert.ok(suite.passed > 0, `no e2e summary line:\n${suite.output.slice(-3000)}`);
     assert.equal(suite.failed, 0, `e2e failures (see ${rig.results}/suite.log)`);

@@ -4,7 +4,8 @@ Runs ONLY on the vhost-vsock host (inside the outer VM started by qemu/vsock-hos
 see tools/bench/run.sh): it opens AF_VSOCK sockets. For each guest it boots the guest several times
 with qemu/nested/inner-qemu.sh (same accelerator and memory for all) to time boot-to-ready,
 keeps the last boot running and measures throughput, round-trip latency and the connection rate
-against the guest's echo (1234), sink (1235) and source (1236) services. Writes $RESULTS/raw.json;
+against the guest's echo (1234), sink (1235) and source (1236) services, and messages/s and MiB/s
+through the SEQPACKET echo (1238). Writes $RESULTS/raw.json;
 tools/bench/report.py turns it into the table, results.json and the plots.
 
 The guest "microvm" is the same firmware in its other shape (issue 18): the PVH ELF (--pvh-image)
@@ -18,6 +19,7 @@ Usage: bench.py [--quick] [--guests firmware,microvm,linux] [--pvh-image build/f
                 [--throughput-only] [--write-sizes 4,64,1024]
 """
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ import re
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -40,6 +43,9 @@ RESULTS = os.environ.get("RESULTS", ".")
 RUNDIR = os.environ.get("RUNDIR", "/tmp")
 REPO = os.environ.get("REPO", os.getcwd())
 ECHO, SINK, SOURCE = 1234, 1235, 1236
+SEQPACKET_ECHO = 1238
+# SEQPACKET echo figures: small messages for messages/s, 64 KiB ones for MiB/s.
+SEQPACKET_SIZES = (64, 64 * 1024)
 KIB, MIB = 1024, 1024 * 1024
 WRITE_SIZES = (4 * KIB, 64 * KIB, MIB)
 OP_TIMEOUT = 30.0
@@ -315,6 +321,57 @@ def latency(kind, size, round_trips, blocks):
     return result
 
 
+def seqpacket_run(size, count):
+    """count messages of `size` bytes through the SEQPACKET echo (1238) on one connection, a writer
+    thread ahead of the reader; each must come back whole (one recv, same length). Returns
+    (messages/s, MiB/s of message bytes echoed)."""
+    message = block_of(size)
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET)
+    s.settimeout(OP_TIMEOUT)
+    with s:
+        s.connect((CID, SEQPACKET_ECHO))
+        # Blocking, bounded by the kernel's timeouts: a non-blocking send of a message larger than
+        # the guest's free credit sends part of it and fails with EAGAIN (Linux af_vsock.c), and a
+        # retry would send the whole message again.
+        s.settimeout(None)
+        timeval = struct.pack("qq", int(OP_TIMEOUT), 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+            # Through libc: Python's setsockopt on an AF_VSOCK socket takes only integers.
+            if libc.setsockopt(s.fileno(), socket.SOL_SOCKET, option, timeval, len(timeval)) != 0:
+                raise OSError(ctypes.get_errno(), "setsockopt(SO_SNDTIMEO/SO_RCVTIMEO)")
+        errors = []
+
+        def writer():
+            try:
+                for _ in range(count):
+                    s.send(message)
+            except OSError as e:
+                errors.append(e)
+
+        start = time.monotonic()
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        for i in range(count):
+            back = s.recv(size + 1)
+            if len(back) != size:
+                raise RuntimeError("seqpacket echo: message %d came back with %d B, sent %d B" % (i, len(back), size))
+        took = time.monotonic() - start
+        thread.join(OP_TIMEOUT)
+        if errors:
+            raise errors[0]
+    return count / took, count * size / took / MIB
+
+
+def seqpacket_throughput(kind, size, count, repeats):
+    seqpacket_run(size, max(1, count // 10))  # warm-up
+    runs = [seqpacket_run(size, count) for _ in range(repeats)]
+    result = {"messages_per_s": summary([r[0] for r in runs]), "mib_s": summary([r[1] for r in runs]), "messages": count}
+    progress("%-8s seqpacket echo %5d B messages: %8.0f messages/s, %7.2f MiB/s (median of %d x %d)"
+             % (kind, size, result["messages_per_s"]["median"], result["mib_s"]["median"], repeats, count))
+    return result
+
+
 def connection_cycle():
     with connect(ECHO) as s:
         s.sendall(b"x")
@@ -408,6 +465,10 @@ def bench_guest(kind, accels, plan):
             result["throughput_mib_s"][mode] = {
                 str(size): measure("%s %d" % (mode, size), throughput, kind, mode, run, size, total, plan["repeats"])
                 for size in plan["write_sizes"]}
+        result["seqpacket"] = {
+            str(size): measure("seqpacket %d" % size, seqpacket_throughput, kind, size,
+                               plan["seqpacket_bytes"] // size if size > 1024 else plan["seqpacket_messages"], plan["repeats"])
+            for size in SEQPACKET_SIZES}
         if not plan["throughput_only"]:
             measure_latency_and_rate(kind, plan, result, measure)
         result["memory_after_load_kib"] = guest.memory_kib()
@@ -482,9 +543,11 @@ def main():
     PVH_IMAGE = os.path.abspath(args.pvh_image)
     plan = {"boots": 3, "firmware_boots": 7, "repeats": 5, "bulk": 16 * MIB, "echo": 8 * MIB, "round_trips": 10000, "blocks": 5,
             "cycles": 100, "cycle_repeats": 3, "throughput_only": args.throughput_only,
+            "seqpacket_messages": 5000, "seqpacket_bytes": 8 * MIB,
             "write_sizes": [int(kib) * KIB for kib in args.write_sizes.split(",")]}
     if args.quick:
-        plan.update(boots=1, firmware_boots=1, repeats=1, bulk=2 * MIB, echo=2 * MIB, round_trips=500, cycles=10, cycle_repeats=1)
+        plan.update(boots=1, firmware_boots=1, repeats=1, bulk=2 * MIB, echo=2 * MIB, round_trips=500, cycles=10, cycle_repeats=1,
+                    seqpacket_messages=500, seqpacket_bytes=2 * MIB)
     accels = os.environ.get("INNER_ACCELS", "kvm tcg").split()
     started = time.monotonic()
     if "linux" in args.guests:

@@ -81,6 +81,10 @@ def rows(raw, sizes):
             out.append(("%s (%s), %d KiB writes" % (mode, direction, int(size) // KIB),
                         get(fw, "throughput_mib_s", mode, size, "median"),
                         get(lx, "throughput_mib_s", mode, size, "median"), "MiB/s", True, 1))
+    out.append(("SEQPACKET echo, 64 B messages", get(fw, "seqpacket", "64", "messages_per_s", "median"),
+                get(lx, "seqpacket", "64", "messages_per_s", "median"), "msg/s", True, 0))
+    out.append(("SEQPACKET echo, 64 KiB messages", get(fw, "seqpacket", "65536", "mib_s", "median"),
+                get(lx, "seqpacket", "65536", "mib_s", "median"), "MiB/s", True, 1))
     for size in ("1", "1024"):
         for p in ("p50", "p99"):
             out.append(("echo round trip %s B %s" % (size, p), get(fw, "latency", size, p + "_us"),

@@ -11,6 +11,7 @@ import { follow } from "./follow.ts";
 import { pcapFile } from "./pcap.ts";
 import { renderLine, renderSummary } from "./render.ts";
 import { summarize } from "./summary.ts";
+import { describeTracePacket } from "./trace.ts";
 
 interface Options {
   level?: string;
@@ -18,6 +19,7 @@ interface Options {
   conn?: string;
   follow?: boolean;
   pcap?: string;
+  packets?: boolean;
   connections: number;
 }
 
@@ -76,6 +78,12 @@ function run(file: string | undefined, o: Options): number {
     if (summary.traceProblems.length > 0) console.log(`log: ${summary.traceProblems.length} trace lines skipped (malformed)`);
     return 0;
   }
+  if (o.packets) {
+    // The trace decoded: the type (STREAM, SEQPACKET) and the flags by name (EOM|EOR, RCV|SEND).
+    for (const p of summary.tracePackets) console.log(describeTracePacket(p));
+    if (summary.tracePackets.length === 0) console.log("log: no trace lines in this log (opt/vsockfw/trace=1 or TRACE=1)");
+    return 0;
+  }
   if (isFiltering(filter)) {
     const keep = makeFilter(filter, summary.connections);
     for (const r of records) if (keep(r)) console.log(renderLine(r));
@@ -101,6 +109,7 @@ const program = new Command()
   .option("-c, --conn <spec>", "lines of one connection: a port (1234), a peer (2:5000) or a summary number (#3)")
   .option("-f, --follow", "keep printing lines as the log grows (Ctrl-C stops)")
   .option("--pcap <out.pcap>", "write the traced packets as pcap (LINKTYPE_VSOCK) for tshark/Wireshark")
+  .option("--packets", "list the traced packets decoded: op, type (STREAM, SEQPACKET), flags by name (EOM|EOR)")
   .option("--connections <n>", "connections listed one by one in the summary", positiveInt, 20)
   .showHelpAfterError();
 

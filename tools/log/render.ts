@@ -4,6 +4,7 @@ import chalk from "chalk";
 import Table from "cli-table3";
 import { formatDuration, formatSeconds, type LogRecord } from "./parse.ts";
 import { endedBadly, groupConnections, type Summary } from "./summary.ts";
+import { traceTypeCounts } from "./trace.ts";
 
 const MAX_ALERTS = 20;
 const MAX_PROBLEMS = 10;
@@ -141,7 +142,9 @@ export function renderSummary(s: Summary, source: string, maxConnections: number
   // Trace.
   if (s.tracePackets.length > 0) {
     const rx = s.tracePackets.filter((p) => p.direction === "rx").length;
-    out.push("", chalk.bold(`Packet trace: ${s.tracePackets.length} packets (rx ${rx}, tx ${s.tracePackets.length - rx}); --pcap FILE writes them for tshark/Wireshark`));
+    out.push("", chalk.bold(`Packet trace: ${s.tracePackets.length} packets (rx ${rx}, tx ${s.tracePackets.length - rx}); --packets lists them, --pcap FILE writes them for tshark/Wireshark`));
+    const t = traceTypeCounts(s.tracePackets);
+    out.push(`  by type: STREAM ${t.stream}, SEQPACKET ${t.seqpacket} (messages ended: EOM ${t.eom}, EOR ${t.eor})${t.other ? `, other ${t.other}` : ""}`);
   }
   return out.join("\n");
 }

@@ -76,3 +76,45 @@ export function tracePacket(r: LogRecord): TracePacket | string {
 export function isTraceLine(r: LogRecord): boolean {
   return r.subsystem === "trace" && /^(rx|tx) /.test(r.message);
 }
+
+/** The header's type by name: STREAM, SEQPACKET, or TYPE<n>. */
+export function typeName(type: number): string {
+  return type === 1 ? "STREAM" : type === 2 ? "SEQPACKET" : `TYPE${type}`;
+}
+
+/** The flags by name where the op gives them one: SEQPACKET RW EOM|EOR, SHUTDOWN RCV|SEND; else hex. */
+export function flagsText(p: TracePacket): string {
+  const names: [number, string][] =
+    p.op === OPS.RW && p.type === 2 ? [[1, "EOM"], [2, "EOR"]] : p.op === OPS.SHUTDOWN ? [[1, "RCV"], [2, "SEND"]] : [];
+  if (p.flags === 0) return "0";
+  let rest = p.flags;
+  const parts: string[] = [];
+  for (const [bit, name] of names) {
+    if (rest & bit) parts.push(name);
+    rest &= ~bit;
+  }
+  if (rest !== 0) parts.push(`0x${(rest >>> 0).toString(16)}`);
+  return parts.join("|");
+}
+
+/** One line per packet: direction, op, type, addresses, length, flags by name, credit. */
+export function describeTracePacket(p: TracePacket): string {
+  const seconds = `${Math.floor(p.micros / 1e6)}.${String(p.micros % 1e6).padStart(6, "0")}`;
+  return (
+    `[${seconds}] ${p.direction} ${p.opName} ${typeName(p.type)} ${p.srcCid}:${p.srcPort} -> ${p.dstCid}:${p.dstPort}` +
+    ` len=${p.len} flags=${flagsText(p)} buf_alloc=${p.bufAlloc} fwd_cnt=${p.fwdCnt}`
+  );
+}
+
+/** Packets by type, and the SEQPACKET message ends among them (RW with EOM, and with EOR). */
+export function traceTypeCounts(packets: TracePacket[]): { stream: number; seqpacket: number; other: number; eom: number; eor: number } {
+  const counts = { stream: 0, seqpacket: 0, other: 0, eom: 0, eor: 0 };
+  for (const p of packets) {
+    if (p.type === 1) counts.stream++;
+    else if (p.type === 2) counts.seqpacket++;
+    else counts.other++;
+    if (p.type === 2 && p.op === OPS.RW && p.flags & 1) counts.eom++;
+    if (p.type === 2 && p.op === OPS.RW && p.flags & 2) counts.eor++;
+  }
+  return counts;
+}

@@ -17,7 +17,8 @@ export interface BackendOptions {
 
 export const USAGE = `usage: vhost-user-vsock --guest-cid N --socket PATH --uds-path PATH [--groups a+b]
        vhost-user-vsock --vm guest-cid=N,socket=PATH,uds-path=PATH[,groups=a+b] [--vm ...]
-options: --fault DIR:ACTION[:op=RW][:port=N][:skip=N][:count=N|all][:delay-ms=N][:corrupt=op|len|payload]
+options: --no-seqpacket (offer no VIRTIO_VSOCK_F_SEQPACKET: a STREAM-only device)
+         --fault DIR:ACTION[:op=RW][:port=N][:skip=N][:count=N|all][:delay-ms=N][:corrupt=op|len|payload]
          --log-level error|warn|info|debug
          --forward-tcp [ADDR:]PORT=[CID:]GUESTPORT   a host TCP port to a guest vsock port (ADDR: 127.0.0.1)`;
 
@@ -54,6 +55,7 @@ export function parseArguments(argv: string[]): BackendOptions {
   const faults: FaultRule[] = [];
   const forwards: TcpForwardSpec[] = [];
   let logLevel: Level = "info";
+  let seqpacket = true;
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value: string | undefined;
@@ -89,6 +91,9 @@ export function parseArguments(argv: string[]): BackendOptions {
         logLevel = level as Level;
         break;
       }
+      case "--no-seqpacket":
+        seqpacket = false;
+        break;
       case "-h":
       case "--help":
         throw new Error(USAGE);
@@ -103,6 +108,7 @@ export function parseArguments(argv: string[]): BackendOptions {
     vms.push({ guestCid: cid(single["guest-cid"], "--guest-cid"), socket: single.socket, udsPath: single["uds-path"], groups: groups(single.groups) });
   }
   if (vms.length === 0) throw new Error(USAGE);
+  if (!seqpacket) for (const vm of vms) vm.seqpacket = false;
   const seen = new Set<string>();
   for (const vm of vms) {
     for (const key of [`cid ${vm.guestCid}`, `socket ${vm.socket}`, `uds-path ${vm.udsPath}`]) {

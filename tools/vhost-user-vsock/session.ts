@@ -39,7 +39,10 @@ import {
   u64Payload,
 } from "./protocol";
 
-export const OFFERED_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VHOST_USER_F_PROTOCOL_FEATURES;
+import { VIRTIO_VSOCK_F_SEQPACKET } from "../vsock-model/vsock-packet";
+
+/** SEQPACKET too (issue 15): the device model carries it, and host programs reach it over <uds-path>.seqpacket. */
+export const OFFERED_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VHOST_USER_F_PROTOCOL_FEATURES | VIRTIO_VSOCK_F_SEQPACKET;
 export const OFFERED_PROTOCOL_FEATURES = PROTOCOL_F_MQ | PROTOCOL_F_REPLY_ACK | PROTOCOL_F_CONFIG;
 /** Only rx and tx are handed to the back-end; QEMU keeps the event queue. */
 export const QUEUE_COUNT = 2;
@@ -91,6 +94,11 @@ export class VhostUserSession {
   ringsStartedAt: bigint | null = null;
   private watchHandle: object | null = null;
   private readonly header = new Uint8Array(HEADER_SIZE);
+
+  /** OFFERED_FEATURES, without SEQPACKET when this VM's device model does not offer it (--no-seqpacket). */
+  offeredFeatures(): bigint {
+    return this.device.deviceFeatures() & VIRTIO_VSOCK_F_SEQPACKET ? OFFERED_FEATURES : OFFERED_FEATURES & ~VIRTIO_VSOCK_F_SEQPACKET;
+  }
 
   constructor(
     readonly fd: number,
@@ -170,12 +178,13 @@ export class VhostUserSession {
     const unusedFds = (fds: number[]) => fds.forEach((fd) => addon().close(fd));
     switch (message.request) {
       case Request.GET_FEATURES:
-        this.reply(message, u64Payload(OFFERED_FEATURES));
+        this.reply(message, u64Payload(this.offeredFeatures()));
         unusedFds(message.fds);
         return;
       case Request.SET_FEATURES:
         this.features = decodeU64(message.payload, name);
-        if (this.features & ~OFFERED_FEATURES) log("warn", "vhost-user", "front-end set features we did not offer", { features: `0x${this.features.toString(16)}` });
+        if (this.features & ~this.offeredFeatures()) log("warn", "vhost-user", "front-end set features we did not offer", { features: `0x${this.features.toString(16)}` });
+        this.device.negotiatedFeatures = this.features; // e.g. whether the guest may send SEQPACKET
         break;
       case Request.GET_PROTOCOL_FEATURES:
         this.reply(message, u64Payload(OFFERED_PROTOCOL_FEATURES));

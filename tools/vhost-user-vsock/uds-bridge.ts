@@ -4,14 +4,17 @@
 //     just closes the Unix socket.
 //   guest-initiated: the guest connects to CID 2 port P; the backend connects to <uds-path>_<P>
 //     (RST when nothing listens there) and pipes the two together.
+// SEQPACKET connections go through <uds-path>.seqpacket instead (seqpacket-bridge.ts).
 // Each vsock connection is a HostSocket of the shared device model (Linux-like credit, shutdown,
 // RST); this file only moves bytes and end-of-stream between it and a net.Socket.
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, Server, Socket } from "node:net";
 import { HostListener, HostSocket, SHUT_WR } from "../vsock-model/host";
 import { SimVsockDevice } from "../vsock-model/vsock-device";
+import { VIRTIO_VSOCK_TYPE_SEQPACKET } from "../vsock-model/vsock-packet";
 import { addon } from "./addon";
 import { log } from "./log";
+import { SeqpacketBridge } from "./seqpacket-bridge";
 
 /** Host -> guest bytes queued beyond the guest's credit before the Unix side is paused. */
 const SEND_HIGH_WATER = 1 << 20;
@@ -129,15 +132,19 @@ export class UdsBridge {
   private server: Server | null = null;
   connectsFromHost = 0;
   connectsFromGuest = 0;
+  /** The SEQPACKET way in: <uds-path>.seqpacket and <uds-path>.seqpacket_<port> (seqpacket-bridge.ts). */
+  readonly seqpacket: SeqpacketBridge;
 
   constructor(
     readonly udsPath: string,
     readonly device: SimVsockDevice,
   ) {
-    device.host.listenerFor = (port) => this.listenerFor(port);
+    this.seqpacket = new SeqpacketBridge(udsPath, device);
+    device.host.listenerFor = (port, type) => (type === VIRTIO_VSOCK_TYPE_SEQPACKET ? this.seqpacket.listenerFor(port) : this.listenerFor(port));
   }
 
   start(): Promise<void> {
+    this.seqpacket.start();
     removeStaleSocket(this.udsPath);
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (client) => this.hostConnect(client));
     this.server = server;
@@ -151,6 +158,7 @@ export class UdsBridge {
   }
 
   stop(): void {
+    this.seqpacket.stop();
     this.server?.close();
     this.server = null;
     removeStaleSocket(this.udsPath);
@@ -224,11 +232,13 @@ export class UdsBridge {
   /** Called after the guest's tx ring ran: host senders paused for credit may go on. */
   afterGuestActivity(): void {
     for (const pipe of this.pipes) pipe.resumeIfCredit();
+    this.seqpacket.afterGuestActivity();
   }
 
   /** Fault injection: stop (or restart) consuming guest data, so no credit goes back. */
   setCreditWithheld(withheld: boolean): void {
     this.creditWithheld = withheld;
     for (const pipe of this.pipes) pipe.vsock.pauseReading(withheld);
+    this.seqpacket.setCreditWithheld(withheld);
   }
 }

@@ -3,6 +3,7 @@
 // the backend's lifetime, so host connections survive ring restarts as with vhost), and its
 // Unix-socket host side.
 import { SimVsockDevice } from "../vsock-model/vsock-device";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../vsock-model/virtio-device";
 import { addon, check, EAGAIN } from "./addon";
 import { log } from "./log";
 import { VhostUserSession } from "./session";
@@ -16,6 +17,8 @@ export interface VmConfig {
   udsPath: string;
   /** Sibling groups: VMs sharing one reach each other by CID. */
   groups: string[];
+  /** false: VIRTIO_VSOCK_F_SEQPACKET is not offered (a STREAM-only device, as vhost-device-vsock). */
+  seqpacket?: boolean;
 }
 
 const HOST_TICK_MS = 100;
@@ -31,7 +34,12 @@ export class VsockVm {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(readonly config: VmConfig) {
-    this.device = new SimVsockDevice({ guestCid: config.guestCid, recordPackets: false, now: () => process.hrtime.bigint() });
+    this.device = new SimVsockDevice({
+      guestCid: config.guestCid,
+      recordPackets: false,
+      now: () => process.hrtime.bigint(),
+      features: config.seqpacket === false ? VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX : undefined,
+    });
     this.device.onViolation = (message) => log("warn", "device", message, { cid: config.guestCid });
     this.bridge = new UdsBridge(config.udsPath, this.device);
   }

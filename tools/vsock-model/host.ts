@@ -2,7 +2,10 @@
 // Linux's af_vsock + virtio_transport_common for one guest. Credit exactly like Linux: every
 // packet carries buf_alloc and fwd_cnt; RW only within the guest's advertised window; a
 // CREDIT_UPDATE when the app's reads leave the guest seeing less than 64 KiB of free space;
-// never a CREDIT_REQUEST; RST to unknown tuples; SHUTDOWN then RST to close.
+// never a CREDIT_REQUEST; RST to unknown tuples; SHUTDOWN then RST to close. SEQPACKET sockets
+// too (virtio_transport_seqpacket_*): one sendMessage is one message, split into packets of at
+// most 64 KiB with EOM (and EOR when asked) on the last; received packets are cut into messages at
+// EOM; a packet whose type is not its socket's gets an RST, as Linux's virtio_transport_recv_pkt.
 import {
   VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
   VIRTIO_VSOCK_OP_CREDIT_REQUEST,
@@ -14,6 +17,9 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_RCV,
   VIRTIO_VSOCK_SHUTDOWN_SEND,
+  VIRTIO_VSOCK_SEQ_EOM,
+  VIRTIO_VSOCK_SEQ_EOR,
+  VIRTIO_VSOCK_TYPE_SEQPACKET,
   VIRTIO_VSOCK_TYPE_STREAM,
   VSOCK_HOST_CID,
   VsockHeader,
@@ -28,6 +34,7 @@ export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
 const EPIPE = 32;
+const EMSGSIZE = 90;
 const SHUTDOWN_MASK = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
 
 /** What the host needs from the device it sits behind. */
@@ -37,6 +44,8 @@ export interface GuestLink {
   sendToGuest(header: VsockHeader, payload: Uint8Array, reply: boolean): void;
   violation(message: string): void;
   now(): bigint;
+  /** Whether the driver negotiated VIRTIO_VSOCK_F_SEQPACKET (absent: yes). */
+  seqpacketAllowed?(): boolean;
 }
 
 export type HostSocketState = "connecting" | "connected" | "closed" | "reset";
@@ -53,8 +62,22 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A SEQPACKET message the host app received: its bytes and whether it ended a record (EOR). */
+export interface HostMessage {
+  bytes: Uint8Array;
+  eor: boolean;
+}
+
 export class HostSocket {
   state: HostSocketState;
+  /** SEQPACKET: every message received so far, in order (see takeMessages; empty without keepReceived). */
+  readonly messages: HostMessage[] = [];
+  private readonly messageCallbacks: ((message: HostMessage, socket: HostSocket) => void)[] = [];
+  private messagesTaken = 0;
+  private readonly partialMessage: Uint8Array[] = [];
+  /** SEQPACKET: messages queued by sendMessage, bytes of each still to send. */
+  private readonly pendingMessages: { left: number; eor: boolean }[] = [];
+  private readonly unreadFlags: number[] = [];
   /** Why the socket ended badly: "ECONNRESET", "ETIMEDOUT", "EPROTO" (null: it did not). */
   error: string | null = null;
   /** The guest sent SHUTDOWN with SEND (or RST): no more data will come. */
@@ -98,6 +121,7 @@ export class HostSocket {
     readonly localPort: number,
     readonly peerPort: number,
     state: HostSocketState,
+    readonly type: number = VIRTIO_VSOCK_TYPE_STREAM,
   ) {
     this.state = state;
     this.bufAlloc = host.bufAlloc;
@@ -141,6 +165,11 @@ export class HostSocket {
     return this.pendingBytes;
   }
 
+  /** SEQPACKET: each message as the app reads it (before onData sees its bytes). */
+  onMessage(callback: (message: HostMessage, socket: HostSocket) => void): void {
+    this.messageCallbacks.push(callback);
+  }
+
   onData(callback: (bytes: Uint8Array, socket: HostSocket) => void): void {
     this.dataCallbacks.push(callback);
   }
@@ -154,17 +183,53 @@ export class HostSocket {
     for (const callback of this.changeCallbacks) callback(this);
   }
 
-  /** Queues bytes for the guest; they go out as the guest's credit allows. Returns bytes taken or -EPIPE. */
+  get seqpacket(): boolean {
+    return this.type === VIRTIO_VSOCK_TYPE_SEQPACKET;
+  }
+
+  /**
+   * Queues bytes for the guest; they go out as the guest's credit allows. Returns bytes taken or
+   * -EPIPE. On a SEQPACKET socket the bytes are one message (sendMessage).
+   */
   send(bytes: Uint8Array | string): number {
+    if (this.seqpacket) return this.sendMessage(bytes);
     const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes.slice();
-    if (this.state === "closed" || this.state === "reset" || this.closing) return -EPIPE;
-    if (this.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND || this.shutdownAfterPending & VIRTIO_VSOCK_SHUTDOWN_SEND) return -EPIPE;
-    if (this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) return -EPIPE;
+    if (!this.maySend()) return -EPIPE;
     if (data.length === 0) return 0;
     this.pending.push(data);
     this.pendingBytes += data.length;
     this.pump();
     return data.length;
+  }
+
+  /**
+   * SEQPACKET: queues one message (EOR marks it as a record's end). -EMSGSIZE when it is larger
+   * than the guest's buffer (Linux virtio_transport_seqpacket_enqueue), -EPIPE when sending ended;
+   * a message of 0 bytes sends nothing (Linux's sendmsg loop never runs).
+   */
+  sendMessage(bytes: Uint8Array | string, eor = false): number {
+    const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes.slice();
+    if (!this.maySend()) return -EPIPE;
+    if (data.length > this.peerBufAlloc) return -EMSGSIZE;
+    if (data.length === 0) return 0;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.pendingMessages.push({ left: data.length, eor });
+    this.pump();
+    return data.length;
+  }
+
+  /** SEQPACKET: the messages received since the last takeMessages(). */
+  takeMessages(): HostMessage[] {
+    const out = this.messages.slice(this.messagesTaken);
+    this.messagesTaken = this.messages.length;
+    return out;
+  }
+
+  private maySend(): boolean {
+    if (this.state === "closed" || this.state === "reset" || this.closing) return false;
+    if (this.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND || this.shutdownAfterPending & VIRTIO_VSOCK_SHUTDOWN_SEND) return false;
+    return !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV);
   }
 
   /** SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 (sent after the data already queued). */
@@ -194,6 +259,7 @@ export class HostSocket {
   closeDiscarding(): void {
     this.pending.length = 0;
     this.pendingBytes = 0;
+    this.pendingMessages.length = 0;
     this.pauseReading(false);
     this.close();
   }
@@ -218,6 +284,7 @@ export class HostSocket {
     this.deadline = null;
     this.pending.length = 0;
     this.pendingBytes = 0;
+    this.pendingMessages.length = 0;
     this.host.forget(this);
     this.changed();
   }
@@ -225,8 +292,10 @@ export class HostSocket {
   /** Moves unread data to the app (unless paused) and sends a credit update when Linux would. */
   consume(): void {
     if (this.paused || this.unread.length === 0) return;
-    const bytes = concat(this.unread);
-    this.unread.length = 0;
+    // Taken first: a callback below may pause or resume reading, which must not see them again.
+    const chunks = this.unread.splice(0);
+    const flags = this.unreadFlags.splice(0);
+    const bytes = concat(chunks);
     this.rxBytes -= bytes.length;
     this.fwdCnt = (this.fwdCnt + bytes.length) >>> 0;
     if (this.host.keepReceived) {
@@ -242,10 +311,23 @@ export class HostSocket {
       this.creditUpdatesSent++;
       this.host.sendPacket(this, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, false);
     }
+    if (this.seqpacket) this.collectMessages(chunks, flags);
     for (const callback of this.dataCallbacks) callback(bytes, this);
   }
 
-  receiveData(payload: Uint8Array): void {
+  /** Cuts the unread packets into messages at each EOM (what the app's recvmsg calls would see). */
+  private collectMessages(chunks: Uint8Array[], flags: number[]): void {
+    chunks.forEach((bytes, i) => {
+      this.partialMessage.push(bytes);
+      if (!(flags[i] & VIRTIO_VSOCK_SEQ_EOM)) return;
+      const message = { bytes: concat(this.partialMessage), eor: (flags[i] & VIRTIO_VSOCK_SEQ_EOR) !== 0 };
+      this.partialMessage.length = 0;
+      if (this.host.keepReceived) this.messages.push(message);
+      for (const callback of this.messageCallbacks) callback(message, this);
+    });
+  }
+
+  receiveData(payload: Uint8Array, flags = 0): void {
     if (this.closing) return; // the app is gone; nobody reads
     if (this.rxBytes + payload.length > this.bufAlloc) {
       this.host.link.violation(
@@ -255,6 +337,7 @@ export class HostSocket {
     }
     this.rxBytes += payload.length;
     this.unread.push(payload);
+    this.unreadFlags.push(flags);
     this.consume();
   }
 
@@ -266,12 +349,21 @@ export class HostSocket {
   pump(): void {
     if (this.state !== "connected" || this.closing) return;
     while (this.pendingBytes > 0 && !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV)) {
-      const n = Math.min(this.pendingBytes, this.peerCredit(), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
+      const message = this.pendingMessages[0];
+      const n = Math.min(message?.left ?? this.pendingBytes, this.peerCredit(), VIRTIO_VSOCK_MAX_PKT_BUF_SIZE);
       if (n === 0) break;
+      let flags = 0;
+      if (message) {
+        message.left -= n;
+        if (message.left === 0) {
+          flags = VIRTIO_VSOCK_SEQ_EOM | (message.eor ? VIRTIO_VSOCK_SEQ_EOR : 0);
+          this.pendingMessages.shift();
+        }
+      }
       const payload = this.takePending(n);
       this.txCnt = (this.txCnt + n) >>> 0;
       this.bytesSent += n;
-      this.host.sendPacket(this, VIRTIO_VSOCK_OP_RW, 0, false, payload);
+      this.host.sendPacket(this, VIRTIO_VSOCK_OP_RW, flags, false, payload);
     }
     if (this.pendingBytes > 0 && !(this.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV)) return;
     const flags = this.shutdownAfterPending & ~this.localShutdown;
@@ -325,6 +417,7 @@ export class HostListener {
     private readonly host: SimHost,
     readonly port: number,
     readonly backlog: number,
+    readonly type: number = VIRTIO_VSOCK_TYPE_STREAM,
   ) {}
 
   accept(): HostSocket | null {
@@ -385,12 +478,14 @@ export class SimHost {
   /** Just GuestRxAccounting.arrived (the cheap first look). */
   guestArrived: ((socket: HostSocket) => number | null) | null = null;
   /** A REQUEST to a port without a listener: a listener made on demand (vhost-user: `<uds-path>_<port>`), or null for RST. */
-  listenerFor: ((port: number) => HostListener | null) | null = null;
+  listenerFor: ((port: number, type: number) => HostListener | null) | null = null;
   private readonly connections = new Map<string, HostSocket>();
   private readonly listeners = new Map<number, HostListener>();
   private nextPort = FIRST_EPHEMERAL_PORT;
   /** RSTs sent to tuples the host did not know (vhost's virtio_transport_reset_no_sock). */
   resetsToUnknown = 0;
+  /** Packets whose type was not their socket's or listener's (each answered with an RST). */
+  typeMismatches = 0;
 
   constructor(
     readonly link: GuestLink,
@@ -411,9 +506,9 @@ export class SimHost {
     return [...this.connections.values()];
   }
 
-  listen(port: number, backlog = 128): HostListener {
+  listen(port: number, backlog = 128, type = VIRTIO_VSOCK_TYPE_STREAM): HostListener {
     if (this.listeners.has(port)) throw new Error(`host port ${port} already has a listener`);
-    const listener = new HostListener(this, port, backlog);
+    const listener = new HostListener(this, port, backlog, type);
     this.listeners.set(port, listener);
     return listener;
   }
@@ -423,12 +518,17 @@ export class SimHost {
   }
 
   /** Host -> guest connection: sends REQUEST; the socket is "connecting" until RESPONSE or RST. */
-  connect(port: number, hostPort?: number): HostSocket {
+  connect(port: number, hostPort?: number, type = VIRTIO_VSOCK_TYPE_STREAM): HostSocket {
     let local = hostPort ?? this.nextPort++;
     while (hostPort === undefined && this.connections.has(SimHost.key(local, port))) local = this.nextPort++;
     const key = SimHost.key(local, port);
     if (this.connections.has(key)) throw new Error(`host tuple ${key} in use`);
-    const socket = new HostSocket(this, local, port, "connecting");
+    const socket = new HostSocket(this, local, port, "connecting", type);
+    if (type === VIRTIO_VSOCK_TYPE_SEQPACKET && this.link.seqpacketAllowed && !this.link.seqpacketAllowed()) {
+      // vhost's seqpacket_allow: no SEQPACKET toward a guest that did not negotiate it, nothing sent.
+      socket.finish("closed", "ESOCKTNOSUPPORT");
+      return socket;
+    }
     this.connections.set(key, socket);
     socket.deadline = this.link.now() + CONNECT_TIMEOUT_NS;
     this.sendPacket(socket, VIRTIO_VSOCK_OP_REQUEST, 0, false);
@@ -450,7 +550,7 @@ export class SimHost {
         srcPort: socket.localPort,
         dstPort: socket.peerPort,
         len: payload.length,
-        type: VIRTIO_VSOCK_TYPE_STREAM,
+        type: socket.type,
         op,
         flags,
         bufAlloc: socket.bufAlloc,
@@ -485,14 +585,21 @@ export class SimHost {
 
   /** A packet from the guest that passed the device's checks (cids, length). */
   receive(h: VsockHeader, payload: Uint8Array): void {
-    if (h.type !== VIRTIO_VSOCK_TYPE_STREAM) {
+    if (h.type !== VIRTIO_VSOCK_TYPE_STREAM && h.type !== VIRTIO_VSOCK_TYPE_SEQPACKET) {
       this.resetNoSocket(h);
       return;
     }
     const socket = this.connections.get(SimHost.key(h.dstPort, h.srcPort));
+    if (socket && socket.type !== h.type) {
+      this.typeMismatches++;
+      this.resetNoSocket(h); // Linux: RST, and the packet is dropped; its socket stays as it was
+      return;
+    }
     if (!socket) {
-      const listener = this.listeners.get(h.dstPort) ?? (h.op === VIRTIO_VSOCK_OP_REQUEST ? this.listenerFor?.(h.dstPort) : undefined);
-      if (listener && h.op === VIRTIO_VSOCK_OP_REQUEST && listener.queue.length < listener.backlog) {
+      const listener =
+        this.listeners.get(h.dstPort) ?? (h.op === VIRTIO_VSOCK_OP_REQUEST ? this.listenerFor?.(h.dstPort, h.type) : undefined);
+      if (listener && listener.type !== h.type) this.typeMismatches++;
+      if (listener && listener.type === h.type && h.op === VIRTIO_VSOCK_OP_REQUEST && listener.queue.length < listener.backlog) {
         this.acceptRequest(listener, h);
       } else {
         this.resetNoSocket(h);
@@ -509,7 +616,7 @@ export class SimHost {
   }
 
   private acceptRequest(listener: HostListener, h: VsockHeader): void {
-    const socket = new HostSocket(this, h.dstPort, h.srcPort, "connected");
+    const socket = new HostSocket(this, h.dstPort, h.srcPort, "connected", listener.type);
     socket.peerBufAlloc = h.bufAlloc;
     socket.peerFwdCnt = h.fwdCnt;
     this.connections.set(SimHost.key(h.dstPort, h.srcPort), socket);
@@ -533,7 +640,7 @@ export class SimHost {
   private receiveConnected(socket: HostSocket, h: VsockHeader, payload: Uint8Array): void {
     switch (h.op) {
       case VIRTIO_VSOCK_OP_RW:
-        socket.receiveData(payload);
+        socket.receiveData(payload, h.flags);
         return;
       case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
         return; // the space update above is all it carries

@@ -121,6 +121,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
         sendToGuest: (header, payload, reply) => this.queueForGuest({ header, payload, sent: 0, reply }),
         violation: (message) => this.violation(message),
         now: () => this.now(),
+        seqpacketAllowed: () => (this.features & VIRTIO_VSOCK_F_SEQPACKET) !== 0n,
       },
       { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain, keepReceived: this.recordPackets },
     );
@@ -152,8 +153,12 @@ export class SimVsockDevice implements VirtioDeviceModel {
     return this.offeredFeatures;
   }
 
+  /** What the driver accepted, when a transport other than the PCI function negotiated it (vhost-user SET_FEATURES). */
+  negotiatedFeatures: bigint | null = null;
+
   /** Negotiated features (what the driver accepted), 0 before FEATURES_OK. */
   get features(): bigint {
+    if (this.negotiatedFeatures !== null) return this.negotiatedFeatures;
     return this.transport && this.transport.status & 8 ? this.transport.driverFeatures : 0n;
   }
 
@@ -293,6 +298,8 @@ export class SimVsockDevice implements VirtioDeviceModel {
       return false;
     }
     if (header.srcCid !== this.guestCid) this.violation(`tx dropped: src_cid is not the guest cid ${this.guestCid}: ${what}`);
+    else if (header.type === VIRTIO_VSOCK_TYPE_SEQPACKET && !(this.features & VIRTIO_VSOCK_F_SEQPACKET))
+      this.violation(`tx: a SEQPACKET packet, but VIRTIO_VSOCK_F_SEQPACKET was not negotiated: ${what}`);
     else if (header.dstCid !== VSOCK_HOST_CID && !this.routeToCid) this.violation(`tx dropped: dst_cid is not 2: ${what}`);
     else for (const p of this.fromGuestFilter ? this.fromGuestFilter({ header, payload }) : [{ header, payload }]) this.fromGuest(p);
     return true;

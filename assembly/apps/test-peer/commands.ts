@@ -14,10 +14,13 @@ import {
   SO_RCVLOWAT,
   SO_RCVTIMEO,
   SO_SNDTIMEO,
+  SO_TYPE,
   SO_VM_SOCKETS_BUFFER_MAX_SIZE,
   SO_VM_SOCKETS_BUFFER_MIN_SIZE,
   SO_VM_SOCKETS_BUFFER_SIZE,
   SO_VM_SOCKETS_CONNECT_TIMEOUT,
+  SOCK_SEQPACKET,
+  SOCK_STREAM,
 } from "../../socket-api/api-constants";
 import {
   vs_accept,
@@ -36,7 +39,7 @@ import {
 import { VMADDR_CID_ANY } from "../../socket-api/app-support";
 import { addressWord, arity, boundedTimeoutMs, fdArgument, malformed, MS, putAddress, result } from "./arguments";
 import { cmdPoll, cmdQueue, cmdRecv, cmdSend, cmdWait, dataCommandsInit, SCRATCH_SIZE } from "./data-commands";
-import { ESOCKTNOSUPPORT, errnoText } from "./errno-text";
+import { errnoText } from "./errno-text";
 import { Answer, Line, NOT_A_NUMBER } from "./line";
 import { disown, own, ownedCount } from "./owned-sockets";
 
@@ -59,11 +62,10 @@ function adopt(fd: i32): void {
   vs_setsockopt(fd, SO_SNDTIMEO, DEFAULT_TIMEOUT_NS);
 }
 
-// The socket API makes SOCK_STREAM sockets only (vs_socket takes no type yet). For SEQPACKET the
-// answer is Linux's for a type the transport lacks, until the API takes a type (issue 15).
+// SEQPACKET where the device negotiated it; otherwise the API answers -ESOCKTNOSUPPORT, as Linux
+// does for a type the transport lacks.
 function openSocket(seqpacket: bool): i32 {
-  if (seqpacket) return -ESOCKTNOSUPPORT;
-  return vs_socket();
+  return vs_socket(seqpacket ? SOCK_SEQPACKET : SOCK_STREAM);
 }
 
 function cmdSocket(line: Line, a: Answer): void {
@@ -152,6 +154,7 @@ function optionNumber(line: Line, index: i32): i32 {
   if (line.is(index, "rcvlowat")) return SO_RCVLOWAT;
   if (line.is(index, "linger")) return SO_LINGER;
   if (line.is(index, "error")) return SO_ERROR;
+  if (line.is(index, "type")) return SO_TYPE;
   return -1;
 }
 

@@ -5,7 +5,7 @@
 // the control connection ends, every socket it opened is closed.
 // Left out of an image with `make image TEST_PEER=0`.
 import { LEVEL_INFO, LEVEL_WARN, logBegin, logEnd, logKv, logStr } from "../../platform/log";
-import { MSG_DONTWAIT, POLLIN } from "../../socket-api/api-constants";
+import { MSG_DONTWAIT, POLLIN, SOCK_STREAM } from "../../socket-api/api-constants";
 import { vs_accept, vs_bind, vs_close, vs_listen, vs_recv, vs_send, vs_settimeout, vs_socket } from "../../socket-api/api";
 import { EAGAIN, VMADDR_CID_ANY } from "../../socket-api/app-support";
 import { receivable, socketEvents } from "../../socket-api/readiness";
@@ -26,7 +26,7 @@ const chunk = new StaticArray<u8>(512);
 export function testPeerStart(): void {
   if (!TEST_PEER || listener >= 0) return;
   commandsInit();
-  const fd = vs_socket();
+  const fd = vs_socket(SOCK_STREAM);
   if (fd < 0) return;
   vs_settimeout(fd, 0);
   if (vs_bind(fd, VMADDR_CID_ANY, TEST_PEER_PORT) < 0 || vs_listen(fd, 4) < 0) {

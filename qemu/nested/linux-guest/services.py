@@ -2,10 +2,11 @@
 
 echo 1234 (echo until EOF, then close), sink 1235 (read to EOF, answer "<bytes> <crc32-hex>\\n"),
 source 1236 (read a decimal count and a newline, send that many bytes of
-byte[i] = (i * 7 + (i >> 8)) & 0xff, close), test-peer 1239 (test_peer.py), greeting to CID 2 port
-4050 at boot (retried), and iperf3 5201: Debian's `iperf3 -s` on the guest's loopback behind a
-vsock-to-TCP relay (Debian's iperf3 has no vsock), when iperf3 is installed; the bench compares it
-with the firmware's server.
+byte[i] = (i * 7 + (i >> 8)) & 0xff, close), SEQPACKET echo 1238 (each message back as one
+message, until EOF; only when the device negotiated SEQPACKET), test-peer 1239 (test_peer.py),
+greeting to CID 2 port 4050 at boot (retried), and iperf3 5201: Debian's `iperf3 -s` on the guest's
+loopback behind a vsock-to-TCP relay (Debian's iperf3 has no vsock), when iperf3 is installed; the
+bench compares it with the firmware's server.
 Log lines go to the debugcon port 0x402 in the firmware's format, including `vsock: conns=<n>`.
 Runs only inside the stand-in guest (started by its /init-l2).
 """
@@ -58,6 +59,17 @@ def echo(conn):
         if not data:
             break
         conn.sendall(data)
+
+
+SEQPACKET_MAX_MESSAGE = 262144  # the firmware's largest message (and Linux's default buffer)
+
+
+def seqpacket_echo(conn):
+    while True:
+        data, _, flags, _ = conn.recvmsg(SEQPACKET_MAX_MESSAGE)
+        if not data:
+            break  # EOF (an empty message cannot be echoed: a send of 0 bytes sends nothing)
+        conn.send(data, flags & socket.MSG_EOR)
 
 
 def sink(conn):
@@ -149,8 +161,8 @@ def serve_one(handler, conn):
         count_connection(-1)
 
 
-def listen(port, handler):
-    server = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+def listen(port, handler, kind=socket.SOCK_STREAM):
+    server = socket.socket(socket.AF_VSOCK, kind)
     server.bind((socket.VMADDR_CID_ANY, port))
     server.listen(128)
 
@@ -191,7 +203,13 @@ def main():
     threading.Thread(target=test_peer.serve_forever, daemon=True).start()
     if start_iperf3():
         listen(5201, iperf3_relay)
-    log("apps", "ready: cid=%d echo=1234 sink=1235 source=1236 (linux stand-in)" % local_cid())
+    seqpacket = ""
+    try:
+        listen(1238, seqpacket_echo, socket.SOCK_SEQPACKET)
+        seqpacket = " seqpacket_echo=1238"
+    except OSError as e:  # a transport without SEQPACKET (ESOCKTNOSUPPORT, ...)
+        log("apps", "no seqpacket echo: %s" % e)
+    log("apps", "ready: cid=%d echo=1234 sink=1235 source=1236%s (linux stand-in)" % (local_cid(), seqpacket))
     greet()
     while True:
         time.sleep(3600)

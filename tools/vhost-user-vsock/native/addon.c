@@ -73,13 +73,46 @@ static int get_bytes(napi_env env, napi_value value, uint8_t **data, size_t *len
   return 0;
 }
 
-// listenUnix(path, backlog) -> fd (non-blocking) | -errno
+// An optional trailing argument: the Unix socket type, 1 (SOCK_STREAM, the default) or 5
+// (SOCK_SEQPACKET: each send one message, the SEQPACKET way in of the backend).
+static int get_socket_type(napi_env env, napi_callback_info info, size_t index, int *type) {
+  napi_value argv[4];
+  size_t argc = 4;
+  int64_t value = SOCK_STREAM;
+  *type = SOCK_STREAM;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc <= index) return 0;
+  if (get_int(env, argv[index], &value)) return -1;
+  if (value != SOCK_STREAM && value != SOCK_SEQPACKET) {
+    napi_throw_type_error(env, NULL, "addon: socket type must be 1 (stream) or 5 (seqpacket)");
+    return -1;
+  }
+  *type = (int)value;
+  return 0;
+}
+
+// A SEQPACKET message must fit the sender's buffer whole (Linux refuses a larger one with EMSGSIZE;
+// the default, wmem_default, is ~208 KiB): ask for 1 MiB (the kernel caps it at twice wmem_max,
+// ~416 KiB by default), enough for the largest vsock message (256 KiB).
+static void seqpacket_buffers(int fd) {
+  int type = 0;
+  socklen_t length = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) < 0 || type != SOCK_SEQPACKET) return;
+  int bytes = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
+// listenUnix(path, backlog[, type]) -> fd (non-blocking) | -errno
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   struct sockaddr_un address;
   int64_t backlog;
-  if (get_args(env, info, 2, argv) || get_path(env, argv[0], &address) || get_int(env, argv[1], &backlog)) return NULL;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int type;
+  if (get_args(env, info, 2, argv) || get_path(env, argv[0], &address) || get_int(env, argv[1], &backlog) ||
+      get_socket_type(env, info, 2, &type))
+    return NULL;
+  int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return number(env, -errno);
   if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || listen(fd, (int)backlog) < 0) {
     int error = errno;
@@ -95,16 +128,19 @@ static napi_value accept_unix(napi_env env, napi_callback_info info) {
   int64_t fd;
   if (get_args(env, info, 1, argv) || get_int(env, argv[0], &fd)) return NULL;
   int connection = accept4((int)fd, NULL, NULL, SOCK_CLOEXEC);
+  if (connection >= 0) seqpacket_buffers(connection);
   return number(env, connection < 0 ? -errno : connection);
 }
 
-// connectUnix(path) -> connected fd (blocking) | -errno
+// connectUnix(path[, type]) -> connected fd (blocking) | -errno
 static napi_value connect_unix(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct sockaddr_un address;
-  if (get_args(env, info, 1, argv) || get_path(env, argv[0], &address)) return NULL;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int type;
+  if (get_args(env, info, 1, argv) || get_path(env, argv[0], &address) || get_socket_type(env, info, 1, &type)) return NULL;
+  int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return number(env, -errno);
+  seqpacket_buffers(fd);
   if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) {
     int error = errno;
     close(fd);
@@ -356,8 +392,42 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return number(env, close((int)fd) < 0 ? -errno : 0);
 }
 
+// ---- SEQPACKET Unix sockets: one call, one message, never blocking ----------------------------
+// recvMessage(fd, bytes) -> the message's full length (more than bytes.length: it was cut to
+// fit; the rest is gone), 0 at EOF, or -errno (-EAGAIN: nothing waiting).
+static napi_value recv_message(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  uint8_t *data;
+  size_t length;
+  if (get_args(env, info, 2, argv) || get_int(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &length)) return NULL;
+  ssize_t n = recv((int)fd, data, length, MSG_DONTWAIT | MSG_TRUNC);
+  return number(env, n < 0 ? -errno : (double)n);
+}
+
+// sendMessage(fd, bytes) -> bytes.length | -errno (-EAGAIN: no room now; -EMSGSIZE: over the socket's limit)
+static napi_value send_message(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  uint8_t *data;
+  size_t length;
+  if (get_args(env, info, 2, argv) || get_int(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &length)) return NULL;
+  ssize_t n = send((int)fd, data, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return number(env, n < 0 ? -errno : (double)n);
+}
+
+// shutdownFd(fd, how) -> 0 | -errno
+static napi_value shutdown_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd, how;
+  if (get_args(env, info, 2, argv) || get_int(env, argv[0], &fd) || get_int(env, argv[1], &how)) return NULL;
+  return number(env, shutdown((int)fd, (int)how) < 0 ? -errno : 0);
+}
+
 // ---- watching fds on Node's loop ------------------------------------------------------------
-// watch(fd, callback) -> handle; the callback runs (with the poll status) whenever fd is readable.
+// watch(fd, callback[, events]) -> handle; the callback runs (with the poll status and the events
+// that fired: 1 readable, 2 writable) whenever fd is ready for `events` (default 1).
+// watchEvents(handle, events) changes what it waits for (libuv allows one poll handle per fd).
 // unwatch(handle) stops it; the fd must be unwatched before it is closed.
 typedef struct Watch {
   uv_poll_t poll;
@@ -372,16 +442,16 @@ static void watch_closed(uv_handle_t *handle) {
 }
 
 static void watch_fired(uv_poll_t *poll, int status, int events) {
-  (void)events;
   Watch *w = poll->data;
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback, receiver, argument, result;
+  napi_value callback, receiver, arguments[2], result;
   if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback && napi_get_global(env, &receiver) == napi_ok) {
-    argument = number(env, status);
+    arguments[0] = number(env, status);
+    arguments[1] = number(env, ((events & UV_READABLE) ? 1 : 0) | ((events & UV_WRITABLE) ? 2 : 0));
     // A throwing callback becomes an uncaught exception (the JS side catches its own errors).
-    napi_make_callback(env, w->context, receiver, callback, 1, &argument, &result);
+    napi_make_callback(env, w->context, receiver, callback, 2, arguments, &result);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -418,7 +488,13 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   CHECK(napi_create_string_utf8(env, "vhost-user-watch", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &w->context));
   w->active = 1;
-  error = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  int wanted = UV_READABLE;
+  napi_value all[3];
+  size_t argc = 3;
+  int64_t events = 1;
+  if (napi_get_cb_info(env, info, &argc, all, NULL, NULL) == napi_ok && argc >= 3 && get_int(env, all[2], &events) == 0)
+    wanted = ((events & 1) ? UV_READABLE : 0) | ((events & 2) ? UV_WRITABLE : 0);
+  error = uv_poll_start(&w->poll, wanted, watch_fired);
   if (error) {
     stop_watch(w);
     napi_throw_error(env, NULL, uv_strerror(error));
@@ -426,6 +502,18 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   }
   CHECK(napi_create_external(env, w, NULL, NULL, &handle));
   return handle;
+}
+
+static napi_value watch_events(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Watch *w;
+  int64_t events;
+  if (get_args(env, info, 2, argv) || get_int(env, argv[1], &events)) return NULL;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&w));
+  if (!w->active) return number(env, -EBADF);
+  int wanted = ((events & 1) ? UV_READABLE : 0) | ((events & 2) ? UV_WRITABLE : 0);
+  int error = wanted ? uv_poll_start(&w->poll, wanted, watch_fired) : uv_poll_stop(&w->poll);
+  return number(env, error);
 }
 
 static napi_value unwatch(napi_env env, napi_callback_info info) {
@@ -454,6 +542,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchEvents", NULL, watch_events, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvMessage", NULL, recv_message, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendMessage", NULL, send_message, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"shutdownFd", NULL, shutdown_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
