@@ -11,10 +11,13 @@ export const RECEIVE_BUFFER_CAPACITY: u32 = 262144;
 // Send buffer: bytes the application wrote that credit or the tx queue has not let out yet.
 // One maximum-size packet's worth: small writes coalesce here until the next poll.
 export const SEND_BUFFER_CAPACITY: u32 = 65536;
-// SEQPACKET: messages complete in the receive buffer and not read yet (a peer that queues more,
-// e.g. 1025 one-byte messages nobody reads, gets its connection reset: ENOBUFS, logged), and
-// messages in the send buffer (a send waits for a slot as it waits for room).
-export const RX_MESSAGE_SLOTS: u32 = 1024;
+// SEQPACKET: messages complete in the receive buffer and not read yet, and messages in the send
+// buffer (a send waits for a slot as it waits for room). Credit is in bytes, so a peer may fill
+// the whole receive buffer with small messages: 4096 slots take a full buffer of 64-byte messages
+// (16 KiB per SEQPACKET connection, allocated on its first use). A peer that queues more, smaller
+// ones nobody reads (4097 one-byte messages), gets its connection reset: ENOBUFS, logged. With 1024
+// slots the bench's 64-byte echo had its connection reset after a few hundred messages.
+export const RX_MESSAGE_SLOTS: u32 = 4096;
 export const TX_MESSAGE_SLOTS: u32 = 256;
 // The largest SEQPACKET message either way: the receive buffer's capacity (Linux refuses a message
 // over the peer's buf_alloc with EMSGSIZE, and ours is at most this).

@@ -331,11 +331,26 @@ test("a message that never ends within the buffer is discarded up to its EOM (EM
   void h;
 });
 
+test("a receive buffer's worth of 64-byte messages (4096, all within credit) is taken whole, none lost", async () => {
+  const { m, g, h, fd } = await seqAccepted();
+  for (let i = 0; i < 4096; i++) h.sendMessage(pattern(64, i));
+  // The host respects credit: the whole 256 KiB window is sent once nothing waits any more.
+  ok(m.runUntil(() => h.pendingSendBytes === 0 || h.state !== "connected", 5000), "all 4096 sent");
+  m.poll(5);
+  assert.equal(h.state, "connected");
+  assert.equal(rejections(m, "message_queue_full"), 0);
+  for (let i = 0; i < 4096; i++) {
+    const r = recvmsg(g, fd, 100);
+    assert.equal(r.r, 64, `message ${i}`);
+    assert.deepEqual(r.bytes, pattern(64, i), `message ${i}`);
+  }
+});
+
 test("more complete messages than the connection tracks: that connection is reset with ENOBUFS, another is unharmed", async () => {
   const { m, g, h, fd } = await seqAccepted();
   const other = m.host.connect(SEQPACKET_ECHO_PORT, 9500, SEQ);
   ok(m.runUntil(() => other.state === "connected", 100));
-  for (let i = 0; i < 1025; i++) h.sendMessage(pattern(1, i));
+  for (let i = 0; i < 4097; i++) h.sendMessage(pattern(1, i));
   ok(m.runUntil(() => h.state === "reset", 5000));
   assert.equal(rejections(m, "message_queue_full"), 1);
   let messages = 0;
@@ -347,7 +362,7 @@ test("more complete messages than the connection tracks: that connection is rese
     }
     messages++;
   }
-  assert.equal(messages, 1024, "the messages taken before the overflow are still readable");
+  assert.equal(messages, 4096, "the messages taken before the overflow are still readable");
   other.sendMessage("unharmed");
   ok(m.runUntil(() => other.messages.length === 1, 1000));
   void ECONNRESET;
