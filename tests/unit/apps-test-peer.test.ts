@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { connCount, guest, noViolations, SHUT_WR, text } from "./vsock-helpers";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../../tools/vsock-model/virtio-device";
+import { VIRTIO_VSOCK_TYPE_SEQPACKET } from "../../tools/vsock-model/vsock-packet";
 import { Control, TEST_PEER_PORT } from "./test-peer-helpers";
 
 function crcHex(bytes: Uint8Array): string {
@@ -140,6 +141,40 @@ test("test-peer: socket seqpacket makes a SEQPACKET socket, or answers ESOCKTNOS
   assert.equal(a.ret, -94);
   assert.equal(a.errno, "ESOCKTNOSUPPORT");
   noViolations(without.m);
+});
+
+test("test-peer: SEQPACKET send with eor, recv with trunc, and the msg_flags a recv reports", async () => {
+  const { m } = await guest();
+  const c = new Control(m);
+  const listener = c.ok("socket seqpacket").ret;
+  c.ok(`bind ${listener} 5001`);
+  c.ok(`listen ${listener} 1`);
+  const h = m.host.connect(5001, 40002, VIRTIO_VSOCK_TYPE_SEQPACKET);
+  assert.ok(m.runUntil(() => h.state === "connected", 100));
+  const fd = c.ok(`accept ${listener}`).ret;
+  // Host -> firmware: a 32-byte message ending a record, read into 16 bytes with MSG_TRUNC:
+  // ret is the real length, bytes what was copied, flags what recvmsg's msg_flags said.
+  const message = sendPattern(32, 4);
+  h.sendMessage(message, true);
+  assert.equal(c.ok(`wait ${fd} 1 1000`).ret, 32);
+  const peeked = c.ok(`recv ${fd} 0 peek trunc`);
+  assert.equal(peeked.ret, 32, "MSG_PEEK | MSG_TRUNC measures the message");
+  assert.equal(peeked.keys.flags, "trunc,eor");
+  const cut = c.ok(`recv ${fd} 16 trunc`);
+  assert.deepEqual([cut.ret, cut.bytes, cut.crc, cut.keys.flags], [32, 16, crcHex(message.subarray(0, 16)), "trunc,eor"]);
+  h.sendMessage(sendPattern(8, 5), false);
+  assert.equal(c.ok(`wait ${fd} 1 1000`).ret, 8);
+  const whole = c.ok(`recv ${fd} 64`);
+  assert.deepEqual([whole.ret, whole.bytes, whole.keys.flags], [8, 8, undefined], "a whole message without EOR: no flags");
+  // Firmware -> host: eor marks the message's end as a record's end; without it, none.
+  assert.equal(c.ok(`send ${fd} 10 3 eor`).bytes, 10);
+  assert.equal(c.ok(`send ${fd} 20 3`).bytes, 20);
+  assert.ok(m.runUntil(() => h.messages.length === 2, 2000));
+  assert.deepEqual(h.messages.map((x) => [x.bytes.length, x.eor]), [[10, true], [20, false]]);
+  assert.deepEqual(h.messages[0].bytes, sendPattern(10, 3));
+  // One send command offers a message just over the API's 256 KiB limit in one call: EMSGSIZE.
+  assert.equal(c.cmd(`send ${fd} ${256 * 1024 + 1}`).errno, "EMSGSIZE");
+  noViolations(m);
 });
 
 test("test-peer: malformed commands get an error answer and the service keeps serving", async () => {

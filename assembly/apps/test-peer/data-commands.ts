@@ -1,8 +1,8 @@
 // The test-peer's data commands: send, recv, wait, poll, inq and outq (grammar in README.md,
 // "Test-peer"). send and recv answer the bytes they moved and their CRC-32 (zlib's); send's
 // bytes are 'A' (vsock_test's send_byte) or a seeded pattern the driver regenerates.
-import { MSG_DONTWAIT, MSG_PEEK, POLLFD_SIZE, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "../../socket-api/api-constants";
-import { vs_poll, vs_recv, vs_send } from "../../socket-api/api";
+import { MSG_DONTWAIT, MSG_EOR, MSG_PEEK, MSG_TRUNC, POLLFD_SIZE, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "../../socket-api/api-constants";
+import { vs_poll, vs_recvmsg, vs_send } from "../../socket-api/api";
 import { receivable, socketEvents, unsentBytes } from "../../socket-api/readiness";
 import { clockNs } from "../../platform/imports";
 import { crc32Begin, crc32End, crc32Update } from "../crc32";
@@ -10,17 +10,21 @@ import { arity, boundedTimeoutMs, fdArgument, malformed, MS, POLLRDHUP, putEvent
 import { ETIMEDOUT, errnoText } from "./errno-text";
 import { Answer, Line, NOT_A_NUMBER } from "./line";
 
-export const SCRATCH_SIZE: u32 = 262144; // one recv / peek / wait at most; sends are chunked through it
+// One recv / peek / wait at most; sends are chunked through it. 4 KiB over the API's 256 KiB
+// SEQPACKET limit, so that one send command can offer a message just over it (EMSGSIZE).
+export const SCRATCH_SIZE: u32 = 266240;
 const MAX_TRANSFER: i64 = 64 << 20; // bytes one send or recv-all command may move
 const ONE_BYTE_PATTERN: u8 = 0x41; // 'A', the byte vsock_test's send_byte sends
 
 let scratch: usize = 0;
 let pollEntry: usize = 0;
+let messageFlags: usize = 0; // vs_recvmsg's flags output
 
 export function dataCommandsInit(): void {
   if (scratch != 0) return;
   scratch = heap.alloc(<usize>SCRATCH_SIZE);
   pollEntry = heap.alloc(POLLFD_SIZE);
+  messageFlags = heap.alloc(4);
 }
 
 // byte[i] of a send: 'A' without a seed, else (i * 7 + (i >> 8) + seed) & 0xff.
@@ -36,7 +40,7 @@ function fillPattern(offset: i64, length: u32, seeded: bool, seed: i64): void {
 }
 
 export function cmdSend(line: Line, a: Answer): void {
-  if (!arity(line, a, 2, 4)) return;
+  if (!arity(line, a, 2, 5)) return;
   const fd = fdArgument(line, 1, a);
   if (fd < 0) return;
   const length = line.number(2);
@@ -47,6 +51,7 @@ export function cmdSend(line: Line, a: Answer): void {
   let seed: i64 = 0;
   for (let i = 3; i < line.count; i++) {
     if (line.is(i, "dontwait")) flags |= MSG_DONTWAIT;
+    else if (line.is(i, "eor")) flags |= MSG_EOR;
     else {
       seed = line.number(i);
       if (seed == NOT_A_NUMBER || seed < 0 || seed > 255) return malformed(a, "bad-word");
@@ -73,7 +78,7 @@ export function cmdSend(line: Line, a: Answer): void {
 }
 
 export function cmdRecv(line: Line, a: Answer): void {
-  if (!arity(line, a, 2, 6)) return;
+  if (!arity(line, a, 2, 7)) return;
   const fd = fdArgument(line, 1, a);
   if (fd < 0) return;
   const length = line.number(2);
@@ -86,34 +91,50 @@ export function cmdRecv(line: Line, a: Answer): void {
     else if (line.is(i, "dontwait")) flags |= MSG_DONTWAIT;
     else if (line.is(i, "all")) all = true;
     else if (line.is(i, "nullbuf")) nullBuffer = true;
+    else if (line.is(i, "trunc")) flags |= MSG_TRUNC;
     else return malformed(a, "bad-word");
   }
   const limit = all && (flags & MSG_PEEK) == 0 ? MAX_TRANSFER : <i64>SCRATCH_SIZE;
   if (length < 0 || length > limit) return malformed(a, "length-range");
   // nullbuf: address 0, which the API never takes as a data buffer (vsock_test's invalid buffer).
   const buffer: usize = nullBuffer ? 0 : scratch;
-  let total: i64 = 0;
+  let total: i64 = 0; // bytes copied
+  let reported: i64 = 0; // what the calls returned (with MSG_TRUNC: a message's real length)
   let crc = crc32Begin();
   let errno = 0;
   let eof = false;
+  let seen: u32 = 0; // MSG_TRUNC | MSG_EOR as vs_recvmsg reported them (SEQPACKET)
   do {
     const n = <u32>min<i64>(length - total, <i64>SCRATCH_SIZE);
-    const r = vs_recv(fd, buffer, n, flags);
+    const r = vs_recvmsg(fd, buffer, n, flags, messageFlags);
     if (r < 0) {
       errno = -r;
       break;
     }
+    seen |= load<u32>(messageFlags);
+    const copied = min<u32>(<u32>r, n);
     if (r == 0 && n > 0) eof = true;
-    if (r > 0) crc = crc32Update(crc, buffer, <u32>r);
-    total += <i64>r;
+    if (copied > 0) crc = crc32Update(crc, buffer, copied);
+    total += <i64>copied;
+    reported += <i64>r;
     if (r == 0) break;
   } while (all && total < length);
-  const ret = total > 0 || errno == 0 ? total : -<i64>errno;
+  const ret = reported > 0 || errno == 0 ? reported : -<i64>errno;
   a.begin(ret, errnoText(errno), <u64>total, crc32End(crc));
   if (eof) {
     a.key("eof");
     a.putByte(0x31);
   }
+  putMessageFlags(a, seen);
+}
+
+// flags=trunc,eor: what recvmsg's msg_flags said of the message(s) (nothing when neither).
+function putMessageFlags(a: Answer, seen: u32): void {
+  if ((seen & <u32>(MSG_TRUNC | MSG_EOR)) == 0) return;
+  a.key("flags");
+  if ((seen & <u32>MSG_TRUNC) != 0) a.putStr("trunc");
+  if ((seen & <u32>MSG_TRUNC) != 0 && (seen & <u32>MSG_EOR) != 0) a.putByte(0x2c);
+  if ((seen & <u32>MSG_EOR) != 0) a.putStr("eor");
 }
 
 // A comma list of in, out, rdhup, or none.

@@ -21,7 +21,7 @@ import zlib
 PORT = 1239
 LINE_CAPACITY = 256
 MAX_WORDS = 8
-SCRATCH = 262144
+SCRATCH = 266240  # 4 KiB over 256 KiB: one send can offer a SEQPACKET message just over the limit
 MAX_TRANSFER = 64 << 20
 MAX_TIMEOUT_MS = 60000
 DEFAULT_TIMEOUT_S = 10
@@ -216,7 +216,7 @@ class Executor:
         return self.answer(-code if code else 0, code)
 
     def cmd_send(self, args):
-        self.arity(args, 2, 4)
+        self.arity(args, 2, 5)
         s = self.sock(args[0])
         length = number(args[1])
         if length < 0 or length > MAX_TRANSFER:
@@ -225,6 +225,8 @@ class Executor:
         for w in args[2:]:
             if w == "dontwait":
                 flags |= socket.MSG_DONTWAIT
+            elif w == "eor":
+                flags |= socket.MSG_EOR
             else:
                 try:
                     seed = number(w)
@@ -249,7 +251,7 @@ class Executor:
         return self.answer(total if total or not err else -err, err, total, crc)
 
     def cmd_recv(self, args):
-        self.arity(args, 2, 6)
+        self.arity(args, 2, 7)
         s = self.sock(args[0])
         length = number(args[1])
         flags, everything, null = 0, False, False
@@ -262,6 +264,8 @@ class Executor:
                 everything = True
             elif w == "nullbuf":
                 null = True
+            elif w == "trunc":
+                flags |= socket.MSG_TRUNC
             else:
                 raise Malformed("bad-word")
         limit = MAX_TRANSFER if everything and not flags & socket.MSG_PEEK else SCRATCH
@@ -269,7 +273,7 @@ class Executor:
             raise Malformed("length-range")
         if s is None:
             return self.answer(-errno.EBADF, errno.EBADF)
-        total, crc, err, eof = 0, 0, 0, False
+        total, reported, crc, err, eof, seen = 0, 0, 0, 0, False, 0
         while True:
             want = min(length - total, SCRATCH)
             if null:  # address 0: vsock_test's invalid buffer (Python's recv cannot pass one)
@@ -279,19 +283,26 @@ class Executor:
                     break
                 data = b""
             else:
-                try:
-                    data = s.recv(want, flags)
+                buf = bytearray(want)
+                try:  # recvmsg_into: with MSG_TRUNC, r is the message's real length, beyond the buffer
+                    r, _, msg_flags, _ = s.recvmsg_into([buf], 0, flags)
                 except OSError as e:
                     err = e.errno
                     break
-            if not data and want > 0:
+                seen |= msg_flags
+                data = bytes(buf[:min(r, want)])
+            if r == 0 and want > 0:
                 eof = True
             crc = zlib.crc32(data, crc)
             total += len(data)
-            if not data or not everything or total >= length:
+            reported += r
+            if r == 0 or not everything or total >= length:
                 break
         keys = {"eof": 1} if eof else {}
-        return self.answer(total if total or not err else -err, err, total, crc, **keys)
+        names = [n for bit, n in ((socket.MSG_TRUNC, "trunc"), (socket.MSG_EOR, "eor")) if seen & bit]
+        if names:
+            keys["flags"] = ",".join(names)
+        return self.answer(reported if reported or not err else -err, err, total, crc, **keys)
 
     def cmd_shutdown(self, args):
         self.arity(args, 2, 2)
