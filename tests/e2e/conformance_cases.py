@@ -558,7 +558,4 @@ CASES = [
 KNOWN_FIRMWARE_FAILURES = {
     (38, "guest=client"): "the firmware's send() queues into its 64 KiB send buffer beyond the window and keeps in "
                           "flight whatever the peer advertises, not min(peer's, own buffer size) as Linux does",
-    (9, "guest=server"): "a SEQPACKET recv into an invalid buffer fails (EFAULT) before it takes anything, so the "
-                         "message stays and the next recv returns it; Linux drops the message the failed copy was for",
-    (13, "guest=client"): "the same: after the EFAULT the message is still queued (Linux: the queue is empty)",
 }

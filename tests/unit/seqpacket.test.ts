@@ -46,6 +46,8 @@ function ok(value: unknown, message = "expected a truthy value"): void {
 }
 
 /** recvmsg through the wasm: the bytes (or -errno), the returned length, and the msg flags. */
+const EFAULT_ERRNO = 14;
+
 function recvmsg(g: Guest, fd: number, max: number, flags = 0): { r: number; bytes: Uint8Array; msgFlags: number } {
   const buffer = g.m.scratch(Math.max(max, 1));
   const flagsOut = g.m.scratch(4);
@@ -329,6 +331,19 @@ test("a message that never ends within the buffer is discarded up to its EOM (EM
   assert.deepEqual(good.bytes, pattern(300, 4));
   assert.equal(m.logLines(/warn vsock: rejected: message larger than the receive buffer/).length, 1);
   void h;
+});
+
+test("a recv whose buffer is outside memory gets EFAULT and loses that message, as Linux (vsock_test 9, 13)", async () => {
+  const { m, g, h, fd } = await seqAccepted();
+  h.sendMessage(pattern(100, 1));
+  h.sendMessage(pattern(200, 2));
+  m.poll(5);
+  const outside = m.memory.buffer.byteLength + 4096;
+  assert.equal(g.x.vs_recv(fd, outside, 100, MSG_PEEK), -EFAULT_ERRNO, "a peek takes nothing");
+  assert.equal(g.x.vs_recv(fd, outside, 100, 0), -EFAULT_ERRNO);
+  const next = recvmsg(g, fd, 1000);
+  assert.equal(next.r, 200, "the first message went with the failed copy");
+  assert.deepEqual(next.bytes, pattern(200, 2));
 });
 
 test("a receive buffer's worth of 64-byte messages (4096, all within credit) is taken whole, none lost", async () => {
