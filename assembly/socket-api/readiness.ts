@@ -4,6 +4,7 @@ import { Connection, CONN_CLOSED, CONN_CONNECTING, CONN_ESTABLISHED } from "../v
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "../wire/vsock-header";
 import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "../vsock-protocol/socket-table";
+import { sendRoom } from "../vsock-protocol/credit";
 
 // POLLIN needs `lowat` bytes (SO_RCVLOWAT), or a read side that has ended.
 function connectionEvents(c: Connection, lowat: u32): i32 {
@@ -16,8 +17,8 @@ function connectionEvents(c: Connection, lowat: u32): i32 {
   if ((c.rx.count > 0 && c.rx.count >= lowat) || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
   const writeEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0;
-  // Writable when send would not block: room in the send buffer, or it would fail at once.
-  if (c.state != CONN_ESTABLISHED || writeEnded || c.tx.free() > 0) events |= POLLOUT;
+  // Writable when send would not block: room within the buffer size, or it would fail at once.
+  if (c.state != CONN_ESTABLISHED || writeEnded || sendRoom(c) > 0) events |= POLLOUT;
   if (c.state == CONN_CLOSED || c.localShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) events |= POLLHUP;
   else if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 && (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0)
     events |= POLLHUP;
@@ -39,7 +40,7 @@ export function sendSpace(fd: i32): u32 {
   const c = s.conn!;
   if (c.state != CONN_ESTABLISHED) return 0;
   if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0) return 0;
-  return c.tx.free();
+  return sendRoom(c);
 }
 
 // Bytes vs_recv would return right now.
