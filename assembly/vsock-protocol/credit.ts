@@ -47,6 +47,15 @@ export function peerFreeSpace(c: Connection): u32 {
   return inFlight >= window ? 0 : window - inFlight;
 }
 
+// Whether our own buffer size closed the window while the peer's is still open (then send()
+// has no room either). A peer reports its reads when its free space runs low (Linux: below
+// 64 KiB of its buf_alloc; Linux >= 6.8 also when its queue empties): one with a much larger
+// buffer than ours may never do so on its own, so such a connection asks (CREDIT_REQUEST,
+// stack.ts's timer).
+export function stalledByOwnSize(c: Connection): bool {
+  return peerFreeSpace(c) == 0 && c.txCnt - c.peerFwdCnt < c.peerBufAlloc;
+}
+
 // Bytes the application may still hand to send(): the socket holds at most its own buffer size
 // (SO_VM_SOCKETS_BUFFER_SIZE), counting both the send buffer and the bytes in flight, and the
 // send buffer's own room. In-flight bytes beyond the buffer size (it was lowered, or a lying

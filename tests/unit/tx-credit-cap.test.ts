@@ -6,12 +6,14 @@ import assert from "node:assert/strict";
 import {
   EAGAIN,
   MSG_DONTWAIT,
+  OP_CREDIT_REQUEST,
   POLLOUT,
   SO_VM_SOCKETS_BUFFER_MAX_SIZE,
   SO_VM_SOCKETS_BUFFER_SIZE,
   guest,
   noViolations,
   pattern,
+  sent,
 } from "./vsock-helpers";
 import type { MachineOptions } from "../sim/machine";
 
@@ -87,5 +89,26 @@ test("a peer smaller than the socket: its buf_alloc in flight, the rest of the o
   h.pauseReading(false);
   assert.ok(m.runUntil(() => h.received.length === total, 1000));
   assert.deepEqual(h.received, data.subarray(0, total));
+  noViolations(m);
+});
+
+test("a peer with a much larger buffer that reports reads only when low (Linux < 6.8) is asked for credit", async () => {
+  // 256 KiB host, 64 KiB socket: the host's free space never drops below 64 KiB, so it sends no
+  // CREDIT_UPDATE of its own after reading; the stalled socket asks every 10 ms.
+  const { m, g, h, fd } = await clientTo(6602, OWN, { hostBufAlloc: 262144 });
+  h.pauseReading(false);
+  const data = pattern(8 * OWN, 40);
+  let at = 0;
+  for (let round = 0; round < 2000 && at < data.length; round++) {
+    const r = g.send(fd, data.subarray(at, at + OWN), MSG_DONTWAIT);
+    if (r > 0) at += r;
+    m.advance(1_000_000n); // 1 ms per round
+    m.poll();
+  }
+  assert.equal(at, data.length, "the stream did not stall at the first 64 KiB");
+  assert.ok(m.runUntil(() => h.received.length === data.length, 100));
+  assert.deepEqual(h.received, data);
+  const requests = sent(m, OP_CREDIT_REQUEST).length;
+  assert.ok(requests >= 7 && requests <= 16, `CREDIT_REQUESTs: ${requests} (about one per 64 KiB stall)`);
   noViolations(m);
 });
