@@ -42,12 +42,13 @@ def seqpacket_msg_bounds_client(c):
     fd = c.connect()
     # The sender raises its own buffer too: since "vsock/virtio: cap TX credit to local buffer
     # size" a sender keeps in flight at most its own buffer size (upstream's client does the same).
-    set_large_buffer(c, fd)
+    own = set_large_buffer(c, fd)
     c.ctl.expectln("SRVREADY")
     # Upstream sends SOCK_BUF_SIZE / MAX_MSG_SIZE messages before the server reads any: they all
-    # fit the 2 MiB it set. A receiver that can offer less (the firmware: 256 KiB) gets as many
-    # as fit its buffer, so that the case still queues every message before the first read.
-    size = int(c.ctl.readln())
+    # fit the 2 MiB both sides set. A side that can offer less (the firmware: 256 KiB) gets as many
+    # as fit the smaller buffer, so that every message is still queued before the first read: the
+    # receiver's holds them, and a sender keeps no more than its own in flight (the TX credit cap).
+    size = min(int(c.ctl.readln()), own)
     rng = random.Random(6)
     count = size // MAX_MSG_SIZE
     sent = []
