@@ -56,7 +56,7 @@ endif
 # Options a rebuild must notice: a change of any of them re-runs the whole chain.
 CONFIG_STAMP := $(BUILD)/config-$(shell echo '$(FLASH_SIZE) $(LOG_LEVEL) $(TRACE) $(SELFTEST) $(MAX_CONNECTIONS) $(QUEUE_SIZE_MAX) $(LINEAR_MEMORY_MIB) $(APP) $(TEST_PEER)' | md5sum | cut -c1-10)
 
-.PHONY: all setup image wasm unit-wasm run check-layers test test-images test-unit test-boot test-e2e bench clean fuzz \
+.PHONY: all setup image wasm unit-wasm run check-layers test test-images test-unit test-boot test-e2e test-e2e-microvm bench clean fuzz \
 	vhost-user-addon test-vhost-user run-vhost-user
 .DELETE_ON_ERROR:
 
@@ -196,8 +196,7 @@ test-vhost-user: setup
 # the packet trace against the kernel's vsockmon capture (tests/e2e/vsockmon.py). run.sh's boot also
 # runs vsock_test's case list through the test-peer (tests/e2e/conformance.py); case 4 (100
 # connections at once) then runs on a MAX_CONNECTIONS=128 image, and the whole list against the
-# Linux stand-in, which calibrates it; last, the suite again with the microvm shape (the PVH ELF,
-# vhost-vsock-device on virtio-mmio).
+# Linux stand-in, which calibrates it. The microvm shape has its own target below.
 test-e2e: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware.bin
 	@$(MAKE) --no-print-directory BUILD=build/app-example APP=examples/hello-app.c build/app-example/firmware.bin
@@ -213,6 +212,12 @@ test-e2e: setup
 	qemu/vsock-host.sh --image build/conformance-128/firmware.bin --out build/e2e-conformance-128 --timeout 300 \
 		-- /usr/bin/python3 tests/e2e/conformance.py --guest-name firmware-128 --only 4
 	tests/e2e/run.sh --guest linux --out build/e2e-linux --conformance only
+
+# The suite with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio) against the real
+# host. Not in `make test` while its guest is sometimes lost mid-suite (the inner QEMU exits during
+# cycles-500: once in eight runs, and in a fresh-clone CI run; docs/reliability.md): a test that
+# fails at random would fail CI for every change. The vhost-user suite on microvm is in `make test`.
+test-e2e-microvm: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
 	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm
 
