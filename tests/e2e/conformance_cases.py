@@ -509,6 +509,14 @@ def tx_credit_bounds_server(s):
 
 # ---- the list -------------------------------------------------------------------------------------
 
+# Case 26's burst of connects that the host abandons before accept() has ended the whole outer VM
+# once (a fresh-clone CI run, 2026-12-07: the TCG outer VM's QEMU exited mid-case, no job status)
+# and the guest twice in nine runs of a helper's image. Until that is diagnosed it runs only when
+# asked: CONFORMANCE_UNSTABLE=1 (docs/conformance.md). It passed both ways in every run it lived through.
+UNSTABLE_HOST = None if os.environ.get("CONFORMANCE_UNSTABLE") == "1" else (
+    "ended the outer VM (TCG, nested KVM) once and the guest twice in about twenty runs: runs only with "
+    "CONFORMANCE_UNSTABLE=1 until diagnosed (docs/conformance.md)")
+
 # (name, client, server, skip reason). client/server None: upstream has no such side.
 CASES = [
     ("SOCK_STREAM connection reset", connection_reset_client, None, None),
@@ -537,7 +545,7 @@ CASES = [
     ("SOCK_STREAM virtio credit update + low rx_bytes", credit_client, lambda s: credit_server(s, True), None),
     ("SOCK_STREAM ioctl(SIOCOUTQ) 0 unsent bytes", unsent_bytes_client, unsent_bytes_server, None),
     ("SOCK_SEQPACKET ioctl(SIOCOUTQ) 0 unsent bytes", as_seqpacket(unsent_bytes_client), as_seqpacket(unsent_bytes_server), None),
-    ("SOCK_STREAM leak accept queue", leak_acceptq_client, leak_acceptq_server, None),
+    ("SOCK_STREAM leak accept queue", leak_acceptq_client, leak_acceptq_server, UNSTABLE_HOST),
     ("SOCK_STREAM MSG_ZEROCOPY leak MSG_ERRQUEUE", None, None, KMEMLEAK),
     ("SOCK_STREAM MSG_ZEROCOPY leak completion skb", None, None, KMEMLEAK),
     ("SOCK_STREAM transport release use-after-free", None, None, TRANSPORTS),
