@@ -45,7 +45,7 @@ import {
   TEST_START,
 } from "./iperf3-protocol";
 import { readClientResults, writeServerResults } from "./iperf3-results";
-import { arrangeStreams, dataStart, deny, freeStreamSlot, noteOmitEnd, receiveAll, sendAll } from "./iperf3-data";
+import { arrangeStreams, dataBuffers, dataStart, deny, freeStreamSlot, noteOmitEnd, receiveAll, sendAll } from "./iperf3-data";
 import { COOKIE_COMPLETE, COOKIE_ENDED } from "./iperf3-stream";
 import {
   abortTest,
@@ -104,6 +104,7 @@ function acceptConnections(now: u64): void {
       finishTest();
     }
     if (test.phase == PHASE_IDLE) {
+      dataBuffers();
       control.open(fd);
       control.want(COOKIE_SIZE);
       test.expectedStreams = 0;
