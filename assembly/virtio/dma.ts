@@ -31,3 +31,15 @@ export function dmaAllocate(bytes: usize, alignment: usize, zeroed: bool = true)
 export function roundUpToPage(bytes: usize): usize {
   return (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
+
+// Whole pages grown for this one use, so they read zero without having been written: wasm's
+// memory.grow hands out zeros (the platform clears only what an earlier boot used). Under nested
+// KVM each page the guest first touches is a nested page fault (~100-200 us with the refill after
+// it); a pool the device fills need not be touched at boot. Start-up only, never freed; the
+// allocator takes the pages after these when it grows (it manages non-adjacent regions).
+export function dmaAllocateZeroPages(bytes: usize): usize {
+  const first = memory.grow(<i32>((bytes + 0xffff) >> 16));
+  if (first < 0) abort("out of linear memory for a DMA pool");
+  return <usize>first << 16;
+}
+

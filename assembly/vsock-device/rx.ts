@@ -1,7 +1,7 @@
 // Rx: the pool of receive buffers on the rx queue, and the packets taken from it one at a time.
 // A posted buffer carries a blank header; a completed one is checked (used length against the
 // header's len) before the protocol sees it. The device (device.ts) owns the queue and passes it in.
-import { CACHE_LINE, dmaAllocate } from "../virtio/dma";
+import { CACHE_LINE, dmaAllocateZeroPages } from "../virtio/dma";
 import { SplitQueue } from "../virtio/split-queue";
 import { HDR_LEN, VSOCK_HEADER_SIZE } from "../wire/vsock-header";
 import { countDrop, DROP_RX_LEN_MISMATCH, DROP_RX_SHORT, DROP_RX_USED_EXTRA } from "./drops";
@@ -31,6 +31,7 @@ const rxCurrent = new RxPacket();
 
 let splitLayout = false;
 let buffers: usize = 0;
+let buffersUnwritten = false; // the pool as grown: all zero, never posted, never written
 let bufferCount: u32 = 0;
 let currentHead: i32 = -1;
 // Buffers the driver is done with, posted again in one batch (then one notify) when the used
@@ -75,16 +76,16 @@ export function rxUsedExtraByteCount(): u64 {
 }
 
 export function rxAllocateOnce(): void {
-  if (buffers == 0) buffers = dmaAllocate(<usize>RX_BUFFER_COUNT_MAX * RX_BUFFER_STRIDE, CACHE_LINE, false);
+  if (buffers != 0) return;
+  buffers = dmaAllocateZeroPages(<usize>RX_BUFFER_COUNT_MAX * RX_BUFFER_STRIDE);
+  buffersUnwritten = true;
 }
 
+// The first fill of a pool still all zero from memory.grow leaves the headers as they are: a
+// forged completion of such a buffer replays nothing (its zero header is refused as a packet),
+// and writing 64 headers 16 KiB apart would touch 64 pages at boot for nothing.
 function postRx(q: SplitQueue, buffer: usize): void {
-  // A blank header: a device that "completes" this buffer without writing it (a stale or forged
-  // used entry) hands back zeros and a len no used length can cover (rx_len_mismatch), instead of
-  // replaying the last packet. (A len of 0 would pass: a header len below the used length is
-  // tolerated, as in Linux.)
-  memory.fill(buffer, 0, VSOCK_HEADER_SIZE);
-  store<u32>(buffer + HDR_LEN, RX_BLANK_LEN);
+  if (!buffersUnwritten) blankHeader(buffer);
   if (splitLayout) {
     q.stage(buffer, VSOCK_HEADER_SIZE, true);
     q.stage(buffer + VSOCK_HEADER_SIZE, RX_BUFFER_DATA_SIZE, true);
@@ -94,11 +95,21 @@ function postRx(q: SplitQueue, buffer: usize): void {
   q.publish(buffer);
 }
 
+function blankHeader(buffer: usize): void {
+  // A blank header: a device that "completes" this buffer without writing it (a stale or forged
+  // used entry) hands back zeros and a len no used length can cover (rx_len_mismatch), instead of
+  // replaying the last packet. (A len of 0 would pass: a header len below the used length is
+  // tolerated, as in Linux.)
+  memory.fill(buffer, 0, VSOCK_HEADER_SIZE);
+  store<u32>(buffer + HDR_LEN, RX_BLANK_LEN);
+}
+
 // Posts every rx buffer the queue has room for; before DRIVER_OK (VSOCK.md rule 2).
 export function rxFill(q: SplitQueue): void {
   const perBuffer: u32 = splitLayout ? 2 : 1;
   bufferCount = q.size / perBuffer < RX_BUFFER_COUNT_MAX ? q.size / perBuffer : RX_BUFFER_COUNT_MAX;
   for (let i: u32 = 0; i < bufferCount; i++) postRx(q, buffers + <usize>i * RX_BUFFER_STRIDE);
+  buffersUnwritten = false; // a later fill (after a device reset) posts used buffers
   currentHead = -1;
   toPostCount = 0;
   rxCurrent.clear();

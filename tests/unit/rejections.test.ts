@@ -285,6 +285,30 @@ test("used-ring and device-layer rejections land in the same registry", async ()
   assert.deepEqual(warnOnceViolations(m), []);
 });
 
+test("boot posts the rx pool without writing it; a forged completion of a never-used buffer is refused", async () => {
+  const { m } = await guest();
+  const q = m.device!.queues[RX];
+  // Every rx buffer still posted at boot: its header bytes as memory.grow gave them (zero). The
+  // firmware writes none of them (each would be a nested page fault at boot).
+  const heads: number[] = [];
+  for (let i = 0; i < q.pending(); i++) heads.push(m.guestMemory.read16(q.availAddr + 4 + 2 * ((q.lastAvailIdx + i) % q.size)));
+  assert.ok(heads.length >= 32, `only ${heads.length} rx buffers posted`);
+  for (const head of heads) {
+    const header = m.guestMemory.readBytes(Number(bufferAddress(m, RX, head)), 44);
+    assert.ok(header.every((b) => b === 0), `rx buffer ${head} written at boot`);
+  }
+  const before = rejectionCounts(m);
+  const connectionsBefore = connCount(m);
+  m.device!.injectUsed(RX, heads[heads.length - 1], 44 + 8); // "done", nothing written
+  m.poll(3);
+  const after = rejectionCounts(m);
+  // Its zero header names no source: the stack refuses it as from a wrong CID (the used length
+  // past the header's len of 0 is counted as tolerated extra bytes, as for any packet).
+  assert.equal(after.src_cid - before.src_cid, 1, `the zero packet was not refused: ${JSON.stringify(after)}`);
+  assert.equal(connCount(m), connectionsBefore);
+  noViolations(m);
+});
+
 test("a forged completion of a reposted rx buffer is rejected, not a replay of its last packet", async () => {
   const m = await deviceUp();
   let head = -1;
