@@ -38,6 +38,7 @@ const MAX_QUEUES: u32 = 8; // more than any device type we drive
 
 export class MmioTransport extends VirtioTransport {
   private routed: bool = false;
+  private selected: i32 = -1; // the QueueSel the device holds (-1: not known)
 
   // `base` and `size`: the register window (checked by mmio-probe.ts); `irq`: its I/O APIC line,
   // or MMIO_NO_IRQ when nobody named one (then the device is polled).
@@ -50,6 +51,7 @@ export class MmioTransport extends VirtioTransport {
   }
 
   setStatus(status: u32): void {
+    if (status == 0) this.selected = -1; // a reset may clear QueueSel
     mmioWrite32(this.base + MMIO_STATUS, status & 0xff);
   }
 
@@ -81,11 +83,14 @@ export class MmioTransport extends VirtioTransport {
 
   selectQueue(queue: u32): u32 {
     mmioWrite32(this.base + MMIO_QUEUE_SEL, queue);
+    this.selected = <i32>queue;
     return mmioRead32(this.base + MMIO_QUEUE_NUM_MAX);
   }
 
   setupQueue(queue: u32, size: u32, descriptors: u64, driverArea: u64, deviceArea: u64): bool {
-    mmioWrite32(this.base + MMIO_QUEUE_SEL, queue);
+    // Right after selectQueue (the device driver's order) QueueSel already holds it: one exit less.
+    if (this.selected != <i32>queue) mmioWrite32(this.base + MMIO_QUEUE_SEL, queue);
+    this.selected = -1;
     // 4.2.3.2: a queue must not be in use before the driver sets it up; after a reset none is.
     // A device that says otherwise would read rings we have not written yet.
     const ready = mmioRead32(this.base + MMIO_QUEUE_READY);

@@ -43,6 +43,10 @@ export class PciTransport extends VirtioTransport {
   private queueVector: u32 = VIRTIO_MSI_NO_VECTOR;
   private vectorsRefused: u32 = 0;
   private msixResult: i32 = MSIX_OK;
+  // The queue_select the device holds and that queue's maximum size (queue_size before the driver
+  // writes it): set-up right after selectQueue writes neither again (two exits a queue).
+  private selected: i32 = -1;
+  private selectedMaxSize: u32 = 0;
 
   constructor(caps: VirtioPciCapabilities, private readonly f: PciFunction) {
     super();
@@ -63,6 +67,7 @@ export class PciTransport extends VirtioTransport {
   }
 
   setStatus(status: u32): void {
+    if (status == 0) this.selected = -1; // a reset may clear queue_select
     mmioWrite8(this.common + COMMON_DEVICE_STATUS, status & 0xff);
   }
 
@@ -87,12 +92,16 @@ export class PciTransport extends VirtioTransport {
 
   selectQueue(queue: u32): u32 {
     mmioWrite16(this.common + COMMON_QUEUE_SELECT, queue);
-    return mmioRead16(this.common + COMMON_QUEUE_SIZE);
+    this.selected = <i32>queue;
+    this.selectedMaxSize = mmioRead16(this.common + COMMON_QUEUE_SIZE);
+    return this.selectedMaxSize;
   }
 
   setupQueue(queue: u32, size: u32, descriptors: u64, driverArea: u64, deviceArea: u64): bool {
     if (queue >= MAX_VIRTIO_QUEUES) return false;
-    mmioWrite16(this.common + COMMON_QUEUE_SELECT, queue);
+    const known = this.selected == <i32>queue;
+    if (!known) mmioWrite16(this.common + COMMON_QUEUE_SELECT, queue);
+    this.selected = -1; // the size written below is no longer the maximum
     // Where this queue's doorbell is: notify base + queue_notify_off * multiplier (4.1.4.4),
     // which must leave room for the 16-bit write inside the notify structure.
     const notifyOffset = <u64>mmioRead16(this.common + COMMON_QUEUE_NOTIFY_OFF) * <u64>this.notifyOffMultiplier;
@@ -109,7 +118,8 @@ export class PciTransport extends VirtioTransport {
     }
     unchecked((this.notifyAddresses[queue] = this.notifyBase + notifyOffset));
     unchecked((this.notifyReady[queue] = true));
-    mmioWrite16(this.common + COMMON_QUEUE_SIZE, size);
+    // queue_size holds the maximum until the driver writes it (4.1.4.3): the maximum stays as is.
+    if (!known || size != this.selectedMaxSize) mmioWrite16(this.common + COMMON_QUEUE_SIZE, size);
     mmioWrite16(this.common + COMMON_QUEUE_MSIX_VECTOR, this.queueVector);
     // The device answers NO_VECTOR when it cannot use the entry (4.1.5.1.3).
     if (this.queueVector != VIRTIO_MSI_NO_VECTOR && mmioRead16(this.common + COMMON_QUEUE_MSIX_VECTOR) != this.queueVector) {

@@ -276,11 +276,16 @@ export function vsockDeviceStart(t: VirtioTransport): bool {
   if (t.queueCount() < QUEUE_COUNT) return fail(t, VirtioError.QueueUnavailable);
   routeDeviceInterrupts(t);
 
+  // Each queue set up right after it is selected: the transport then selects it only once.
   const rx = setUpQueue(t, QUEUE_RX, rxQueue);
+  if (rx == null) return fail(t, VirtioError.QueueUnavailable);
+  if (!rx.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
   const tx = setUpQueue(t, QUEUE_TX, txQueue);
+  if (tx == null) return fail(t, VirtioError.QueueUnavailable);
+  if (!tx.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
   const events = setUpQueue(t, QUEUE_EVENT, eventQueue);
-  if (rx == null || tx == null || events == null) return fail(t, VirtioError.QueueUnavailable);
-  if (!rx.setUp() || !tx.setUp() || !events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
+  if (events == null) return fail(t, VirtioError.QueueUnavailable);
+  if (!events.setUp()) return fail(t, VirtioError.QueueNotifyOutsideCap);
   confirmDeviceInterrupts(t);
   rxQueue = rx;
   txQueue = tx;

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { ExitCounts, exitDiff, formatExits, mmioAccesses, registerExits } from "../sim/exit-counter";
 import { HostSocket } from "../../tools/vsock-model/host";
 import { Machine } from "../sim/machine";
+import { COMMON_Q_SIZE } from "../sim/virtio-pci";
 import { ECHO_PORT, OP_RST, OP_RW, SINK_PORT, SOURCE_PORT, WASM_PATH, boot, connCount, guest, noViolations, pattern, sent } from "./vsock-helpers";
 
 /** Polls until a poll moves nothing (the firmware called env.idle), so a path's tail is counted. */
@@ -59,15 +60,31 @@ test("boot: fw_init to ready within its register exit budget (PCI config not cou
   report("boot", d, 1, "boot");
   // Besides PCI config: fw_cfg 3 (its DMA signature read, one transfer for the directory; an
   // option set costs one more transfer, tests/unit/fw-cfg-options.test.ts), and the virtio
-  // device 71: common config 17 reads + 45 writes (reset, status steps, features, three
-  // queues' set-up and vector checks), device config 2 reads (guest_cid, two halves), MSI-X
-  // table 5 writes (entry 0 masked, address, data, unmasked), the rx and event kicks after
-  // DRIVER_OK (2 notifies). The device's count has no margin: one more register access at boot
-  // is a change to look at.
+  // device 65: common config 17 reads + 39 writes (reset, status steps, features, three
+  // queues' set-up and vector checks; each queue selected once, its size left at the device's
+  // maximum), device config 2 reads (guest_cid, two halves), MSI-X table 5 writes (entry 0
+  // masked, address, data, unmasked), the rx and event kicks after DRIVER_OK (2 notifies). The
+  // device's count has no margin: one more register access at boot is a change to look at.
   assert.ok(d["mmio.device-cfg.read"] <= 2, `guest_cid read more than once: ${formatExits(d)}`);
   const device = registerExits(d, { pciConfig: false }) - d["port.fw-cfg"];
-  assert.ok(device <= 71, `boot: ${device} virtio register exits > 71: ${formatExits(d)}`);
+  assert.ok(device <= 65, `boot: ${device} virtio register exits > 65: ${formatExits(d)}`);
   assert.ok(d["port.fw-cfg"] <= 3, `boot: ${d["port.fw-cfg"]} fw_cfg exits > 3: ${formatExits(d)}`);
+});
+
+test("boot: queue_size is written only when the firmware's size is below the device's maximum", async () => {
+  for (const maximum of [128, 1024]) {
+    const m = await Machine.create({ wasmPath: WASM_PATH, guestCid: 33, queueSizeMax: maximum });
+    const writes: number[] = [];
+    const fn = m.vsockFunction!;
+    const commonWrite = fn.commonWrite.bind(fn);
+    fn.commonWrite = (offset, width, value) => {
+      if (offset === COMMON_Q_SIZE) writes.push(Number(value));
+      commonWrite(offset, width, value);
+    };
+    assert.equal(m.init(), true, m.logText());
+    assert.deepEqual(m.device!.queues.map((q) => q.size), [128, 128, 128], `device maximum ${maximum}`);
+    assert.deepEqual(writes, maximum === 128 ? [] : [128, 128, 128], `device maximum ${maximum}`);
+  }
 });
 
 test("idle poll: a poll that moves nothing makes no exit at all", async () => {
