@@ -20,6 +20,9 @@ BUILD_ID ?= $(shell git rev-parse --short=7 HEAD 2>/dev/null | tr -dc 0-9 | cut 
 
 LINEAR_MEMORY_BASE := 0x1000000
 LINEAR_PAGES := $(shell echo $$(( $(LINEAR_MEMORY_MIB) * 16 )))
+# Linear memory starts at 2 MiB (or all of it, if less): the GC's first threshold is half of the
+# initial memory, so start-up allocations run no collection; untouched pages cost nothing.
+INITIAL_PAGES := $(shell echo $$(( $(LINEAR_PAGES) < 32 ? $(LINEAR_PAGES) : 32 )))
 FLASH_BYTES := $(shell node -e 'const m=/^(\d+)([KM]?)$$/i.exec("$(FLASH_SIZE)");console.log(m?Number(m[1])*({K:1024,M:1048576}[m[2].toUpperCase()]||1):0)')
 FLASH_BASE := $(shell printf '0x%x' $$(( 0x100000000 - $(FLASH_BYTES) )))
 
@@ -78,7 +81,7 @@ wasm: $(BUILD)/firmware.wasm
 $(BUILD)/firmware.wasm: $(AS_SOURCES) asconfig.json $(CONFIG_STAMP)
 	@mkdir -p $(BUILD)
 	$(ASC) assembly/main.ts --config asconfig.json --target firmware $(call ASC_DEFINES,$(LOG_LEVEL)) \
-		--maximumMemory $(LINEAR_PAGES) -o $@ -t $(BUILD)/firmware.wat
+		--initialMemory $(INITIAL_PAGES) --maximumMemory $(LINEAR_PAGES) -o $@ -t $(BUILD)/firmware.wat
 	@if grep -q 'f32\.\|f64\.' $(BUILD)/firmware.wat; then echo "error: floating point in the firmware's wasm" >&2; rm -f $@; exit 1; fi
 	$(TSX) tools/wasm/merge-data-segments.ts $@ $@
 
@@ -88,7 +91,7 @@ unit-wasm: build/unit/firmware.wasm
 build/unit/firmware.wasm: $(AS_SOURCES) asconfig.json
 	@mkdir -p build/unit
 	$(ASC) assembly/main.ts assembly/test-hooks.ts --config asconfig.json --target unit $(call ASC_DEFINES,3) \
-		--maximumMemory $(LINEAR_PAGES) -o $@
+		--initialMemory $(INITIAL_PAGES) --maximumMemory $(LINEAR_PAGES) -o $@
 
 # 2. wasm -> C
 # wasm2c 1.0.32 ends every load with an empty asm statement that uses the value, so that a load
