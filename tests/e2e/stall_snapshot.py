@@ -193,6 +193,41 @@ def kvm_exit_sample(seconds=0.5):
     return f"{len(lines)} exits in {seconds} s" + "".join(f"\n  {n:6d} {key}" for key, n in top)
 
 
+def reset_state(monitor, registers, table):
+    """A guest paused at a reset (a triple fault: qemu/nested/inner-qemu.sh runs it with -no-reboot and
+    -action shutdown=pause) keeps the registers of the failed delivery: the stack words at RSP, and
+    the IDT and GDT as the CPU would read them (a corrupted gate or descriptor, or an RSP that points
+    nowhere, is what turns an exception into a triple fault)."""
+    out = []
+    field = lambda name: re.search(name + r"\s*=\s*([0-9a-f]+)\s+([0-9a-f]+)", registers)
+    rsp = re.search(r"RSP=([0-9a-f]+)", registers)
+    if rsp:
+        at = int(rsp.group(1), 16) & ~7
+        words = read_memory(monitor, at, 32 * 8)
+        lines = []
+        for i in range(0, len(words), 8):
+            value = u64(words[i:i + 8])
+            lines.append(f"  {at + i:#x}: {value:#018x}" + (f" {function_at(table, value)}" if 0x100000 <= value < 0x1000000 else ""))
+        out.append("stack at RSP:\n" + "\n".join(lines))
+    idt = field("IDT")
+    if idt:
+        base = int(idt.group(1), 16)
+        gates = []
+        for vector in list(range(0, 15)) + list(range(32, 40)) + [255]:
+            gate = read_memory(monitor, base + 16 * vector, 16)
+            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
+            attrs = int.from_bytes(gate[4:6], "little")
+            selector = int.from_bytes(gate[2:4], "little")
+            gates.append(f"  vector {vector:3d}: attrs={attrs:#06x} selector={selector:#x} target={target:#x} ({function_at(table, target)})")
+        out.append("IDT gates:\n" + "\n".join(gates))
+    gdt = field("GDT")
+    if gdt:
+        base, limit = int(gdt.group(1), 16), int(gdt.group(2), 16)
+        data = read_memory(monitor, base, min(limit + 1, 64))
+        out.append("GDT: " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, len(data), 8)))
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitor", required=True)
@@ -203,14 +238,18 @@ def main():
     try:
         monitor = Monitor(args.monitor)
         table = symbols(args.elf) if os.path.exists(args.elf) else {}
-        report.append("status: " + monitor.run("info status").strip())
+        status = monitor.run("info status").strip()
+        report.append("status: " + status)
         samples = []
         for i in range(3):
             summary, full = register_sample(monitor, table)
             samples.append(summary)
             if i == 0:
                 report.append("registers:\n" + full)
+                registers = full
             time.sleep(0.2)
+        if "shutdown" in status:
+            report.append("the guest reset (paused at the shutdown it became):\n" + reset_state(monitor, registers, table))
         report.append("vCPU samples 0.2 s apart: " + " | ".join(samples))
         for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count"):
             if name in table:
