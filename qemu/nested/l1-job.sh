@@ -133,7 +133,7 @@ log "command exited with status $status after $(since "$t1") s"
 # stops it (a silent firmware once ended a run with nothing to go on: docs/reliability.md).
 if [ "$status" != 0 ] && [ "$GUEST" = firmware ] && alive "$qemu_pid"; then
   timeout 60 python3 "$REPO/tests/e2e/stall_snapshot.py" --monitor "$RUNDIR/monitor.sock" \
-    --elf "$([ "${IMAGE%.elf}" != "$IMAGE" ] && echo "$IMAGE" || echo "${IMAGE%.bin}.elf")" --out "$RESULTS/stall-snapshot.txt" >/dev/null 2>&1 &&
+    --elf "${IMAGE%.bin}.elf" --out "$RESULTS/stall-snapshot.txt" >/dev/null 2>&1 &&
     log "firmware state after the failure: $RESULTS/stall-snapshot.txt ($(grep -m1 '^status' "$RESULTS/stall-snapshot.txt"); $(grep -m1 '^vCPU samples' "$RESULTS/stall-snapshot.txt"))"
 fi
 exit "$status"

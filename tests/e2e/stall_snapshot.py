@@ -251,6 +251,10 @@ def main():
         if "shutdown" in status:
             report.append("the guest reset (paused at the shutdown it became):\n" + reset_state(monitor, registers, table))
         report.append("vCPU samples 0.2 s apart: " + " | ".join(samples))
+        # The local APIC (IRR, ISR, PPR, timer) and the I/O APIC's entries: a vCPU halted with
+        # IF=1 that nothing wakes has an interrupt stuck in service or none pending at all.
+        report.append("info lapic:\n" + monitor.run("info lapic"))
+        report.append("info pic:\n" + monitor.run("info pic"))
         for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count"):
             if name in table:
                 before = u64(read_memory(monitor, table[name][0], 8))
