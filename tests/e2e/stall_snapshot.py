@@ -228,6 +228,47 @@ def reset_state(monitor, registers, table):
     return "\n".join(out)
 
 
+STACK_DUMP_BYTES = 2048  # the firmware's deepest frames stay within ~1.5 KiB of the stack top
+
+
+def reset_memory(monitor, table):
+    """After a reset the registers are gone (KVM on AMD re-initialises a vCPU that shut down), but
+    memory is not: the IDT and GDT as the firmware built them (a corrupted gate or descriptor turns
+    an exception into a triple fault), and the words just below the stack top, with an interrupt
+    or exception frame (RIP, CS 0x18, RFLAGS, RSP, SS 0x10) picked out where one was pushed."""
+    out = []
+    if "__stack_top" in table:
+        top = table["__stack_top"][0]
+        words = read_memory(monitor, top - STACK_DUMP_BYTES, STACK_DUMP_BYTES)
+        values = [u64(words[i:i + 8]) for i in range(0, len(words), 8)]
+        lines = []
+        for i, value in enumerate(values):
+            if value == 0:
+                continue
+            at = top - STACK_DUMP_BYTES + 8 * i
+            named = f" {function_at(table, value)}" if table.get("__ram_image_start", (0,))[0] <= value < table.get("__ram_image_end", (0,))[0] else ""
+            frame = ""
+            if i + 4 < len(values) and values[i + 1] == 0x18 and values[i + 4] == 0x10:
+                frame = f"  <- frame: rip={value:#x} rflags={values[i + 2]:#x} rsp={values[i + 3]:#x}"
+                if i >= 2:
+                    frame += f" (below it: vector? {values[i - 2]:#x} error? {values[i - 1]:#x})"
+            lines.append(f"  {at:#x}: {value:#018x}{named}{frame}")
+        out.append(f"stack words below __stack_top ({STACK_DUMP_BYTES} bytes, zero words left out):\n" + "\n".join(lines))
+    if "idt" in table:
+        base = table["idt"][0]
+        gates = []
+        for vector in list(range(0, 32)) + [0x30, 0x31, 0xff]:
+            gate = read_memory(monitor, base + 16 * vector, 16)
+            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
+            gates.append(f"  {vector:#04x}: attrs={int.from_bytes(gate[4:6], 'little'):#06x} selector={int.from_bytes(gate[2:4], 'little'):#x} "
+                         f"target={target:#x} ({function_at(table, target)})")
+        out.append("IDT in memory (symbol idt):\n" + "\n".join(gates))
+    if "gdt" in table:
+        data = read_memory(monitor, table["gdt"][0], 32)
+        out.append("GDT in memory (symbol gdt): " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, 32, 8)))
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitor", required=True)
@@ -250,6 +291,7 @@ def main():
             time.sleep(0.2)
         if "shutdown" in status:
             report.append("the guest reset (paused at the shutdown it became):\n" + reset_state(monitor, registers, table))
+            report.append(reset_memory(monitor, table))
         report.append("vCPU samples 0.2 s apart: " + " | ".join(samples))
         # The local APIC (IRR, ISR, PPR, timer) and the I/O APIC's entries: a vCPU halted with
         # IF=1 that nothing wakes has an interrupt stuck in service or none pending at all.
