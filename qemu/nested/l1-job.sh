@@ -35,6 +35,7 @@ stop_pid() {  # TERM, then KILL after 3 s; only the given PID
   kill -KILL "$1" 2>/dev/null
 }
 cleanup() {
+  kvm_trace off
   stop_pid "$cmd_pid"
   stop_pid "$qemu_pid"
   stop_pid "$(cat "$RUNDIR/inner.pid" 2>/dev/null)"
@@ -59,6 +60,24 @@ if [ -n "$PRE" ]; then
   # The pre command may touch $PRE_READY once it listens; do not wait long for one that does not.
   for _ in $(seq 50); do [ -e "$RESULTS/pre.ready" ] && break; alive "$pre_pid" || break; sleep 0.1; done
 fi
+
+# KVM's events for the inner guest into the kernel's trace ring (512 KiB a CPU, the oldest
+# overwritten): at a failure the stall snapshot prints the last of them, i.e. what KVM did just
+# before a guest reset (its exits, the interrupts and exceptions it injected, the EOIs) or before
+# a halt nothing ended. A few microseconds of L1 time per event; the firmware guest only.
+TRACING=/sys/kernel/debug/tracing
+KVM_TRACE_EVENTS="kvm_exit kvm_inj_virq kvm_inj_exception kvm_eoi kvm_apic_accept_irq kvm_emulate_insn"
+kvm_trace() {  # on|off
+  [ "$GUEST" = firmware ] || return 0
+  [ -d "$TRACING/events" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+  [ -w "$TRACING/events/kvm/kvm_exit/enable" ] || return 0
+  local e value=0
+  [ "$1" = on ] && value=1
+  echo 0 >"$TRACING/tracing_on"
+  [ "$1" = on ] && { : >"$TRACING/trace"; echo 512 >"$TRACING/buffer_size_kb"; }
+  for e in $KVM_TRACE_EVENTS; do echo "$value" >"$TRACING/events/kvm/$e/enable" 2>/dev/null; done
+  echo "$value" >"$TRACING/tracing_on"
+}
 
 start_qemu() {  # $1 = kvm|tcg
   MACHINE=${MACHINE:-q35} IMAGE=$IMAGE KDIR=$KDIR REPO=$REPO RESULTS=$RESULTS MONITOR=$RUNDIR/monitor.sock \
@@ -101,6 +120,7 @@ if [ "$GUEST" = none ]; then
   exit "$status"
 fi
 ready=1
+kvm_trace on
 for accel in $accels; do
   t0=$(now)
   start_qemu "$accel"

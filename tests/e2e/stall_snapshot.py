@@ -269,6 +269,21 @@ def reset_memory(monitor, table):
     return "\n".join(out)
 
 
+def kvm_trace_tail(lines=400):
+    """The last events of the trace ring qemu/nested/l1-job.sh keeps on for the inner guest: KVM's
+    exits, injected interrupts and exceptions, EOIs and emulated instructions, in order. Read
+    before kvm_exit_sample, which clears the ring."""
+    try:
+        with open(f"{TRACING}/tracing_on") as f:
+            if f.read().strip() != "1":
+                return "(no trace ring running)"
+        with open(f"{TRACING}/trace") as f:
+            events = [line.rstrip() for line in f if not line.startswith("#")]
+    except OSError as error:
+        return f"(trace unreadable: {error})"
+    return f"{len(events)} events in the ring, the last {min(lines, len(events))}:\n" + "\n".join(events[-lines:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitor", required=True)
@@ -303,6 +318,7 @@ def main():
                 time.sleep(0.1)
                 after = u64(read_memory(monitor, table[name][0], 8))
                 report.append(f"{name}: {before} then {after} 0.1 s later")
+        report.append("KVM's last events for the guest: " + kvm_trace_tail())
         report.append("KVM exits of the host's guests: " + kvm_exit_sample())
         report.append(deferred_log(monitor, table))
         report.append(virtio_state(monitor))
