@@ -217,9 +217,9 @@ test-e2e: setup
 	tests/e2e/run.sh --guest linux --out build/e2e-linux --conformance only
 
 # The suite with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio) against the real
-# host. Not in `make test` while its guest is sometimes lost mid-suite (the inner QEMU exits during
-# cycles-500: once in eight runs, and in a fresh-clone CI run; docs/reliability.md): a test that
-# fails at random would fail CI for every change. The vhost-user suite on microvm is in `make test`.
+# host. Not in `make test` while its guest is sometimes lost (a reset) or halted for good mid-suite
+# under the outer VM's nested KVM (docs/reliability.md, with what each failure now records): a test
+# that fails at random would fail CI for every change. The vhost-user suite on microvm is in `make test`.
 test-e2e-microvm: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
 	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm

@@ -113,7 +113,9 @@ if [ -w /dev/vhost-vsock ]; then
 else
   # The image travels in the job share (a tmpfs on /tmp inside L1 would hide an image under /tmp).
   # Its ELF beside it names the firmware's code and data for a stall snapshot (tests/e2e/stall_snapshot.py).
-  [ "$guest" != linux ] && [ -s "${image%.bin}.elf" ] && cp "${image%.bin}.elf" "$job/firmware.elf"
+  # (The PVH image is an ELF itself: it is its own symbol table.)
+  elf=${image%.bin}.elf; [ "${image%.elf}" != "$image" ] && elf=$image
+  [ "$guest" != linux ] && [ -s "$elf" ] && cp "$elf" "$job/firmware.elf"
   [ "$guest" != linux ] && [ -s "$image" ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"

@@ -29,9 +29,16 @@ fi
 # The HMP monitor, for tests/e2e/stall_snapshot.py when a command fails with the guest still up.
 monitor=()
 [ -n "${MONITOR:-}" ] && { rm -f "$MONITOR"; monitor=(-monitor "unix:$MONITOR,server=on,wait=off"); }
+# A guest that resets (a triple fault: -no-reboot turns it into a shutdown) is paused, not ended, when
+# the caller gives a monitor: its registers and memory stay for tests/e2e/stall_snapshot.py (a guest
+# lost mid-suite once left only an empty QEMU log; docs/reliability.md). QEMU_DEBUG_LOG: QEMU's
+# guest_errors and cpu_reset log (TCG logs a triple fault there; a few KB per boot otherwise).
+diagnosis=()
+[ -n "${MONITOR:-}" ] && [ "$guest" = firmware ] && diagnosis+=(-action shutdown=pause)
+[ -n "${QEMU_DEBUG_LOG:-}" ] && diagnosis+=(-d guest_errors,cpu_reset -D "$QEMU_DEBUG_LOG")
 rm -f "$pidfile"
 exec timeout -k 5 "$limit" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m "$GUEST_MEMORY" "${MACHINE_ARGS[@]}" \
   -nodefaults -nic none -display none -no-reboot "${payload[@]}" -device "vhost-vsock-$VIRTIO_SUFFIX,guest-cid=$cid" \
   -debugcon "file:$debugcon_log" -global isa-debugcon.iobase=0x402 \
-  -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$pidfile" "${monitor[@]}" \
+  -device isa-debug-exit,iobase=0xf4,iosize=4 -pidfile "$pidfile" "${monitor[@]}" "${diagnosis[@]}" \
   </dev/null >"$qemu_log" 2>&1

@@ -193,6 +193,97 @@ def kvm_exit_sample(seconds=0.5):
     return f"{len(lines)} exits in {seconds} s" + "".join(f"\n  {n:6d} {key}" for key, n in top)
 
 
+def reset_state(monitor, registers, table):
+    """A guest paused at a reset (a triple fault: qemu/nested/inner-qemu.sh runs it with -no-reboot and
+    -action shutdown=pause) keeps the registers of the failed delivery: the stack words at RSP, and
+    the IDT and GDT as the CPU would read them (a corrupted gate or descriptor, or an RSP that points
+    nowhere, is what turns an exception into a triple fault)."""
+    out = []
+    field = lambda name: re.search(name + r"\s*=\s*([0-9a-f]+)\s+([0-9a-f]+)", registers)
+    rsp = re.search(r"RSP=([0-9a-f]+)", registers)
+    if rsp:
+        at = int(rsp.group(1), 16) & ~7
+        words = read_memory(monitor, at, 32 * 8)
+        lines = []
+        for i in range(0, len(words), 8):
+            value = u64(words[i:i + 8])
+            lines.append(f"  {at + i:#x}: {value:#018x}" + (f" {function_at(table, value)}" if 0x100000 <= value < 0x1000000 else ""))
+        out.append("stack at RSP:\n" + "\n".join(lines))
+    idt = field("IDT")
+    if idt:
+        base = int(idt.group(1), 16)
+        gates = []
+        for vector in list(range(0, 15)) + list(range(32, 40)) + [255]:
+            gate = read_memory(monitor, base + 16 * vector, 16)
+            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
+            attrs = int.from_bytes(gate[4:6], "little")
+            selector = int.from_bytes(gate[2:4], "little")
+            gates.append(f"  vector {vector:3d}: attrs={attrs:#06x} selector={selector:#x} target={target:#x} ({function_at(table, target)})")
+        out.append("IDT gates:\n" + "\n".join(gates))
+    gdt = field("GDT")
+    if gdt:
+        base, limit = int(gdt.group(1), 16), int(gdt.group(2), 16)
+        data = read_memory(monitor, base, min(limit + 1, 64))
+        out.append("GDT: " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, len(data), 8)))
+    return "\n".join(out)
+
+
+STACK_DUMP_BYTES = 2048  # the firmware's deepest frames stay within ~1.5 KiB of the stack top
+
+
+def reset_memory(monitor, table):
+    """After a reset the registers are gone (KVM on AMD re-initialises a vCPU that shut down), but
+    memory is not: the IDT and GDT as the firmware built them (a corrupted gate or descriptor turns
+    an exception into a triple fault), and the words just below the stack top, with an interrupt
+    or exception frame (RIP, CS 0x18, RFLAGS, RSP, SS 0x10) picked out where one was pushed."""
+    out = []
+    if "__stack_top" in table:
+        top = table["__stack_top"][0]
+        words = read_memory(monitor, top - STACK_DUMP_BYTES, STACK_DUMP_BYTES)
+        values = [u64(words[i:i + 8]) for i in range(0, len(words), 8)]
+        lines = []
+        for i, value in enumerate(values):
+            if value == 0:
+                continue
+            at = top - STACK_DUMP_BYTES + 8 * i
+            named = f" {function_at(table, value)}" if table.get("__ram_image_start", (0,))[0] <= value < table.get("__ram_image_end", (0,))[0] else ""
+            frame = ""
+            if i + 4 < len(values) and values[i + 1] == 0x18 and values[i + 4] == 0x10:
+                frame = f"  <- frame: rip={value:#x} rflags={values[i + 2]:#x} rsp={values[i + 3]:#x}"
+                if i >= 2:
+                    frame += f" (below it: vector? {values[i - 2]:#x} error? {values[i - 1]:#x})"
+            lines.append(f"  {at:#x}: {value:#018x}{named}{frame}")
+        out.append(f"stack words below __stack_top ({STACK_DUMP_BYTES} bytes, zero words left out):\n" + "\n".join(lines))
+    if "idt" in table:
+        base = table["idt"][0]
+        gates = []
+        for vector in list(range(0, 32)) + [0x30, 0x31, 0xff]:
+            gate = read_memory(monitor, base + 16 * vector, 16)
+            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
+            gates.append(f"  {vector:#04x}: attrs={int.from_bytes(gate[4:6], 'little'):#06x} selector={int.from_bytes(gate[2:4], 'little'):#x} "
+                         f"target={target:#x} ({function_at(table, target)})")
+        out.append("IDT in memory (symbol idt):\n" + "\n".join(gates))
+    if "gdt" in table:
+        data = read_memory(monitor, table["gdt"][0], 32)
+        out.append("GDT in memory (symbol gdt): " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, 32, 8)))
+    return "\n".join(out)
+
+
+def kvm_trace_tail(lines=400):
+    """The last events of the trace ring qemu/nested/l1-job.sh keeps on for the inner guest: KVM's
+    exits, injected interrupts and exceptions, EOIs and emulated instructions, in order. Read
+    before kvm_exit_sample, which clears the ring."""
+    try:
+        with open(f"{TRACING}/tracing_on") as f:
+            if f.read().strip() != "1":
+                return "(no trace ring running)"
+        with open(f"{TRACING}/trace") as f:
+            events = [line.rstrip() for line in f if not line.startswith("#")]
+    except OSError as error:
+        return f"(trace unreadable: {error})"
+    return f"{len(events)} events in the ring, the last {min(lines, len(events))}:\n" + "\n".join(events[-lines:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitor", required=True)
@@ -203,21 +294,31 @@ def main():
     try:
         monitor = Monitor(args.monitor)
         table = symbols(args.elf) if os.path.exists(args.elf) else {}
-        report.append("status: " + monitor.run("info status").strip())
+        status = monitor.run("info status").strip()
+        report.append("status: " + status)
         samples = []
         for i in range(3):
             summary, full = register_sample(monitor, table)
             samples.append(summary)
             if i == 0:
                 report.append("registers:\n" + full)
+                registers = full
             time.sleep(0.2)
+        if "shutdown" in status:
+            report.append("the guest reset (paused at the shutdown it became):\n" + reset_state(monitor, registers, table))
+            report.append(reset_memory(monitor, table))
         report.append("vCPU samples 0.2 s apart: " + " | ".join(samples))
+        # The local APIC (IRR, ISR, PPR, timer) and the I/O APIC's entries: a vCPU halted with
+        # IF=1 that nothing wakes has an interrupt stuck in service or none pending at all.
+        report.append("info lapic:\n" + monitor.run("info lapic"))
+        report.append("info pic:\n" + monitor.run("info pic"))
         for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count"):
             if name in table:
                 before = u64(read_memory(monitor, table[name][0], 8))
                 time.sleep(0.1)
                 after = u64(read_memory(monitor, table[name][0], 8))
                 report.append(f"{name}: {before} then {after} 0.1 s later")
+        report.append("KVM's last events for the guest: " + kvm_trace_tail())
         report.append("KVM exits of the host's guests: " + kvm_exit_sample())
         report.append(deferred_log(monitor, table))
         report.append(virtio_state(monitor))
