@@ -31,11 +31,39 @@ export function updatePeerCredit(c: Connection, header: usize): void {
   }
 }
 
-// Bytes we may still send: peer_buf_alloc - (tx_cnt - peer_fwd_cnt), with u32 wrap-around.
-// A peer that shrank its buffer below what is in flight gets 0, not a huge unsigned number.
+// ---- our send window -----------------------------------------------------------------------
+// As Linux since "vsock/virtio: cap TX credit to local buffer size" (virtio_transport_tx_buf_alloc):
+// what we keep in flight is bounded by min(peer's buf_alloc, our own buffer size), so a peer that
+// advertises a huge buffer cannot make a socket with a small one hold more than it asked for.
+export function txBufAlloc(c: Connection): u32 {
+  return min(c.peerBufAlloc, c.bufAlloc);
+}
+
+// Bytes we may still send: txBufAlloc - (tx_cnt - peer_fwd_cnt), with u32 wrap-around.
+// A window that shrank below what is in flight gives 0, not a huge unsigned number.
 export function peerFreeSpace(c: Connection): u32 {
+  const window = txBufAlloc(c);
   const inFlight = c.txCnt - c.peerFwdCnt;
-  return inFlight >= c.peerBufAlloc ? 0 : c.peerBufAlloc - inFlight;
+  return inFlight >= window ? 0 : window - inFlight;
+}
+
+// Whether our own buffer size closed the window while the peer's is still open (then send()
+// has no room either). A peer reports its reads when its free space runs low (Linux: below
+// 64 KiB of its buf_alloc; Linux >= 6.8 also when its queue empties): one with a much larger
+// buffer than ours may never do so on its own, so such a connection asks (CREDIT_REQUEST,
+// stack.ts's timer).
+export function stalledByOwnSize(c: Connection): bool {
+  return peerFreeSpace(c) == 0 && c.txCnt - c.peerFwdCnt < c.peerBufAlloc;
+}
+
+// Bytes the application may still hand to send(): the socket holds at most its own buffer size
+// (SO_VM_SOCKETS_BUFFER_SIZE), counting both the send buffer and the bytes in flight, and the
+// send buffer's own room. In-flight bytes beyond the buffer size (it was lowered, or a lying
+// fwd_cnt) give 0 until they are acknowledged.
+export function sendRoom(c: Connection): u32 {
+  const held = <u64>c.tx.count + <u64>(c.txCnt - c.peerFwdCnt);
+  if (held >= <u64>c.bufAlloc) return 0;
+  return min(c.tx.free(), <u32>(<u64>c.bufAlloc - held));
 }
 
 // ---- our receive window --------------------------------------------------------------------
