@@ -32,7 +32,7 @@ export function updatePeerCredit(c: Connection, header: usize): void {
 }
 
 // ---- our send window -----------------------------------------------------------------------
-// As Linux since "vsock/virtio: cap TX credit to local buffer size" (virtio_transport_tx_buf_alloc):
+// As Linux since "vsock/virtio: cap TX credit to local buffer size" (virtio_transport_tx_buf_size):
 // what we keep in flight is bounded by min(peer's buf_alloc, our own buffer size), so a peer that
 // advertises a huge buffer cannot make a socket with a small one hold more than it asked for.
 export function txBufAlloc(c: Connection): u32 {
@@ -103,17 +103,27 @@ export function receiveAllowed(c: Connection, length: u32): bool {
   return <u64>c.rx.count + <u64>length <= <u64>c.bufAlloc;
 }
 
-// The peer will send at most bufAlloc - (bytes it sent - fwd_cnt it last saw). Once that view of
-// our free space drops below a threshold (64 KiB, or a quarter of the buffer when that is larger),
-// consumption must be reported: Linux senders never ask (no CREDIT_REQUEST) and would stall.
-// While a lowered buffer size waits for the old grant to drain, an update would not move the
-// credit end (the peer could send nothing more): none is due then.
+// The window the peer can use: our buffer size, or its own when that is smaller. A peer with
+// Linux's TX credit cap keeps at most min(our buf_alloc, its own) in flight, and its own is the
+// buf_alloc it advertises to us (0: it told us nothing yet, so ours).
+function peerSendWindow(c: Connection): u32 {
+  return c.peerBufAlloc == 0 ? c.bufAlloc : min(c.bufAlloc, c.peerBufAlloc);
+}
+
+// The peer will send at most its window - (bytes it sent - fwd_cnt it last saw). Once that view
+// of its credit drops below a threshold (64 KiB, or a quarter of our buffer when that is larger),
+// consumption must be reported: Linux senders never ask (no
+// CREDIT_REQUEST) and would stall. Measured against our buffer alone, a capped sender whose own
+// size is far below ours would wait for good: our free space never looks low while all it may
+// have in flight is its own size. While a lowered buffer size waits for the old grant to drain,
+// an update would not move the credit end (the peer could send nothing more): none is due then.
 export function creditUpdateDue(c: Connection): bool {
   const unreported = c.fwdCnt - c.lastFwdCntSent;
   if (unreported == 0) return false;
   if (c.fwdCnt + advertisedBufAlloc(c) == c.creditEnd) return false;
+  const window = <u64>peerSendWindow(c);
   const held = <u64>c.rx.count + <u64>unreported;
-  const peerView: u64 = held >= <u64>c.bufAlloc ? 0 : <u64>c.bufAlloc - held;
+  const peerView: u64 = held >= window ? 0 : window - held;
   const threshold = max<u64>(<u64>VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, <u64>(c.bufAlloc >> 2));
   return peerView < threshold;
 }
