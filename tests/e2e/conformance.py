@@ -14,7 +14,7 @@ vsock_test's format, with a '#' line per direction:
 
 Runs only where AF_VSOCK reaches a guest (inside qemu/vsock-host.sh, e.g. tests/e2e/run.sh);
 never on a machine whose own kernel would route it. Env: VSOCK_CID (33), CONFORMANCE_PORT (5000).
-Usage: python3 tests/e2e/conformance.py [--only 0,5,22] [--direction server|client|both] [--list]
+Usage: python3 tests/e2e/conformance.py [--only 0,5,22] [--repeat N] [--direction server|client|both] [--list]
 """
 import argparse
 import os
@@ -92,6 +92,8 @@ def main():
     parser.add_argument("--guest-name", default=os.environ.get("CONFORMANCE_GUEST", "guest"))
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--strict", action="store_true", help="known firmware failures fail the run too")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("CONFORMANCE_REPEAT", "1")),
+                        help="run each chosen case N times in a row (a flaky case's rate; default CONFORMANCE_REPEAT or 1)")
     args = parser.parse_args()
     if args.list:
         print("ID\tTest name")
@@ -103,9 +105,8 @@ def main():
     known = []  # (id, role) of failures in KNOWN_FIRMWARE_FAILURES
     unknown_failures = 0
     rows = []
-    for case_id, (name, client, server, skip) in enumerate(CASES):
-        if wanted and case_id not in wanted:
-            continue
+    chosen = [(case_id, case) for case_id, case in enumerate(CASES) if not wanted or case_id in wanted]
+    for case_id, (name, client, server, skip) in [entry for entry in chosen for _ in range(max(1, args.repeat))]:
         print("%d - %s..." % (case_id, name), end="", flush=True)
         if skip:
             counts["skip"] += 1
