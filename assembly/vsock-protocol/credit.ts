@@ -112,11 +112,11 @@ function peerSendWindow(c: Connection): u32 {
 
 // The peer will send at most its window - (bytes it sent - fwd_cnt it last saw). Once that view
 // of its credit drops below a threshold (64 KiB, or a quarter of our buffer when that is larger),
-// consumption must be reported: Linux senders never ask (no
-// CREDIT_REQUEST) and would stall. Measured against our buffer alone, a capped sender whose own
-// size is far below ours would wait for good: our free space never looks low while all it may
-// have in flight is its own size. While a lowered buffer size waits for the old grant to drain,
-// an update would not move the credit end (the peer could send nothing more): none is due then.
+// consumption must be reported: Linux senders never ask (no CREDIT_REQUEST) and would stall.
+// Measured against our buffer alone, a capped sender whose own size is far below ours would wait
+// for good: our free space never looks low while all it may have in flight is its own size.
+// While a lowered buffer size waits for the old grant to drain, an update would not move the
+// credit end (the peer could send nothing more): none is due then.
 export function creditUpdateDue(c: Connection): bool {
   const unreported = c.fwdCnt - c.lastFwdCntSent;
   if (unreported == 0) return false;
