@@ -44,7 +44,7 @@ import {
   OWE_SHUTDOWN,
 } from "../vsock-protocol/connection";
 import { findConnection, freeConnection } from "../vsock-protocol/connection-table";
-import { creditUpdateDue } from "../vsock-protocol/credit";
+import { creditUpdateDue, sendRoom } from "../vsock-protocol/credit";
 import {
   EADDRINUSE,
   EADDRNOTAVAIL,
@@ -333,8 +333,9 @@ export function vs_send(fd: i32, buf: usize, len: u32, flags: i32): i32 {
     ) {
       return total > 0 ? <i32>total : fail("send", fd, EPIPE);
     }
-    // Bytes wait in the send buffer and leave on the next poll: small writes coalesce.
-    total += c.tx.write(buf + total, len - total);
+    // Bytes wait in the send buffer and leave on the next poll: small writes coalesce. The socket
+    // holds no more than its buffer size, in flight included (credit.ts sendRoom).
+    total += c.tx.write(buf + total, min(len - total, sendRoom(c)));
     if (total == len) return <i32>total;
     if (nonBlocking || clockNs() >= deadline) return total > 0 ? <i32>total : fail("send", fd, EAGAIN);
     vsockPoll();

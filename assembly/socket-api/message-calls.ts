@@ -5,7 +5,8 @@
 //    the send buffer goes in as the buffer drains: a send that must stop early (non-blocking, or
 //    its timeout passed) returns the bytes taken, n < len, and the message stays open: the next
 //    send must pass exactly its remaining len - n bytes (anything else is EINVAL), and the EOM
-//    goes out with its last byte. Larger than the peer's buffer or 256 KiB: EMSGSIZE (Linux).
+//    goes out with its last byte. Larger than the peer's buffer, the socket's own buffer size or
+//    256 KiB: EMSGSIZE (Linux).
 //    len 0 sends nothing and returns 0 (Linux too).
 //  - recv(len): the oldest complete message; a longer one is cut to len and the rest discarded
 //    (MSG_TRUNC in vs_recvmsg's flags; with MSG_TRUNC in flags recv returns the real length, as
@@ -14,7 +15,7 @@
 import { clockNs } from "../platform/imports";
 import { MSG_EOR, MSG_PEEK, MSG_TRUNC } from "./api-constants";
 import { Connection, CONN_ESTABLISHED, MAX_MESSAGE_SIZE, OWE_CREDIT_UPDATE } from "../vsock-protocol/connection";
-import { creditUpdateDue } from "../vsock-protocol/credit";
+import { creditUpdateDue, txBufAlloc } from "../vsock-protocol/credit";
 import { EAGAIN, EINVAL, EMSGSIZE, EPIPE } from "../vsock-protocol/errors";
 import {
   nextMessageEndsRecord,
@@ -43,7 +44,9 @@ export function sendMessage(c: Connection, buf: usize, len: u32, flags: i32, non
     if (len != c.txOpenLeft) return -EINVAL; // the open message's rest, nothing else
   } else {
     if (len == 0) return 0;
-    if (len > MAX_MESSAGE_SIZE || len > c.peerBufAlloc) return -EMSGSIZE;
+    // Linux's rule since its TX credit cap: a message larger than what may be in flight could
+    // never arrive whole, and a receiver frees no credit before a message's end.
+    if (len > MAX_MESSAGE_SIZE || len > txBufAlloc(c)) return -EMSGSIZE;
   }
   let total: u32 = 0;
   while (true) {

@@ -5,6 +5,7 @@ import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from "./api-constants";
 import { VIRTIO_VSOCK_SHUTDOWN_MASK, VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND } from "../wire/vsock-header";
 import { SOCK_CONNECTED, SOCK_LISTENING, socketForFd } from "../vsock-protocol/socket-table";
 import { messageReady, nextMessageLength } from "../vsock-protocol/messages";
+import { sendRoom as streamSendRoom } from "../vsock-protocol/credit";
 
 // Something for recv: `lowat` bytes (STREAM, SO_RCVLOWAT), a complete message (SEQPACKET; a
 // partial one is not).
@@ -12,9 +13,11 @@ function readable(c: Connection, lowat: u32): bool {
   return c.seqpacket() ? messageReady(c) : c.rx.count > 0 && c.rx.count >= lowat;
 }
 
-// Room for send: bytes (STREAM); for SEQPACKET also a free message slot, or an open message to continue.
+// Room for send: STREAM bytes within the buffer size, in flight included (credit.ts); SEQPACKET
+// send-ring room with a free message slot, or an open message to continue.
 function sendRoom(c: Connection): u32 {
-  if (c.seqpacket() && c.txOpenLeft == 0 && c.txMessages.full()) return 0;
+  if (!c.seqpacket()) return streamSendRoom(c);
+  if (c.txOpenLeft == 0 && c.txMessages.full()) return 0;
   return c.tx.free();
 }
 
@@ -29,7 +32,7 @@ function connectionEvents(c: Connection, lowat: u32): i32 {
   if (readable(c, lowat) || readEnded || c.state == CONN_CLOSED) events |= POLLIN;
   const writeEnded =
     (c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 || (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_RCV) != 0;
-  // Writable when send would not block: room in the send buffer, or it would fail at once.
+  // Writable when send would not block: room within the buffer size, or it would fail at once.
   if (c.state != CONN_ESTABLISHED || writeEnded || sendRoom(c) > 0) events |= POLLOUT;
   if (c.state == CONN_CLOSED || c.localShutdown == VIRTIO_VSOCK_SHUTDOWN_MASK) events |= POLLHUP;
   else if ((c.localShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0 && (c.peerShutdown & VIRTIO_VSOCK_SHUTDOWN_SEND) != 0)

@@ -37,6 +37,7 @@ export const OWE_RESPONSE: u32 = 2;
 export const OWE_CREDIT_UPDATE: u32 = 4; // the application consumed enough to tell the peer
 export const OWE_CREDIT_REPLY: u32 = 16; // answer to CREDIT_REQUEST or a buffer size change: always sent
 export const OWE_SHUTDOWN: u32 = 8;
+export const OWE_CREDIT_REQUEST: u32 = 32; // stalled by our own buffer size: ask for the peer's fwd_cnt
 
 export class Connection {
   index: i32;
@@ -65,6 +66,8 @@ export class Connection {
   txCnt: u32 = 0;
   peerBufAlloc: u32 = 0;
   peerFwdCnt: u32 = 0;
+  creditProbeAt: u64 = 0; // when to ask for credit while stalled by our own size (0: not stalled)
+  creditProbes: u32 = 0; // CREDIT_REQUESTs sent in this stall
 
   // SEQPACKET only (message-queue.ts, messages.ts). rxMessages: messages complete in rx; rxPartial:
   // bytes of the message still arriving, at rx's tail; rxDiscarding: dropping an oversized
@@ -144,6 +147,8 @@ export class Connection {
     this.txCnt = 0;
     this.peerBufAlloc = 0;
     this.peerFwdCnt = 0;
+    this.creditProbeAt = 0;
+    this.creditProbes = 0;
     this.peerShutdown = 0;
     this.localShutdown = 0;
     this.shutdownSent = 0;

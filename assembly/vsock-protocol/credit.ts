@@ -31,11 +31,39 @@ export function updatePeerCredit(c: Connection, header: usize): void {
   }
 }
 
-// Bytes we may still send: peer_buf_alloc - (tx_cnt - peer_fwd_cnt), with u32 wrap-around.
-// A peer that shrank its buffer below what is in flight gets 0, not a huge unsigned number.
+// ---- our send window -----------------------------------------------------------------------
+// As Linux since "vsock/virtio: cap TX credit to local buffer size" (virtio_transport_tx_buf_size):
+// what we keep in flight is bounded by min(peer's buf_alloc, our own buffer size), so a peer that
+// advertises a huge buffer cannot make a socket with a small one hold more than it asked for.
+export function txBufAlloc(c: Connection): u32 {
+  return min(c.peerBufAlloc, c.bufAlloc);
+}
+
+// Bytes we may still send: txBufAlloc - (tx_cnt - peer_fwd_cnt), with u32 wrap-around.
+// A window that shrank below what is in flight gives 0, not a huge unsigned number.
 export function peerFreeSpace(c: Connection): u32 {
+  const window = txBufAlloc(c);
   const inFlight = c.txCnt - c.peerFwdCnt;
-  return inFlight >= c.peerBufAlloc ? 0 : c.peerBufAlloc - inFlight;
+  return inFlight >= window ? 0 : window - inFlight;
+}
+
+// Whether our own buffer size closed the window while the peer's is still open (then send()
+// has no room either). A peer reports its reads when its free space runs low (Linux: below
+// 64 KiB of its buf_alloc; Linux >= 6.8 also when its queue empties): one with a much larger
+// buffer than ours may never do so on its own, so such a connection asks (CREDIT_REQUEST,
+// stack.ts's timer).
+export function stalledByOwnSize(c: Connection): bool {
+  return peerFreeSpace(c) == 0 && c.txCnt - c.peerFwdCnt < c.peerBufAlloc;
+}
+
+// Bytes the application may still hand to send(): the socket holds at most its own buffer size
+// (SO_VM_SOCKETS_BUFFER_SIZE), counting both the send buffer and the bytes in flight, and the
+// send buffer's own room. In-flight bytes beyond the buffer size (it was lowered, or a lying
+// fwd_cnt) give 0 until they are acknowledged.
+export function sendRoom(c: Connection): u32 {
+  const held = <u64>c.tx.count + <u64>(c.txCnt - c.peerFwdCnt);
+  if (held >= <u64>c.bufAlloc) return 0;
+  return min(c.tx.free(), <u32>(<u64>c.bufAlloc - held));
 }
 
 // ---- our receive window --------------------------------------------------------------------
@@ -75,17 +103,27 @@ export function receiveAllowed(c: Connection, length: u32): bool {
   return <u64>c.rx.count + <u64>length <= <u64>c.bufAlloc;
 }
 
-// The peer will send at most bufAlloc - (bytes it sent - fwd_cnt it last saw). Once that view of
-// our free space drops below a threshold (64 KiB, or a quarter of the buffer when that is larger),
+// The window the peer can use: our buffer size, or its own when that is smaller. A peer with
+// Linux's TX credit cap keeps at most min(our buf_alloc, its own) in flight, and its own is the
+// buf_alloc it advertises to us (0: it told us nothing yet, so ours).
+function peerSendWindow(c: Connection): u32 {
+  return c.peerBufAlloc == 0 ? c.bufAlloc : min(c.bufAlloc, c.peerBufAlloc);
+}
+
+// The peer will send at most its window - (bytes it sent - fwd_cnt it last saw). Once that view
+// of its credit drops below a threshold (64 KiB, or a quarter of our buffer when that is larger),
 // consumption must be reported: Linux senders never ask (no CREDIT_REQUEST) and would stall.
+// Measured against our buffer alone, a capped sender whose own size is far below ours would wait
+// for good: our free space never looks low while all it may have in flight is its own size.
 // While a lowered buffer size waits for the old grant to drain, an update would not move the
 // credit end (the peer could send nothing more): none is due then.
 export function creditUpdateDue(c: Connection): bool {
   const unreported = c.fwdCnt - c.lastFwdCntSent;
   if (unreported == 0) return false;
   if (c.fwdCnt + advertisedBufAlloc(c) == c.creditEnd) return false;
+  const window = <u64>peerSendWindow(c);
   const held = <u64>c.rx.count + <u64>unreported;
-  const peerView: u64 = held >= <u64>c.bufAlloc ? 0 : <u64>c.bufAlloc - held;
+  const peerView: u64 = held >= window ? 0 : window - held;
   const threshold = max<u64>(<u64>VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, <u64>(c.bufAlloc >> 2));
   return peerView < threshold;
 }

@@ -19,13 +19,14 @@ import {
   CONN_FREE,
   OWE_CREDIT_REPLY,
   OWE_CREDIT_UPDATE,
+  OWE_CREDIT_REQUEST,
   OWE_RESPONSE,
   RECEIVE_BUFFER_CAPACITY,
   SEND_BUFFER_CAPACITY,
 } from "./connection";
 import { connectionAt, connectionTableInit, findConnection, liveConnectionCount, logConnectionOpened } from "./connection-table";
 import { clearResets, nextResetLocalPort, nextResetPeerCid, nextResetPeerPort, nextResetType, popReset, queueReset, resetsQueued } from "./control-queue";
-import { creditUpdateDue, receiveAllowed, updatePeerCredit } from "./credit";
+import { creditUpdateDue, receiveAllowed, stalledByOwnSize, updatePeerCredit } from "./credit";
 import { MESSAGE_BYTES_TAKEN, MESSAGE_QUEUE_FULL, MESSAGE_TOO_LONG, receiveMessageBytes } from "./messages";
 import { allocateOrReclaim, endConnection, resetByTransport, resetConnection } from "./lifecycle";
 import { backlogFull, enqueueAccept, overShare } from "./listener";
@@ -360,6 +361,9 @@ function receiveClosing(c: Connection, h: usize, payloadLength: u32): void {
 
 // ---- timers, transport reset, transmit --------------------------------------------------
 
+// How long a connection stalled by its own buffer size waits before its first CREDIT_REQUEST.
+const CREDIT_PROBE_NS: u64 = 10_000_000;
+
 function runTimers(now: u64): void {
   for (let i = 0; i < MAX_CONNECTIONS; i++) {
     const c = connectionAt(i);
@@ -370,6 +374,17 @@ function runTimers(now: u64): void {
       resetConnection(c, "connect-timeout", ETIMEDOUT);
     } else if (c.state == CONN_CLOSING && now >= c.deadline) {
       resetConnection(c, "close-timeout");
+    }
+    if (c.state != CONN_ESTABLISHED || !stalledByOwnSize(c)) {
+      c.creditProbeAt = 0;
+      c.creditProbes = 0;
+    } else if (c.creditProbeAt == 0) {
+      c.creditProbeAt = now + CREDIT_PROBE_NS;
+    } else if (now >= c.creditProbeAt) {
+      // A peer that reads nothing is asked ever less often (10 ms, doubling up to 1.28 s).
+      c.owed |= OWE_CREDIT_REQUEST;
+      c.creditProbes = min(c.creditProbes + 1, 7);
+      c.creditProbeAt = now + (CREDIT_PROBE_NS << c.creditProbes);
     }
   }
 }

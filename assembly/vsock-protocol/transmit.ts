@@ -7,6 +7,7 @@ import {
   CONN_CONNECTING,
   CONN_ESTABLISHED,
   OWE_CREDIT_REPLY,
+  OWE_CREDIT_REQUEST,
   OWE_CREDIT_UPDATE,
   OWE_REQUEST,
   OWE_RESPONSE,
@@ -16,6 +17,7 @@ import { advertiseCredit, peerFreeSpace } from "./credit";
 import { messageBytesSent, messagePacketLength } from "./messages";
 import {
   VIRTIO_VSOCK_MAX_PKT_BUF_SIZE,
+  VIRTIO_VSOCK_OP_CREDIT_REQUEST,
   VIRTIO_VSOCK_OP_CREDIT_UPDATE,
   VIRTIO_VSOCK_OP_REQUEST,
   VIRTIO_VSOCK_OP_RESPONSE,
@@ -127,6 +129,10 @@ export function serviceConnection(c: Connection): bool {
       if (!sendConnectionControl(c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0)) return false;
     }
     c.owed &= ~(OWE_CREDIT_UPDATE | OWE_CREDIT_REPLY);
+  }
+  if (c.owed & OWE_CREDIT_REQUEST) {
+    if (!sendConnectionControl(c, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0)) return false;
+    c.owed &= ~OWE_CREDIT_REQUEST;
   }
   if ((c.owed & OWE_SHUTDOWN) && c.tx.count == 0) {
     if (!sendConnectionControl(c, VIRTIO_VSOCK_OP_SHUTDOWN, c.localShutdown)) return false;

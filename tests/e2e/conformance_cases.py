@@ -564,6 +564,4 @@ CASES = [
 # Failures of the firmware the list found and that are not fixed yet: still printed as fail, with
 # this reason; they do not fail the run unless --strict (docs/conformance.md, "What the list found").
 KNOWN_FIRMWARE_FAILURES = {
-    (38, "guest=client"): "the firmware's send() queues into its 64 KiB send buffer beyond the window and keeps in "
-                          "flight whatever the peer advertises, not min(peer's, own buffer size) as Linux does",
 }

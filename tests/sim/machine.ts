@@ -84,6 +84,8 @@ export interface MachineOptions {
   hostBufAlloc?: number;
   /** Host credit updates as Linux >= 6.8 sends them (also whenever a read empties the queue). */
   hostCreditUpdateOnDrain?: boolean;
+  /** Host sockets keep at most min(guest's buf_alloc, their own) in flight (Linux's TX credit cap). */
+  hostCapTxCredit?: boolean;
   /** PCI device number of the vsock function on bus 0 (QEMU -nodefaults puts the first -device at 1). */
   vsockSlot?: number;
   deviceFeatures?: bigint;
@@ -206,6 +208,7 @@ export class Machine {
         features: options.deviceFeatures ?? (process.env.VSOCKFW_SIM_DEVICE_FEATURES ? BigInt(process.env.VSOCKFW_SIM_DEVICE_FEATURES) : undefined),
         hostBufAlloc: options.hostBufAlloc,
         hostCreditUpdateOnDrain: options.hostCreditUpdateOnDrain,
+        hostCapTxCredit: options.hostCapTxCredit,
         now: () => this.clock,
       });
       if (options.transport === "mmio") {

@@ -107,7 +107,9 @@ test("timeouts: non-blocking EAGAIN, a recv timeout, and blocking recv woken by 
 });
 
 test("blocking send waits for room and returns once everything is buffered", async () => {
-  const { m, g } = await guest();
+  // A host buffer of one send buffer's size: the socket (256 KiB) then holds 64 KiB in flight
+  // and a full send buffer behind it.
+  const { m, g } = await guest({ hostBufAlloc: SEND_BUFFER });
   const lfd = g.listener(5404);
   const h = m.host.connect(5404, 9404);
   assert.ok(m.runUntil(() => h.state === "connected", 100));
@@ -126,6 +128,7 @@ test("blocking send waits for room and returns once everything is buffered", asy
   }
   assert.equal(last, -EAGAIN, "the timeout ends a send that cannot progress");
   assert.ok(h.unreadBytes > 0);
+  assert.equal(h.unreadBytes, SEND_BUFFER, "in flight: the host's buffer");
   assert.equal(total, h.unreadBytes + SEND_BUFFER, "what the host's credit let out plus our full send buffer");
   h.pauseReading(false);
   assert.ok(m.runUntil(() => h.received.length === big.length + total, 1000));

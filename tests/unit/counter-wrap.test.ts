@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rejections } from "./rejection-counts";
-import { ECHO_PORT, accepted, OP_CREDIT_UPDATE, RX_WINDOW, guest, noViolations, pattern, sent } from "./vsock-helpers";
+import { EAGAIN, ECHO_PORT, MSG_DONTWAIT, accepted, OP_CREDIT_UPDATE, RX_WINDOW, guest, noViolations, pattern, sent } from "./vsock-helpers";
 
 const WRAP = 2n ** 32n;
 // 8 GiB minus 300 KB: the counters read 2^32 - 300,000, and the byte totals are past 4 GiB.
@@ -74,11 +74,16 @@ test("a peer fwd_cnt ahead of what we sent is caught after 4 GiB too, across the
   assert.ok(txCnt < START_U32, "tx_cnt wrapped");
   m.poll(3);
   assert.equal(rejections(m, "credit_fwd_cnt_ahead"), 0, "honest headers across the wrap are not lies");
+  // A byte waits in the send buffer behind an honestly closed window, then the lie comes.
+  m.device!.inject({ srcPort: 7503, dstPort: 5503, op: OP_CREDIT_UPDATE, bufAlloc: 0, fwdCnt: txCnt });
+  m.poll(2);
+  assert.equal(g.send(fd, "x"), 1);
   m.device!.inject({ srcPort: 7503, dstPort: 5503, op: OP_CREDIT_UPDATE, bufAlloc: RX_WINDOW, fwdCnt: (txCnt + 5000) >>> 0 });
   m.poll(2);
   assert.equal(rejections(m, "credit_fwd_cnt_ahead"), 1);
-  // While the lie stands we send nothing; the host's next honest header reopens the window.
-  assert.equal(g.send(fd, "x"), 1);
+  // While the lie stands we send nothing and take nothing more (its "in flight" is near 4 GiB,
+  // beyond our buffer size); the host's next honest header reopens the window.
+  assert.equal(g.send(fd, "y", MSG_DONTWAIT), -EAGAIN);
   m.poll(3);
   assert.equal(h.received.length, data.length);
   m.device!.inject({ srcPort: 7503, dstPort: 5503, op: OP_CREDIT_UPDATE, bufAlloc: RX_WINDOW, fwdCnt: txCnt });
@@ -90,13 +95,14 @@ test("a peer that shrinks its buffer below what is in flight across the wrap get
   const { m, g, h, fd } = await acceptedNearWrap(5504, 7504);
   h.pauseReading(true);
   const data = pattern(310_000, 35);
-  g.sendAll(fd, data.subarray(0, RX_WINDOW));
+  // 1000 bytes short of our buffer size (256 KiB) in flight, so the socket still takes 1000 more.
+  g.sendAll(fd, data.subarray(0, RX_WINDOW - 1000));
   m.poll(3);
-  assert.equal(h.unreadBytes, RX_WINDOW);
-  // tx_cnt crossed 0 while the peer's fwd_cnt did not: in flight = 256 KiB > the new buf_alloc.
+  assert.equal(h.unreadBytes, RX_WINDOW - 1000);
+  // tx_cnt crossed 0 while the peer's fwd_cnt did not: in flight = 255 KiB > the new buf_alloc.
   const before = sent(m).length;
   m.device!.inject({ srcPort: 7504, dstPort: 5504, op: OP_CREDIT_UPDATE, bufAlloc: 4096, fwdCnt: START_U32 });
-  assert.equal(g.send(fd, data.subarray(RX_WINDOW, RX_WINDOW + 1000)), 1000);
+  assert.equal(g.send(fd, data.subarray(RX_WINDOW - 1000, RX_WINDOW)), 1000);
   m.poll(3);
   assert.equal(sent(m).slice(before).filter((p) => p.header.op === 5).length, 0, "no RW while the window is negative");
   assert.equal(rejections(m, "credit_fwd_cnt_ahead"), 0);

@@ -8,8 +8,10 @@ import { PciFunction, MemoryBackedBar } from "../sim/pci-function";
 import { deviceMachine, deviceUp, pattern as devicePattern, rxTake } from "./device-harness";
 import { rejectionCounts, rejectionKeys, rejections, warnOnceViolations } from "./rejection-counts";
 import {
+  EAGAIN,
   ECHO_PORT,
   GUEST_CID,
+  MSG_DONTWAIT,
   OP_CREDIT_UPDATE,
   OP_REQUEST,
   OP_RESPONSE,
@@ -218,11 +220,16 @@ test("a peer fwd_cnt ahead of what we sent: counted, no data sent on it", async 
   const h = m.host.connect(7200, 9900);
   assert.ok(m.runUntil(() => h.state === "connected", 100));
   const fd = g.accept(lfd).fd;
+  // A byte waits in the send buffer behind an honestly closed window, then the lie comes.
+  m.device!.inject({ srcPort: 9900, dstPort: 7200, op: OP_CREDIT_UPDATE, bufAlloc: 0, fwdCnt: 0 });
+  m.poll(2);
+  const before = sent(m, OP_RW).length;
+  assert.equal(g.send(fd, "x"), 1);
   m.device!.inject({ srcPort: 9900, dstPort: 7200, op: OP_CREDIT_UPDATE, bufAlloc: 4096, fwdCnt: 5000 });
   m.poll(2);
   assert.equal(rejections(m, "credit_fwd_cnt_ahead"), 1);
-  const before = sent(m, OP_RW).length;
-  assert.equal(g.send(fd, "x"), 1);
+  // The lie's "in flight" (near 4 GiB) is beyond our buffer size: the socket takes nothing more.
+  assert.equal(g.send(fd, "y", MSG_DONTWAIT), -EAGAIN);
   m.poll(3);
   assert.equal(sent(m, OP_RW).length, before);
   // An honest header reopens the window.

@@ -138,7 +138,9 @@ export class HostSocket {
   /** Bytes the guest may still receive from us (Linux virtio_transport_get_credit). */
   peerCredit(): number {
     const inFlight = (this.txCnt - this.peerFwdCnt) >>> 0;
-    return Math.max(0, this.peerBufAlloc - inFlight);
+    // Since "vsock/virtio: cap TX credit to local buffer size": at most min(peer's, own) in flight.
+    const window = this.host.capTxCredit ? Math.min(this.peerBufAlloc, this.bufAlloc) : this.peerBufAlloc;
+    return Math.max(0, window - inFlight);
   }
 
   /** Everything the host app has read so far. */
@@ -448,6 +450,9 @@ export interface SimHostOptions {
   bufAlloc?: number;
   /** Linux >= 6.8 behaviour: also send CREDIT_UPDATE whenever a read empties the receive queue. */
   creditUpdateOnDrain?: boolean;
+  /** Linux with "vsock/virtio: cap TX credit to local buffer size" (January 2026; stable kernels
+   * carry it, the outer VM's Debian 6.1.0-56 among them: docs/conformance.md): a socket keeps at most min(guest's buf_alloc, its own bufAlloc) in flight. */
+  capTxCredit?: boolean;
   /** false: the sockets keep nothing of what was read (`received` stays empty; onData still sees it). */
   keepReceived?: boolean;
   /** Sockets start as if this many bytes had gone each way (tests of the 4 GiB counter wrap). */
@@ -468,6 +473,7 @@ export interface GuestRxAccounting {
 export class SimHost {
   readonly bufAlloc: number;
   readonly creditUpdateOnDrain: boolean;
+  readonly capTxCredit: boolean;
   readonly keepReceived: boolean;
   counterStart: bigint;
   /**
@@ -493,6 +499,7 @@ export class SimHost {
   ) {
     this.bufAlloc = options.bufAlloc ?? 262144;
     this.creditUpdateOnDrain = options.creditUpdateOnDrain ?? false;
+    this.capTxCredit = options.capTxCredit ?? false;
     this.keepReceived = options.keepReceived ?? true;
     this.counterStart = options.counterStart ?? 0n;
   }

@@ -61,6 +61,8 @@ export interface SimVsockDeviceOptions {
   hostBufAlloc?: number;
   /** Host sockets send CREDIT_UPDATE whenever a read empties their queue (Linux >= 6.8). */
   hostCreditUpdateOnDrain?: boolean;
+  /** Host sockets cap what they keep in flight at their own buffer size (Linux's TX credit cap). */
+  hostCapTxCredit?: boolean;
   now?: () => bigint;
   /** false: keep no packet history (sentByGuest, deliveredToGuest, host sockets' received): a long-running backend. */
   recordPackets?: boolean;
@@ -123,7 +125,7 @@ export class SimVsockDevice implements VirtioDeviceModel {
         now: () => this.now(),
         seqpacketAllowed: () => (this.features & VIRTIO_VSOCK_F_SEQPACKET) !== 0n,
       },
-      { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain, keepReceived: this.recordPackets },
+      { bufAlloc: options.hostBufAlloc, creditUpdateOnDrain: options.hostCreditUpdateOnDrain, capTxCredit: options.hostCapTxCredit, keepReceived: this.recordPackets },
     );
   }
 
