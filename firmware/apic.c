@@ -11,8 +11,6 @@
 #define LAPIC_ADDRESS 0xfee00000ull /* the MSI address the AssemblyScript side programs */
 
 #define LAPIC_TPR 0x080
-#define LAPIC_PPR 0x0a0
-#define LAPIC_EOI 0x0b0
 #define LAPIC_SVR 0x0f0
 #define LAPIC_LVT_TIMER 0x320
 #define LAPIC_LVT_LINT0 0x350
@@ -135,12 +133,6 @@ void apic_wait(uint64_t timeout_ns) {
   cpu_wait_for_interrupt();
   /* Woken by the device: stop the timer, or it would cut the next halt short. */
   if (interrupt_timer_count == timer_before) lapic_write(LAPIC_TIMER_INITIAL, 0);
-}
-
-uint32_t apic_in_service_priority(void) { return state > 0 ? lapic_read(LAPIC_PPR) & 0xff : 0; }
-
-void apic_end_interrupt(void) {
-  if (state > 0) lapic_write(LAPIC_EOI, 0);
 }
 
 uint64_t apic_timer_hz(void) { return timer_hz; }

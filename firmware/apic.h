@@ -14,14 +14,6 @@
 uint32_t apic_init(void);
 /* Halts until an interrupt or until timeout_ns pass (interrupts off again on return). */
 void apic_wait(uint64_t timeout_ns);
-/* The processor priority (PPR): with the task priority kept at 0 it is the class of the highest
- * interrupt in service, 0 when none is. Outside a handler nothing of ours is in service (every
- * handler ends its interrupt before iretq), so nonzero there means the hypervisor marked an
- * interrupt delivered that never ran; it blocks every vector of its class and below. 0 without
- * an APIC. One APIC read (a VM exit without APIC virtualisation). */
-uint32_t apic_in_service_priority(void);
-/* End of interrupt: ends the highest-priority interrupt in service. */
-void apic_end_interrupt(void);
 /* The timer's counting rate, as measured by apic_init (0 before). */
 uint64_t apic_timer_hz(void);
 

@@ -56,16 +56,6 @@ u32 Z_envZ_interrupt_vector(env_t *env) {
   return apic_init();
 }
 
-u32 Z_envZ_interrupt_in_service(env_t *env) {
-  (void)env;
-  return apic_in_service_priority();
-}
-
-void Z_envZ_interrupt_end(env_t *env) {
-  (void)env;
-  apic_end_interrupt();
-}
-
 /* Deferred log bytes still waiting: a piece goes out and the halt is skipped, so the log drains
  * by the main loop's own polling and never waits on a timer interrupt (a halt that nothing ends
  * would hold the log back until the next packet). The CPU is given back once the log is empty. */

@@ -41,13 +41,6 @@
 // APIC on the first call); 0 when it has none (then the firmware only polls).
 @external("env", "interrupt_vector") export declare function interruptVector(): u32;
 
-// The local APIC's processor priority: nonzero while an interrupt is in service (the task
-// priority stays 0); 0 without interrupts. One APIC read.
-@external("env", "interrupt_in_service") export declare function interruptInService(): u32;
-
-// End of interrupt: the highest-priority interrupt in service ends.
-@external("env", "interrupt_end") export declare function interruptEnd(): void;
-
 // Halts until an interrupt arrives or timeoutNs pass; while deferred log bytes wait it writes a
 // piece of them and returns without halting. Interrupts are off again on return.
 @external("env", "wait_for_interrupt") export declare function waitForInterrupt(timeoutNs: u64): void;

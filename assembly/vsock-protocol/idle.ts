@@ -2,7 +2,6 @@
 // often follows within microseconds), halt until the device interrupts or the next deadline.
 // A polling vCPU keeps a host CPU busy that the device's worker and its peers need.
 import { clockNs, waitForInterrupt } from "../platform/imports";
-import { endStaleInterrupts } from "../platform/stale-interrupts";
 import { connectionAt } from "./connection-table";
 import { CONN_CLOSING, CONN_CONNECTING } from "./connection";
 import { deviceArmInterrupts, deviceDisarmInterrupts } from "../vsock-device/device";
@@ -60,7 +59,6 @@ export function idleAfterPoll(progressed: bool): void {
       idle = false; // a packet left: answers often follow within microseconds
     } else {
       halts++;
-      endStaleInterrupts(); // one left in service by the hypervisor would block the halt's wake-ups
       waitForInterrupt(timeout);
     }
   }

@@ -158,15 +158,8 @@ export class Machine {
   onExit: ((kind: string) => void) | null = null;
   /** Device work during a halt; a used entry it writes on a queue armed for interrupts ends the halt. */
   duringHalt: (() => void) | null = null;
-  /** How halts ended: an interrupt (after 1 us) or their whole timeout; `never`: halts entered
-   *  with an interrupt in service that blocks the device's vector and the timer's (on a real CPU
-   *  such a halt does not end; here it is counted and lasts its timeout). */
-  readonly haltWakes = { interrupt: 0, timeout: 0, never: 0 };
-  /** The local APIC's in-service vectors, as a hypervisor may leave one it acknowledged for the
-   *  guest but never delivered (a test pushes it). env.interrupt_end ends the highest. */
-  readonly inService: number[] = [];
-  /** env.interrupt_end calls. */
-  interruptEnds = 0;
+  /** How halts ended: an interrupt (after 1 us) or their whole timeout. */
+  readonly haltWakes = { interrupt: 0, timeout: 0 };
   private readonly queueInterrupts: { sample(): boolean; take(): boolean; raised: number } | null = null;
   private partialLine = "";
   private readonly echoLog: boolean;
@@ -430,16 +423,6 @@ export class Machine {
         this.interruptVectorCalls++;
         return this.options.interruptVector ?? 0x30;
       },
-      // The processor priority: the class of the highest vector in service (the task priority is 0).
-      interrupt_in_service: () => {
-        this.countExit("mmio.other.read");
-        return this.inService.length === 0 ? 0 : Math.max(...this.inService) & 0xf0;
-      },
-      interrupt_end: () => {
-        this.countExit("mmio.other.write");
-        this.interruptEnds++;
-        if (this.inService.length > 0) this.inService.splice(this.inService.indexOf(Math.max(...this.inService)), 1);
-      },
       // The halt lasts its whole timeout unless a queue interrupt is pending or duringHalt raises one.
       wait_for_interrupt: (timeout: bigint) => {
         const ns = BigInt.asUintN(64, timeout);
@@ -506,13 +489,6 @@ export class Machine {
   private halt(ns: bigint): bigint {
     this.countExit("halt");
     this.duringHalt?.();
-    // The device's vector and the timer's (the next one) share a priority class: an interrupt in
-    // service of that class or above holds both back, and nothing ends the halt.
-    const deviceClass = (this.options.interruptVector ?? 0x30) & 0xf0;
-    if (this.inService.some((v) => (v & 0xf0) >= deviceClass)) {
-      this.haltWakes.never++;
-      return ns;
-    }
     if (this.queueInterrupts?.take()) {
       this.haltWakes.interrupt++;
       return 1000n;

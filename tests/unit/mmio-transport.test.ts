@@ -100,40 +100,6 @@ test("interrupts: line 12 of the I/O APIC, edge triggered, to the platform's vec
   noViolations(m);
 });
 
-test("an interrupt the hypervisor left in service without delivering it is ended before the next halt, so the device's line and the timer still wake it", async () => {
-  // The microvm guest under the outer VM's nested KVM was found halted with interrupts on, the
-  // device's InterruptStatus set and no exit for seconds (docs/reliability.md): an interrupt in
-  // service of the class of the device's and the timer's vectors holds both back forever.
-  const m = await booted({ deviceFeatures: VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX });
-  for (let i = 0; i < 50; i++) m.exports.fw_poll_or_halt();
-  const h = m.host.connect(ECHO_PORT);
-  for (let i = 0; i < 50 && connectionsOpen(m) === 0; i++) {
-    m.exports.fw_poll_or_halt();
-    m.host.tick();
-  }
-  m.inService.push(0x30); // acknowledged for the guest, never run: no handler will end it
-  let sends = 0;
-  m.duringHalt = () => {
-    if (sends === 2) return;
-    sends++;
-    h.send("wake");
-    m.host.tick();
-  };
-  const wakesBefore = m.haltWakes.interrupt;
-  for (let i = 0; i < 400 && h.received.length < 8; i++) {
-    m.exports.fw_poll_or_halt();
-    m.host.tick();
-  }
-  m.duringHalt = null;
-  assert.equal(text(h.received), "wakewake");
-  assert.equal(m.haltWakes.never, 0, "no halt entered with the stale interrupt in service");
-  assert.equal(m.haltWakes.interrupt - wakesBefore, 2, `halts ended by the device's interrupt (timeouts ${m.haltWakes.timeout})`);
-  assert.deepEqual(m.inService, [], "the stale interrupt was ended");
-  assert.equal(m.interruptEnds, 1, "one end of interrupt, for the one in service: none while nothing is");
-  assert.equal(m.logLines(/warn apic: interrupt in service outside any handler .* priority=0x30 count=1$/).length, 1, m.logText());
-  noViolations(m);
-});
-
 test("hostile: a legacy (version 1) device is named and not driven; the run says there is no vsock device", async () => {
   const m = await create({ mmioVersion: 1 });
   assert.equal(m.init(), false);
