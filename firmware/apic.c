@@ -110,20 +110,30 @@ uint32_t apic_init(void) {
   lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | APIC_TIMER_VECTOR);
   lapic_write(LAPIC_TPR, 0);
   lapic_write(LAPIC_SVR, SVR_APIC_ENABLE | APIC_SPURIOUS_VECTOR);
-  timer_hz = measure_timer_hz();
-  lapic_write(LAPIC_LVT_TIMER, APIC_TIMER_VECTOR); /* one-shot, unmasked: counts only when started */
-  state = 1;
+  state = 1; /* the timer stays masked until measure_timer_once */
   debugcon_line_start("info", "apic");
   debugcon_str("interrupts ready device_vector=");
   debugcon_dec(APIC_DEVICE_VECTOR);
-  debugcon_str(" timer_hz=");
-  debugcon_dec(timer_hz);
   debugcon_str("\n");
   return APIC_DEVICE_VECTOR;
 }
 
+/* The timer's rate is measured before the first timed halt, not at apic_init: nothing needs it
+ * sooner, and its window (1-5 ms of waiting and 8 APIC reads, each an exit) stays out of the
+ * time from reset to ready. */
+static void measure_timer_once(void) {
+  if (timer_hz != 0) return;
+  timer_hz = measure_timer_hz();
+  lapic_write(LAPIC_LVT_TIMER, APIC_TIMER_VECTOR); /* one-shot, unmasked: counts only when started */
+  debugcon_line_start("info", "apic");
+  debugcon_str("timer measured timer_hz=");
+  debugcon_dec(timer_hz);
+  debugcon_str("\n");
+}
+
 void apic_wait(uint64_t timeout_ns) {
   if (state <= 0) return;
+  measure_timer_once();
   if (timeout_ns > MAX_WAIT_NS) timeout_ns = MAX_WAIT_NS;
   uint64_t count = timeout_ns * (timer_hz / 1000) / 1000000; /* kHz: fits 64 bits below 1 s */
   if (count == 0) count = 1;
@@ -135,4 +145,7 @@ void apic_wait(uint64_t timeout_ns) {
   if (interrupt_timer_count == timer_before) lapic_write(LAPIC_TIMER_INITIAL, 0);
 }
 
-uint64_t apic_timer_hz(void) { return timer_hz; }
+uint64_t apic_timer_hz(void) {
+  if (state > 0) measure_timer_once();
+  return timer_hz;
+}
