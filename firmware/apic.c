@@ -145,7 +145,3 @@ void apic_wait(uint64_t timeout_ns) {
   if (interrupt_timer_count == timer_before) lapic_write(LAPIC_TIMER_INITIAL, 0);
 }
 
-uint64_t apic_timer_hz(void) {
-  if (state > 0) measure_timer_once();
-  return timer_hz;
-}

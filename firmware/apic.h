@@ -14,7 +14,5 @@
 uint32_t apic_init(void);
 /* Halts until an interrupt or until timeout_ns pass (interrupts off again on return). */
 void apic_wait(uint64_t timeout_ns);
-/* The timer's counting rate, as measured by apic_init (0 before). */
-uint64_t apic_timer_hz(void);
 
 #endif
