@@ -13,17 +13,13 @@ import { HostListener, HostMessage, HostSocket, SHUT_WR } from "../vsock-model/h
 import { SimVsockDevice } from "../vsock-model/vsock-device";
 import { VIRTIO_VSOCK_TYPE_SEQPACKET } from "../vsock-model/vsock-packet";
 import { addon, EAGAIN, UNIX_SOCK_SEQPACKET, WATCH_READABLE, WATCH_WRITABLE } from "./addon";
+import { MAX_CONNECT_LINE, removeStaleSocket, SEND_HIGH_WATER, SEND_LOW_WATER } from "./host-side-limits";
 import { log } from "./log";
-import { removeStaleSocket } from "./uds-bridge";
 
 /** The largest vsock message (the firmware's and Linux's default buffer); one more byte shows a longer one. */
 export const MAX_MESSAGE = 262144;
 const EMSGSIZE = 90;
 const EPIPE = 32;
-/** Host -> guest bytes queued beyond the guest's credit before the Unix side stops being read. */
-const SEND_HIGH_WATER = 1 << 20;
-const SEND_LOW_WATER = 256 << 10;
-const MAX_CONNECT_LINE = 64;
 
 const receiveBuffer = new Uint8Array(MAX_MESSAGE + 1);
 

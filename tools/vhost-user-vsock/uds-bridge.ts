@@ -7,24 +7,15 @@
 // SEQPACKET connections go through <uds-path>.seqpacket instead (seqpacket-bridge.ts).
 // Each vsock connection is a HostSocket of the shared device model (Linux-like credit, shutdown,
 // RST); this file only moves bytes and end-of-stream between it and a net.Socket.
-import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createServer, Server, Socket } from "node:net";
 import { HostListener, HostSocket, SHUT_WR } from "../vsock-model/host";
 import { SimVsockDevice } from "../vsock-model/vsock-device";
 import { VIRTIO_VSOCK_TYPE_SEQPACKET } from "../vsock-model/vsock-packet";
 import { addon } from "./addon";
+import { MAX_CONNECT_LINE, removeStaleSocket, SEND_HIGH_WATER, SEND_LOW_WATER } from "./host-side-limits";
 import { log } from "./log";
 import { SeqpacketBridge } from "./seqpacket-bridge";
-
-/** Host -> guest bytes queued beyond the guest's credit before the Unix side is paused. */
-const SEND_HIGH_WATER = 1 << 20;
-const SEND_LOW_WATER = 256 << 10;
-const MAX_CONNECT_LINE = 64;
-
-/** Removes a stale socket file (never anything that is not a socket). */
-export function removeStaleSocket(path: string): void {
-  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
-}
 
 /**
  * One vsock connection piped to one stream socket: a Unix socket here, a TCP connection for the

@@ -7,7 +7,8 @@ import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../vsock-model/virtio-de
 import { addon, check, EAGAIN } from "./addon";
 import { log } from "./log";
 import { VhostUserSession } from "./session";
-import { removeStaleSocket, UdsBridge } from "./uds-bridge";
+import { removeStaleSocket } from "./host-side-limits";
+import { UdsBridge } from "./uds-bridge";
 
 export interface VmConfig {
   guestCid: number;
