@@ -170,6 +170,16 @@ def kvm_exit_sample(seconds=0.5):
         for name, value in (("tracing_on", "0"), ("trace", "")):
             with open(f"{TRACING}/{name}", "w") as f:
                 f.write(value)
+        # l1-job.sh's stop trigger would end this sample at its first exit: it has done its work.
+        trigger = f"{TRACING}/events/kvm/kvm_exit/trigger"
+        try:
+            with open(trigger) as f:
+                armed = [line for line in f if line.startswith("traceoff") and " if " in line]
+            for line in armed:
+                with open(trigger, "w") as g:
+                    g.write("!traceoff if " + line.split(" if ", 1)[1].split(" [")[0].strip())
+        except OSError:
+            pass  # no trigger support, or none set: the sample runs as before
         with open(event, "w") as f:
             f.write("1")
         with open(f"{TRACING}/tracing_on", "w") as f:
@@ -200,6 +210,10 @@ def reset_state(monitor, registers, table):
     nowhere, is what turns an exception into a triple fault)."""
     out = []
     field = lambda name: re.search(name + r"\s*=\s*([0-9a-f]+)\s+([0-9a-f]+)", registers)
+    if re.search(r"EIP=0000fff0", registers) and re.search(r"CS =f000", registers):
+        # KVM re-initialised the vCPU that shut down: these are the reset values, and their tables
+        # (address 0) say nothing. reset_memory reads the firmware's own by symbol.
+        return "(the registers are the reset values: the vCPU was re-initialised)"
     rsp = re.search(r"RSP=([0-9a-f]+)", registers)
     if rsp:
         at = int(rsp.group(1), 16) & ~7
@@ -269,19 +283,59 @@ def reset_memory(monitor, table):
     return "\n".join(out)
 
 
+PAGE_TABLES = 0x10000  # reset-vector/layout.inc: PML4, PDPT, then the page directories (2 MiB pages)
+EVENT_TYPES = {0: "external interrupt", 2: "NMI", 3: "exception", 4: "software interrupt"}
+
+
+def shutdown_exit(trace):
+    """KVM's last `reason shutdown` exit in the trace ring, decoded: the guest RIP and the event the
+    CPU was delivering when it gave up (SVM's EXITINTINFO: valid bit 31, type bits 8-10, error code
+    bit 11, vector bits 0-7). A #PF there at an instruction that touches no memory is a fetch fault."""
+    found = None
+    for line in trace.splitlines():
+        match = re.search(r"reason shutdown rip (0x[0-9a-f]+).*intr_info (0x[0-9a-f]+)", line)
+        if match:
+            found = (int(match.group(1), 16), int(match.group(2), 16))
+    if not found:
+        return None, "no shutdown exit in the trace ring"
+    rip, info = found
+    if not info >> 31:
+        return rip, f"shutdown at RIP {rip:#x}, no event being delivered"
+    kind = EVENT_TYPES.get((info >> 8) & 7, f"type {(info >> 8) & 7}")
+    code = ", with an error code" if info & (1 << 11) else ""
+    return rip, f"shutdown at RIP {rip:#x} while delivering {kind} vector {info & 0xff:#x}{code} (EXITINTINFO {info:#x})"
+
+
+def page_walk(monitor, address):
+    """The firmware's own page-table entries for `address`, read from memory (which a reset keeps):
+    intact present entries here mean the guest's tables could not have faulted the fetch."""
+    pml4e = u64(read_memory(monitor, PAGE_TABLES + 8 * ((address >> 39) & 511), 8))
+    out = [f"PML4E {pml4e:#018x}"]
+    if pml4e & 1:
+        pdpte = u64(read_memory(monitor, (pml4e & 0xffffffffff000) + 8 * ((address >> 30) & 511), 8))
+        out.append(f"PDPTE {pdpte:#018x}")
+        if pdpte & 1:
+            pde = u64(read_memory(monitor, (pdpte & 0xffffffffff000) + 8 * ((address >> 21) & 511), 8))
+            out.append(f"PDE {pde:#018x}" + (" (2 MiB page)" if pde & 0x80 else ""))
+    return f"page walk of {address:#x} in the firmware's tables at {PAGE_TABLES:#x}: " + ", ".join(out)
+
+
 def kvm_trace_tail(lines=400):
     """The last events of the trace ring qemu/nested/l1-job.sh keeps on for the inner guest: KVM's
     exits, injected interrupts and exceptions, EOIs and emulated instructions, in order. Read
     before kvm_exit_sample, which clears the ring."""
     try:
         with open(f"{TRACING}/tracing_on") as f:
-            if f.read().strip() != "1":
-                return "(no trace ring running)"
+            running = f.read().strip() == "1"
         with open(f"{TRACING}/trace") as f:
             events = [line.rstrip() for line in f if not line.startswith("#")]
     except OSError as error:
         return f"(trace unreadable: {error})"
-    return f"{len(events)} events in the ring, the last {min(lines, len(events))}:\n" + "\n".join(events[-lines:])
+    if not events:
+        return "(no trace ring running)"
+    # l1-job.sh's trigger stops the ring at the first exit above the canonical hole.
+    stopped = "" if running else " (the ring stopped itself: the last exit is the first at an address the firmware never runs at)"
+    return f"{len(events)} events in the ring{stopped}, the last {min(lines, len(events))}:\n" + "\n".join(events[-lines:])
 
 
 def main():
@@ -312,13 +366,19 @@ def main():
         # IF=1 that nothing wakes has an interrupt stuck in service or none pending at all.
         report.append("info lapic:\n" + monitor.run("info lapic"))
         report.append("info pic:\n" + monitor.run("info pic"))
-        for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count"):
+        for name in ("interrupt_device_count", "interrupt_timer_count", "interrupt_spurious_count", "interrupt_before_halt_count"):
             if name in table:
                 before = u64(read_memory(monitor, table[name][0], 8))
                 time.sleep(0.1)
                 after = u64(read_memory(monitor, table[name][0], 8))
                 report.append(f"{name}: {before} then {after} 0.1 s later")
-        report.append("KVM's last events for the guest: " + kvm_trace_tail())
+        trace = kvm_trace_tail()
+        if "shutdown" in status:
+            rip, what = shutdown_exit(trace)
+            report.append(what + (f" ({function_at(table, rip)})" if rip is not None else ""))
+            if rip is not None:
+                report.append(page_walk(monitor, rip))
+        report.append("KVM's last events for the guest: " + trace)
         report.append("KVM exits of the host's guests: " + kvm_exit_sample())
         report.append(deferred_log(monitor, table))
         report.append(virtio_state(monitor))
