@@ -40,6 +40,7 @@ extern void interrupt_spurious_entry(void);
 extern void idt_set_gate(uint64_t vector, void (*handler)(void));
 extern void cpu_wait_for_interrupt(void);
 extern volatile uint64_t interrupt_timer_count;
+extern volatile uint64_t interrupt_before_halt_count;
 
 static int state; /* 0: not tried, 1: ready, -1: no APIC */
 static uint64_t timer_hz;
@@ -131,6 +132,16 @@ static void measure_timer_once(void) {
   debugcon_str("\n");
 }
 
+/* Said once: the hypervisor delivered an interrupt in STI's shadow, which the handlers turned into
+ * an ordinary wake-up (reset-vector/interrupts.asm). A memory read per halt, no exit. */
+static void report_interrupt_before_halt(void) {
+  static int reported;
+  if (reported || interrupt_before_halt_count == 0) return;
+  reported = 1;
+  debugcon_line_start("warn", "apic");
+  debugcon_str("an interrupt came before the halt instruction ran (STI shadow not honoured by the hypervisor): woken past it\n");
+}
+
 void apic_wait(uint64_t timeout_ns) {
   if (state <= 0) return;
   measure_timer_once();
@@ -143,5 +154,6 @@ void apic_wait(uint64_t timeout_ns) {
   cpu_wait_for_interrupt();
   /* Woken by the device: stop the timer, or it would cut the next halt short. */
   if (interrupt_timer_count == timer_before) lapic_write(LAPIC_TIMER_INITIAL, 0);
+  report_interrupt_before_halt();
 }
 
