@@ -2,7 +2,7 @@
 // (virtio-pci.ts, virtio-mmio.ts): a driver clears no bit without a reset (writing 0),
 // FEATURES_OK is granted only for offered features that include VERSION_1, and DRIVER_OK needs
 // ACKNOWLEDGE | DRIVER | FEATURES_OK. A broken rule is a violation the tests fail on.
-import { VIRTIO_F_VERSION_1 } from "../../tools/vsock-model/virtio-device";
+import { VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
 
 export const VIRTIO_STATUS_ACKNOWLEDGE = 1;
 export const VIRTIO_STATUS_DRIVER = 2;
@@ -33,4 +33,27 @@ export function nextDeviceStatus(current: number, value: number, acceptFeatures:
     next &= ~VIRTIO_STATUS_DRIVER_OK;
   }
   return next;
+}
+
+/** The transport side of a status write: what both simulated transports have. */
+export interface StatusRegister extends VirtioTransport {
+  status: number;
+  readonly model: VirtioDeviceModel;
+  readonly refuseFeatures: boolean;
+  statusWrites: number[];
+  reset(): void;
+  violation(message: string): void;
+}
+
+/** A driver's write of the status register: 0 resets the transport; otherwise the bits the rules
+ * allow are set, FAILED resets the device model and a new DRIVER_OK starts it. */
+export function writeDeviceStatus(t: StatusRegister, value: number): void {
+  t.statusWrites.push(value);
+  if (value === 0) return t.reset();
+  const violation = (m: string) => t.violation(m);
+  const added = value & ~t.status;
+  const next = nextDeviceStatus(t.status, value, () => featuresAcceptable(t.model.deviceFeatures(), t.driverFeatures, t.refuseFeatures, violation), violation);
+  t.status = next;
+  if (added & VIRTIO_STATUS_FAILED) t.model.reset();
+  else if (next & VIRTIO_STATUS_DRIVER_OK && added & VIRTIO_STATUS_DRIVER_OK) t.model.start(t);
 }

@@ -6,7 +6,7 @@
 import { GuestMemory } from "../../tools/vsock-model/guest-memory";
 import { AccessWidth, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
 import { QueueSetup, VIRTIO_MSI_NO_VECTOR } from "./virtio-pci";
-import { featuresAcceptable, nextDeviceStatus, VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FAILED, VIRTIO_STATUS_FEATURES_OK } from "./device-status";
+import { VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FAILED, VIRTIO_STATUS_FEATURES_OK, writeDeviceStatus } from "./device-status";
 
 export const MMIO_MAGIC_VALUE = 0x000;
 export const MMIO_VERSION = 0x004;
@@ -204,7 +204,7 @@ export class VirtioMmioDevice implements VirtioTransport {
         this.acks++;
         this.interruptStatus &= ~v;
         return;
-      case MMIO_STATUS: return this.writeStatus(v & 0xff);
+      case MMIO_STATUS: return writeDeviceStatus(this, v & 0xff);
       case MMIO_QUEUE_DESC_LOW: { const t = queueField("QueueDesc"); if (t) t.desc = low(t.desc); return; }
       case MMIO_QUEUE_DESC_HIGH: { const t = queueField("QueueDesc"); if (t) t.desc = high(t.desc); return; }
       case MMIO_QUEUE_DRIVER_LOW: { const t = queueField("QueueDriver"); if (t) t.driver = low(t.driver); return; }
@@ -213,20 +213,6 @@ export class VirtioMmioDevice implements VirtioTransport {
       case MMIO_QUEUE_DEVICE_HIGH: { const t = queueField("QueueDevice"); if (t) t.device = high(t.device); return; }
     }
     this.violation(`write to read-only or unknown register 0x${offset.toString(16)}`);
-  }
-
-  private writeStatus(value: number): void {
-    this.statusWrites.push(value);
-    if (value === 0) return this.reset();
-    const added = value & ~this.status;
-    const next = nextDeviceStatus(this.status, value, () => this.acceptFeatures(), (m) => this.violation(m));
-    this.status = next;
-    if (added & VIRTIO_STATUS_FAILED) this.model.reset();
-    else if (next & VIRTIO_STATUS_DRIVER_OK && added & VIRTIO_STATUS_DRIVER_OK) this.model.start(this);
-  }
-
-  private acceptFeatures(): boolean {
-    return featuresAcceptable(this.model.deviceFeatures(), this.driverFeatures, this.refuseFeatures, (m) => this.violation(m));
   }
 
   reset(): void {

@@ -7,14 +7,13 @@ import { AccessWidth, PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from "./pci-config";
 import { BarHandler, MemoryBackedBar, PciFunction } from "./pci-function";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1, VirtioDeviceModel, VirtioTransport } from "../../tools/vsock-model/virtio-device";
 import {
-  featuresAcceptable,
-  nextDeviceStatus,
   VIRTIO_STATUS_ACKNOWLEDGE,
   VIRTIO_STATUS_DRIVER,
   VIRTIO_STATUS_DRIVER_OK,
   VIRTIO_STATUS_FAILED,
   VIRTIO_STATUS_FEATURES_OK,
   VIRTIO_STATUS_NEEDS_RESET,
+  writeDeviceStatus,
 } from "./device-status";
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
@@ -331,7 +330,7 @@ export class VirtioPciFunction extends PciFunction implements VirtioTransport {
         return;
       }
       case COMMON_MSIX: this.msixConfig = v < this.msixVectors ? v : VIRTIO_MSI_NO_VECTOR; return;
-      case COMMON_STATUS: this.writeStatus(v & 0xff); return;
+      case COMMON_STATUS: writeDeviceStatus(this, v & 0xff); return;
       case COMMON_Q_SELECT: this.queueSelect = v; return;
       case COMMON_Q_SIZE: {
         const target = queueField("queue_size");
@@ -355,24 +354,6 @@ export class VirtioPciFunction extends PciFunction implements VirtioTransport {
       case COMMON_Q_USEDLO: case COMMON_Q_USEDHI: { const t = queueField("queue_device"); if (t) t.device = setAddress(t.device); return; }
     }
     this.violation(`write to read-only common config field at 0x${offset.toString(16)}`);
-  }
-
-  private writeStatus(value: number): void {
-    this.statusWrites.push(value);
-    if (value === 0) {
-      this.reset();
-      return;
-    }
-    const added = value & ~this.status;
-    const next = nextDeviceStatus(this.status, value, () => this.acceptFeatures(), (m) => this.violation(m));
-    this.status = next;
-    if (added & VIRTIO_STATUS_FAILED) this.model.reset();
-    else if (next & VIRTIO_STATUS_DRIVER_OK && added & VIRTIO_STATUS_DRIVER_OK) this.model.start(this);
-  }
-
-  /** FEATURES_OK is granted only for a subset of the device's features that includes VERSION_1. */
-  private acceptFeatures(): boolean {
-    return featuresAcceptable(this.model.deviceFeatures(), this.driverFeatures, this.refuseFeatures, (m) => this.violation(m));
   }
 
   /** Device reset: everything the driver set goes back to its initial value. */
