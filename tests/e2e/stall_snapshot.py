@@ -225,21 +225,29 @@ def reset_state(monitor, registers, table):
         out.append("stack at RSP:\n" + "\n".join(lines))
     idt = field("IDT")
     if idt:
-        base = int(idt.group(1), 16)
-        gates = []
-        for vector in list(range(0, 15)) + list(range(32, 40)) + [255]:
-            gate = read_memory(monitor, base + 16 * vector, 16)
-            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
-            attrs = int.from_bytes(gate[4:6], "little")
-            selector = int.from_bytes(gate[2:4], "little")
-            gates.append(f"  vector {vector:3d}: attrs={attrs:#06x} selector={selector:#x} target={target:#x} ({function_at(table, target)})")
-        out.append("IDT gates:\n" + "\n".join(gates))
+        out.append("IDT gates:\n" + idt_gates(monitor, int(idt.group(1), 16), list(range(0, 15)) + list(range(32, 40)) + [255], table))
     gdt = field("GDT")
     if gdt:
-        base, limit = int(gdt.group(1), 16), int(gdt.group(2), 16)
-        data = read_memory(monitor, base, min(limit + 1, 64))
-        out.append("GDT: " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, len(data), 8)))
+        out.append("GDT: " + gdt_words(monitor, int(gdt.group(1), 16), min(int(gdt.group(2), 16) + 1, 64)))
     return "\n".join(out)
+
+
+def idt_gates(monitor, base, vectors, table):
+    """The 64-bit interrupt gates of `vectors` in the IDT at `base`, one line each, with the
+    function each one enters."""
+    lines = []
+    for vector in vectors:
+        gate = read_memory(monitor, base + 16 * vector, 16)
+        target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
+        lines.append(f"  vector {vector:#04x}: attrs={int.from_bytes(gate[4:6], 'little'):#06x} "
+                     f"selector={int.from_bytes(gate[2:4], 'little'):#x} target={target:#x} ({function_at(table, target)})")
+    return "\n".join(lines)
+
+
+def gdt_words(monitor, base, size):
+    """The GDT's descriptors at `base` as 64-bit words."""
+    data = read_memory(monitor, base, size)
+    return " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, len(data), 8))
 
 
 STACK_DUMP_BYTES = 2048  # the firmware's deepest frames stay within ~1.5 KiB of the stack top
@@ -269,17 +277,9 @@ def reset_memory(monitor, table):
             lines.append(f"  {at:#x}: {value:#018x}{named}{frame}")
         out.append(f"stack words below __stack_top ({STACK_DUMP_BYTES} bytes, zero words left out):\n" + "\n".join(lines))
     if "idt" in table:
-        base = table["idt"][0]
-        gates = []
-        for vector in list(range(0, 32)) + [0x30, 0x31, 0xff]:
-            gate = read_memory(monitor, base + 16 * vector, 16)
-            target = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16 | u32(gate[8:12]) << 32
-            gates.append(f"  {vector:#04x}: attrs={int.from_bytes(gate[4:6], 'little'):#06x} selector={int.from_bytes(gate[2:4], 'little'):#x} "
-                         f"target={target:#x} ({function_at(table, target)})")
-        out.append("IDT in memory (symbol idt):\n" + "\n".join(gates))
+        out.append("IDT in memory (symbol idt):\n" + idt_gates(monitor, table["idt"][0], list(range(0, 32)) + [0x30, 0x31, 0xff], table))
     if "gdt" in table:
-        data = read_memory(monitor, table["gdt"][0], 32)
-        out.append("GDT in memory (symbol gdt): " + " ".join(f"{u64(data[i:i + 8]):#018x}" for i in range(0, 32, 8)))
+        out.append("GDT in memory (symbol gdt): " + gdt_words(monitor, table["gdt"][0], 32))
     return "\n".join(out)
 
 
