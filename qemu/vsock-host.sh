@@ -94,6 +94,14 @@ kdir=
 if [ "$guest" != firmware ] || [ ! -w /dev/vhost-vsock ]; then
   kdir=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/prepare.sh")
 fi
+# The outer VM's QEMU (L0): bookworm-backports' (qemu/nested/outer-qemu.sh), whose nested SVM holds
+# under load where the system's 7.2 corrupted the nested vCPU; the system's if that cannot be had.
+# VSOCKFW_OUTER_QEMU names another (e.g. qemu-system-x86_64 to reproduce on 7.2).
+outer_qemu=${VSOCKFW_OUTER_QEMU:-}
+if [ -z "$outer_qemu" ] && [ ! -w /dev/vhost-vsock ]; then
+  outer_qemu=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/outer-qemu.sh") ||
+    { outer_qemu=qemu-system-x86_64; echo "vsock-host: warning: the outer VM runs on the system's QEMU (nested faults under load: docs/reliability.md)" >&2; }
+fi
 
 write_job() {  # $1 = job.env path, $2 = rundir; then the command
   local env=$1 rundir=$2; shift 2
@@ -123,12 +131,12 @@ else
   [ "$guest" != linux ] && [ -s "$image" ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
-  echo "vsock-host: booting the outer VM (L1: TCG, $(basename "$kdir")) ..."
+  echo "vsock-host: booting the outer VM (L1: TCG on $("$outer_qemu" --version | sed -n '1s/.*version \([^ ]*\).*/QEMU \1/p'), $(basename "$kdir")) ..."
   # L1's kernel prints errors (loglevel=4) and reports tasks blocked for 30 s: the outer VM has
   # been seen to stop making progress while a guest was being stopped, and its console (this
   # script's output) is then the only witness.
   set +e
-  timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp "$outer_cpus" \
+  timeout -k 10 "$timeout" "$outer_qemu" -accel tcg,thread=multi -cpu max -m 2048 -smp "$outer_cpus" \
     -nodefaults -display none -no-reboot -serial stdio -pidfile "$job/l1.pid" \
     -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.gz" \
     -append "console=ttyS0 quiet loglevel=4 hung_task_timeout_secs=30 panic=-1" \
