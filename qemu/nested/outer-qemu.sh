@@ -16,6 +16,10 @@ cache=${VSOCKFW_CACHE:-$HOME/.cache/vsockfw}
 dir=$cache/qemu-${VERSION//[:~+]/_}
 say() { echo "vsockfw: $*" >&2; }
 
+# A system QEMU of 10 or newer (e.g. Debian 13's) serves as it is.
+system_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
+if [ "${system_major:-0}" -ge 10 ]; then echo qemu-system-x86_64; exit 0; fi
+
 if [ ! -x "$dir/qemu" ]; then
   mkdir -p "$cache"
   work=$(mktemp -d "$cache/qemu-unpack.XXXXXX")
