@@ -131,7 +131,9 @@ else
   [ "$guest" != linux ] && [ -s "$image" ] && cp "$image" "$job/firmware.bin" && image=/run/vsockfw-job/firmware.bin
   write_job "$job/job.env" /run/vsockfw "$@"
   printf '%s\n%s\n' "$out" "$repo" >"$job/paths"
-  echo "vsock-host: booting the outer VM (L1: TCG on $("$outer_qemu" --version | sed -n '1s/.*version \([^ ]*\).*/QEMU \1/p'), $(basename "$kdir")) ..."
+  # Which QEMU ran the outer VM, for whoever reads the results (tools/bench/report.py).
+  "$outer_qemu" --version | head -1 >"$out/outer-qemu.txt"
+  echo "vsock-host: booting the outer VM (L1: TCG on $(sed 's/.*version \([^ ]*\).*/QEMU \1/' "$out/outer-qemu.txt"), $(basename "$kdir")) ..."
   # L1's kernel prints errors (loglevel=4) and reports tasks blocked for 30 s: the outer VM has
   # been seen to stop making progress while a guest was being stopped, and its console (this
   # script's output) is then the only witness.

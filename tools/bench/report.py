@@ -50,6 +50,14 @@ def this_machine():
             "kvm_device": os.path.exists("/dev/kvm")}
 
 
+def outer_qemu(out):
+    """The QEMU that ran the outer VM (qemu/vsock-host.sh records it; the inner one is the system's)."""
+    try:
+        return open(os.path.join(out, "outer-qemu.txt")).read().strip()
+    except OSError:
+        return ""
+
+
 def load_averages(out):
     """The machine's 1/5/15-minute load before and after the run (tools/bench/run.sh records them)."""
     figures = {}
@@ -228,6 +236,7 @@ def main():
     results = {
         "conditions": dict(conditions, this_machine=dict(this_machine(), load_average=load_averages(args.out)),
                            outer_vm_accel="tcg" if conditions.get("host_in_outer_vm") else "none",
+                           outer_vm_qemu=outer_qemu(args.out),
                            firmware_accel=get(raw["guests"].get("firmware", {}), "accel"),
                            linux_accel=get(raw["guests"].get("linux", {}), "accel")),
         "plan": raw["plan"],
@@ -252,10 +261,11 @@ def main():
     made = plots(raw, args.out)
     c = results["conditions"]
     print()
-    print("Benchmarks: firmware vs Linux guest (kernel %s), inner QEMU -accel %s/%s, outer VM %s on %s; %s;"
+    print("Benchmarks: firmware vs Linux guest (kernel %s), inner QEMU -accel %s/%s (%s), outer VM %s (%s) on %s;"
           " load average before/after %s"
-          % (c.get("guest_kernel"), c.get("firmware_accel"), c.get("linux_accel"), c.get("outer_vm_accel"),
-             c["this_machine"]["cpu"], c["this_machine"]["qemu"], c["this_machine"]["load_average"]))
+          % (c.get("guest_kernel"), c.get("firmware_accel"), c.get("linux_accel"), c["this_machine"]["qemu"],
+             c.get("outer_vm_accel"), c.get("outer_vm_qemu") or "?", c["this_machine"]["cpu"],
+             c["this_machine"]["load_average"]))
     print()
     print(table(raw, sizes))
     print()
