@@ -23,9 +23,12 @@ static inline uint32_t inl(uint16_t port) {
   return value;
 }
 
-/* One string-I/O instruction for a whole buffer: under KVM that is one exit, not one per byte. */
-static inline void outsb(uint16_t port, const void *data, uint64_t count) {
-  __asm__ volatile("rep outsb" : "+S"(data), "+c"(count) : "d"(port) : "memory");
+/* A buffer to one port, an OUT per byte. Under KVM every byte exits either way (a device like QEMU's
+ * debugcon takes one byte per access), but a plain OUT is decoded by the hardware and takes KVM's fast
+ * port-I/O path, while REP OUTSB is fetched, decoded and emulated again for every byte, with the
+ * guest re-entered between bytes (KVM's trace shows an exit and an emulation per byte). */
+static inline void out_bytes(uint16_t port, const uint8_t *data, uint64_t count) {
+  for (uint64_t i = 0; i < count; i++) outb(port, data[i]);
 }
 
 static inline uint64_t rdtsc(void) {

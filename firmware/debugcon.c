@@ -21,8 +21,8 @@ static void remember(const uint8_t *data, uint64_t length) {
   }
 }
 
-/* Under KVM every OUT is a VM exit, and QEMU's debugcon takes one byte per exit: output goes out
- * a whole line per `rep outsb` (one instruction, no re-entry of the guest between its bytes). */
+/* Under KVM every OUT is a VM exit, and QEMU's debugcon takes one byte per exit: output is
+ * collected into whole lines here, and the lines that can wait are written while idle (below). */
 #define LINE_BUFFER_CAPACITY 512
 static char line_buffer[LINE_BUFFER_CAPACITY];
 static uint32_t line_buffer_length;
@@ -40,7 +40,7 @@ static void write_deferred(uint32_t count) {
   while (count > 0) {
     uint32_t piece = DEFERRED_CAPACITY - deferred_head;
     if (piece > count) piece = count;
-    outsb(DEBUGCON_PORT, deferred + deferred_head, piece);
+    out_bytes(DEBUGCON_PORT, (const uint8_t *)deferred + deferred_head, piece);
     deferred_head = (deferred_head + piece) % DEFERRED_CAPACITY;
     deferred_count -= piece;
     count -= piece;
@@ -63,7 +63,7 @@ static void flush_line_buffer(void) {
     return;
   }
   write_deferred(deferred_count);
-  outsb(DEBUGCON_PORT, line_buffer, length);
+  out_bytes(DEBUGCON_PORT, (const uint8_t *)line_buffer, length);
 }
 
 void debugcon_flush(void) {

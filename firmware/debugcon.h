@@ -7,7 +7,7 @@
 #define DEBUGCON_PORT 0x402
 
 /* Complete info and debug lines (C's and the logger's) wait for idle time (debugcon_drain); anything
- * else goes out now, a line per `rep outsb`, after the lines that wait. */
+ * else goes out now, a line at a time, after the lines that wait. */
 void debugcon_write(const void *data, uint64_t length);
 /* Writes up to max_bytes of the deferred lines; returns how many still wait. */
 uint32_t debugcon_drain(uint32_t max_bytes);
