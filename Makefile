@@ -163,7 +163,6 @@ test: setup
 	$(NODE_TEST) tests/unit/*.test.ts tests/boot/*.test.ts tests/fuzz/*.test.ts
 	@$(MAKE) --no-print-directory test-vhost-user
 	@$(MAKE) --no-print-directory test-e2e
-	@$(MAKE) --no-print-directory test-e2e-microvm
 
 test-images:
 	@$(MAKE) --no-print-directory build/unit/firmware.wasm $(BUILD)/firmware.bin $(BUILD)/firmware-pvh.elf $(VHOST_USER_ADDON)
@@ -218,8 +217,10 @@ test-e2e: setup
 	tests/e2e/run.sh --guest linux --out build/e2e-linux --conformance only
 
 # The suite with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio) against the real
-# host, in `make test` since the outer VM runs on QEMU 10.0 (qemu/nested/outer-qemu.sh): on the
-# system's 7.2 its nested guest was lost mid-suite in some runs (docs/reliability.md).
+# host. Not in `make test`: under the outer VM a fault of the emulated SVM below the nested guest
+# still loses it mid-suite in some runs (1 of 7 on QEMU 10.0, 2 of 4 on 7.2; docs/reliability.md,
+# with what each loss records), and a test that fails at random would fail CI for every change.
+# The vhost-user suite on microvm is in `make test`.
 test-e2e-microvm: setup
 	@$(MAKE) --no-print-directory $(BUILD)/firmware-pvh.elf
 	tests/e2e/run.sh --machine microvm --image $(BUILD)/firmware-pvh.elf --out build/e2e-microvm

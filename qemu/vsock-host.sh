@@ -94,13 +94,14 @@ kdir=
 if [ "$guest" != firmware ] || [ ! -w /dev/vhost-vsock ]; then
   kdir=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/prepare.sh")
 fi
-# The outer VM's QEMU (L0): bookworm-backports' (qemu/nested/outer-qemu.sh), whose nested SVM holds
-# under load where the system's 7.2 corrupted the nested vCPU; the system's if that cannot be had.
+# The outer VM's QEMU (L0): bookworm-backports' (qemu/nested/outer-qemu.sh), which runs it faster than
+# the system's 7.2 and does not deliver interrupts inside STI's shadow (docs/reliability.md); the
+# system's if that cannot be had.
 # VSOCKFW_OUTER_QEMU names another (e.g. qemu-system-x86_64 to reproduce on 7.2).
 outer_qemu=${VSOCKFW_OUTER_QEMU:-}
 if [ -z "$outer_qemu" ] && [ ! -w /dev/vhost-vsock ]; then
   outer_qemu=$(VSOCKFW_CACHE=$cache "$repo/qemu/nested/outer-qemu.sh") ||
-    { outer_qemu=qemu-system-x86_64; echo "vsock-host: warning: the outer VM runs on the system's QEMU (nested faults under load: docs/reliability.md)" >&2; }
+    { outer_qemu=qemu-system-x86_64; echo "vsock-host: warning: the outer VM runs on the system's QEMU (slower, and it delivers interrupts inside STI's shadow: docs/reliability.md)" >&2; }
 fi
 
 write_job() {  # $1 = job.env path, $2 = rundir; then the command

@@ -2,8 +2,9 @@
 # Prepares (once) the QEMU that runs the outer VM ("L0", TCG emulating SVM for nested KVM): Debian's
 # bookworm-backports qemu-system-x86, unpacked under ~/.cache/vsockfw/ with a private apt list, so
 # the system's QEMU (bookworm's 7.2, which boots the firmware everywhere else, also inside L1) stays.
-# Why: 7.2's TCG SVM corrupts the nested vCPU's state under load (docs/reliability.md, "The nested
-# guest under the outer VM"); 10.0 ran the same reproducer without a fault, and faster.
+# Why: 7.2's TCG SVM delivers interrupts inside STI's shadow (a nested guest's `sti; hlt` then
+# halts for good) and runs the outer VM slower; 10.0 showed no such interrupt, and its suites run in
+# two thirds of the time (docs/reliability.md, "The outer VM now runs on QEMU 10.0").
 # Prints a command (a wrapper script) on stdout; exit 1 when it cannot be had (no registry).
 set -euo pipefail
 
