@@ -16,7 +16,9 @@ MAX_CONNECTIONS ?= 64
 QUEUE_SIZE_MAX ?= 128
 LINEAR_MEMORY_MIB ?= 32
 APP ?=
-BUILD_ID ?= $(shell git rev-parse --short=7 HEAD 2>/dev/null | tr -dc 0-9 | cut -c1-6 | sed 's/^$$/0/')
+# The banner's build number: the digits of the commit's short hash, leading zeros dropped (an
+# AssemblyScript literal), 0 when it has none (a hash like feedbbe once left it empty: no build).
+BUILD_ID ?= $(shell digits=$$(git rev-parse --short=7 HEAD 2>/dev/null | tr -dc 0-9 | cut -c1-6 | sed 's/^0*//'); echo $${digits:-0})
 
 LINEAR_MEMORY_BASE := 0x1000000
 LINEAR_PAGES := $(shell echo $$(( $(LINEAR_MEMORY_MIB) * 16 )))
