@@ -220,7 +220,7 @@ test-e2e: setup
 
 # The suite with the microvm shape (the PVH ELF, vhost-vsock-device on virtio-mmio) against the real
 # host. Not in `make test`: under the outer VM a fault of the emulated SVM below the nested guest
-# still loses it mid-suite in some runs (1 of 7 on QEMU 10.0, 2 of 4 on 7.2; docs/reliability.md,
+# still loses it mid-suite in some runs (1 of 9 on QEMU 10.0, 2 of 4 on 7.2; docs/reliability.md,
 # with what each loss records), and a test that fails at random would fail CI for every change.
 # The vhost-user suite on microvm is in `make test`.
 test-e2e-microvm: setup
